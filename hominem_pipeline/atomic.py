@@ -1,0 +1,157 @@
+"""Crash-safe publication: files and version folders are written aside, then renamed into place.
+
+A crash at any point leaves either the previous good state or the new complete one, never a torn file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_jsonl_atomic(path: Path, rows: Iterable[dict[str, Any]]) -> int:
+    """Write rows as JSON lines to a temp file, then rename. Returns the row count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    n = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True, default=str))
+                fh.write("\n")
+                n += 1
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return n
+
+
+def hash_tree(folder: Path) -> str:
+    """Content hash of a folder: relative paths and bytes of every file, in a stable order."""
+    h = hashlib.sha256()
+    folder = Path(folder)
+    for p in sorted(q for q in folder.rglob("*") if q.is_file()):
+        rel = p.relative_to(folder).as_posix()
+        if rel == "METADATA.json":
+            continue  # metadata names the hash; it cannot be part of it
+        h.update(rel.encode())
+        h.update(b"\0")
+        with p.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def staging_dir(parent: Path) -> Iterator[Path]:
+    """A scratch folder next to its final home (same filesystem, so the final rename is atomic).
+    Removed on error; on success the caller publishes it with `publish_dir`."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
+    try:
+        yield tmp
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def publish_dir(staged: Path, final: Path) -> bool:
+    """Rename a staged folder into place. Returns False (and discards the staged copy) if a folder with
+    that name already exists: versions are content-addressed, so an existing one holds the same bytes."""
+    final = Path(final)
+    if final.exists():
+        shutil.rmtree(staged, ignore_errors=True)
+        return False
+    os.replace(staged, final)
+    fsync_dir(final.parent)
+    return True
+
+
+class Pointer:
+    """A named pointer file (e.g. `current`) naming a version folder, with a history for rollback.
+
+    The pointer is a small JSON file replaced atomically; its history lists earlier targets so that
+    `rollback()` moves it back one step.
+    """
+
+    def __init__(self, root: Path, name: str = "current"):
+        self.root = Path(root)
+        self.name = name
+        self.path = self.root / f"{name}.json"
+
+    def read(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return None
+
+    @property
+    def target(self) -> str | None:
+        state = self.read()
+        return state["version"] if state else None
+
+    def set(self, version: str) -> None:
+        if not (self.root / version).is_dir():
+            raise FileNotFoundError(f"no version {version!r} under {self.root}")
+        state = self.read() or {"version": None, "history": []}
+        history = list(state.get("history", []))
+        if state.get("version") and state["version"] != version:
+            history.append(state["version"])
+        write_json_atomic(self.path, {"version": version, "history": history})
+
+    def rollback(self) -> str:
+        state = self.read()
+        if not state or not state.get("history"):
+            raise RuntimeError(f"pointer {self.name!r} has no earlier version to roll back to")
+        history = list(state["history"])
+        previous = history.pop()
+        write_json_atomic(self.path, {"version": previous, "history": history})
+        return previous

@@ -1,0 +1,1 @@
+"""Teacher-generated data: seed prompts, candidate trajectories and their reward labels."""

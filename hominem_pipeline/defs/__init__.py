@@ -1,0 +1,1 @@
+"""The Dagster layer: thin wiring from domain modules to assets, checks, resources, jobs, sensors."""

@@ -1,0 +1,86 @@
+"""Row contracts shared by the two learning channels: what a preference pair and an SFT pair are.
+
+These are the boundary between data preparation (conversations, teacher labels, imports) and training:
+the exporters write them to `data/preferences/preferences.jsonl` and `data/sft/sft_training.jsonl`, and
+the trainer reads nothing else. Validation fails loudly, naming the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PreferenceSource = Literal["teacher", "feedback", "import"]
+SFTSource = Literal["conversation", "knowledge_update", "correction", "introspection", "import", "teacher"]
+
+
+def content_hash(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
+
+
+class PreferencePair(BaseModel):
+    """(prompt, chosen, rejected) for the reward channel.
+
+    `reward_intensity` and `safety_score` may be absent (e.g. imported pairs); the trainer then scores the
+    pair with the current reward model and records that model's version in `scored_by`.
+    `chosen_safety` / `rejected_safety` let the safety gate refuse to reinforce an unsafe chosen response.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    pair_id: str = ""
+    prompt: str = Field(min_length=1)
+    chosen: str = Field(min_length=1)
+    rejected: str = Field(min_length=1)
+    source: PreferenceSource
+    category: str | None = None
+    reward_intensity: float | None = Field(default=None, ge=0.0, le=1.0)
+    safety_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    chosen_safety: float | None = Field(default=None, ge=0.0, le=1.0)
+    rejected_safety: float | None = Field(default=None, ge=0.0, le=1.0)
+    dimension_deltas: dict[str, float] = Field(default_factory=dict)  # chosen - rejected, per dimension
+    margin: float | None = None  # chosen - rejected on the scalar aggregate
+    scored_by: str | None = None  # reward-model version (or teacher rater) that produced the numbers
+    created_at: datetime | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> PreferencePair:
+        if self.chosen.strip() == self.rejected.strip():
+            raise ValueError("chosen and rejected are the same text")
+        if not self.pair_id:
+            self.pair_id = content_hash(self.prompt, self.chosen, self.rejected)
+        return self
+
+
+class SFTPair(BaseModel):
+    """(instruction, response) for the memory channel (seed 002 section 1-2)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pair_id: str = ""
+    instruction: str = Field(min_length=1)
+    response: str = Field(min_length=1)
+    source: SFTSource
+    category: str | None = None
+    confidence: float = Field(default=1.0, ge=0.0, le=1.0)
+    reward_intensity: float | None = Field(default=None, ge=0.0, le=1.0)
+    safety_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    weight: float = Field(default=1.0, ge=0.0, le=1.0)  # < 1 down-weights (e.g. opt-in introspection)
+    context: str | None = None
+    conversation_id: str | None = None
+    message_id: str | None = None
+    created_at: datetime | None = None
+    is_used: bool = False
+    used_timestamp: datetime | None = None
+    training_epoch: int | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> SFTPair:
+        if not self.pair_id:
+            self.pair_id = content_hash(self.instruction, self.response)
+        return self

@@ -1,0 +1,152 @@
+"""Project settings: where config lives, where data and artifacts go, and the validated config files.
+
+Two environment variables move everything, which is how tests run against temporary folders:
+HOMINEM_HOME (root for relative data/artifact paths, default: the repository root) and
+HOMINEM_CONFIG_DIR (default: $HOMINEM_HOME/config).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SamplingConfig(_Strict):
+    temperature: float = Field(0.8, ge=0.0, le=2.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(96, ge=1, le=4096)
+
+
+class TeacherConfig(_Strict):
+    backend: Literal["local", "openai"] = "local"
+    model: str = "embedded:smollm2-135m-instruct"
+    base_url: str = "http://127.0.0.1:1234/v1"
+    openai_model: str = "local-model"
+    api_key_env: str = "HOMINEM_TEACHER_API_KEY"
+    rating_mode: Literal["json_schema", "json_object", "geval", "none"] = "json_schema"
+    request_timeout_s: float = Field(60, gt=0)
+    max_retries: int = Field(3, ge=0, le=20)
+    max_concurrency: int = Field(4, ge=1, le=64)
+    sampling: SamplingConfig = SamplingConfig()
+
+
+class StudentConfig(_Strict):
+    model: str = "embedded:smollm2-135m-instruct"
+
+
+class EmbeddingsConfig(_Strict):
+    model: str = "embedded:all-minilm-l6-v2"
+
+
+class InferenceConfig(_Strict):
+    teacher: TeacherConfig = TeacherConfig()
+    student: StudentConfig = StudentConfig()
+    embeddings: EmbeddingsConfig = EmbeddingsConfig()
+
+
+class PathsConfig(_Strict):
+    data: str = "data"
+    artifacts: str = "artifacts"
+    database: str = "data/hominem.duckdb"
+
+
+class GenerationConfig(_Strict):
+    prompts_limit: int = Field(10, ge=0, description="0 = every seed prompt")
+    candidates_per_prompt: int = Field(2, ge=1, le=16)
+    batch_size: int = Field(8, ge=1, le=256)
+    seed: int = 17
+
+
+class LabelingConfig(_Strict):
+    batch_size: int = Field(8, ge=1, le=256)
+    rationale: bool = True
+    rationale_max_new_tokens: int = Field(40, ge=1, le=512)
+
+
+class PipelineConfig(_Strict):
+    paths: PathsConfig = PathsConfig()
+    generation: GenerationConfig = GenerationConfig()
+    labeling: LabelingConfig = LabelingConfig()
+
+
+class ConfigError(ValueError):
+    """A config file is missing or invalid; the message names the file and the field."""
+
+
+def load_toml_model(path: Path, model: type[BaseModel]) -> BaseModel:
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        return model.model_validate(raw)
+    except Exception as exc:  # pydantic.ValidationError: re-raised with the file name
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+class Settings:
+    """Resolved locations plus the validated config files. Cheap to build; files are read lazily."""
+
+    def __init__(self, home: Path | str | None = None, config_dir: Path | str | None = None):
+        self.home = Path(home or os.environ.get("HOMINEM_HOME") or REPO_ROOT).resolve()
+        self.config_dir = Path(
+            config_dir or os.environ.get("HOMINEM_CONFIG_DIR") or self.home / "config"
+        ).resolve()
+
+    @cached_property
+    def pipeline(self) -> PipelineConfig:
+        return load_toml_model(self.config_dir / "hominem.toml", PipelineConfig)  # type: ignore[return-value]
+
+    @cached_property
+    def inference(self) -> InferenceConfig:
+        return load_toml_model(self.config_dir / "inference.toml", InferenceConfig)  # type: ignore[return-value]
+
+    def _resolve(self, p: str) -> Path:
+        path = Path(p)
+        return path if path.is_absolute() else self.home / path
+
+    @property
+    def data_dir(self) -> Path:
+        return self._resolve(self.pipeline.paths.data)
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self._resolve(self.pipeline.paths.artifacts)
+
+    @property
+    def database_path(self) -> Path:
+        return self._resolve(self.pipeline.paths.database)
+
+    @property
+    def manifold_path(self) -> Path:
+        return self.config_dir / "schemas" / "reward.yaml"
+
+    @property
+    def seed_prompts_path(self) -> Path:
+        return self.config_dir / "prompts" / "seed_prompts.yaml"
+
+    # Human-readable exports, where seed 000 puts them.
+    @property
+    def trajectories_export(self) -> Path:
+        return self.data_dir / "raw" / "trajectories.jsonl"
+
+    @property
+    def reward_samples_export(self) -> Path:
+        return self.data_dir / "labeled" / "reward_samples.jsonl"
+
+    @property
+    def models_cache_dir(self) -> Path:
+        return self.artifacts_dir / "models"

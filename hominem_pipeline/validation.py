@@ -1,0 +1,54 @@
+"""Checks on exported label rows: schema, ranges, missing fields. Used by asset checks and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from hominem_pipeline.manifold import RewardManifold, validate_label
+
+REQUIRED_ROW_FIELDS = ("label_id", "trajectory_id", "prompt", "response", "reward_vector", "reward_intensity", "safety_score")
+
+
+def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
+    """Rows of a JSONL file. A line that is not a JSON object raises with its line number."""
+    rows = []
+    with Path(path).open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{lineno}: not valid JSON: {exc.msg}") from exc
+            if not isinstance(obj, dict):
+                raise ValueError(f"{path}:{lineno}: expected a JSON object")
+            rows.append(obj)
+    return rows
+
+
+def label_row_problems(rows: list[dict[str, Any]], manifold: RewardManifold) -> list[str]:
+    """Every problem found, as 'row N (label_id): field: reason'. Empty means valid."""
+    problems = []
+    for i, row in enumerate(rows, 1):
+        where = f"row {i} ({row.get('label_id', '?')})"
+        for f in REQUIRED_ROW_FIELDS:
+            if f not in row or row[f] is None or row[f] == "":
+                problems.append(f"{where}: {f}: missing")
+        if not all(f in row for f in ("reward_vector", "reward_intensity", "safety_score")):
+            continue
+        data = {
+            k: row[k]
+            for k in ("reward_vector", "reward_intensity", "safety_score", "scalar_preference", "rationale", "confidence")
+            if k in row and row[k] is not None
+        }
+        try:
+            validate_label(data, manifold)
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = ".".join(str(x) for x in err["loc"])
+                problems.append(f"{where}: {loc}: {err['msg']}")
+    return problems

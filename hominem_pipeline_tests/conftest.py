@@ -1,0 +1,95 @@
+"""Shared fixtures: a tiny model built locally from a config, and an isolated hominem home per test."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from hominem_pipeline.models import build_tiny_model, embedded_gguf_path
+from hominem_pipeline.settings import REPO_ROOT
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real SmolLM2 tokenizer (chat template included), read once from the packaged GGUF."""
+    from transformers import AutoTokenizer
+
+    gguf = embedded_gguf_path("smollm2-135m-instruct")
+    out = tmp_path_factory.mktemp("smollm2-tokenizer")
+    AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, smollm2_tokenizer_dir: Path) -> Path:
+    """A tiny random Llama (hidden 64, 2 layers) with the SmolLM2 tokenizer. Builds in well under a second."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), str(smollm2_tokenizer_dir))
+
+
+def _toml_value(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def _dump_toml(data: dict, prefix: str = "") -> str:
+    scalars = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    out = ([f"[{prefix}]"] if prefix and scalars else []) + scalars
+    for k, v in data.items():
+        if isinstance(v, dict):
+            out.append(_dump_toml(v, f"{prefix}.{k}" if prefix else k))
+    return "\n".join(out) + "\n"
+
+
+def write_config(config_dir: Path, *, inference: dict | None = None, pipeline: dict | None = None) -> None:
+    """Set dotted keys (e.g. "teacher.sampling.max_new_tokens") in the copied TOML config files."""
+    for name, updates in (("inference.toml", inference), ("hominem.toml", pipeline)):
+        if not updates:
+            continue
+        path = config_dir / name
+        data = tomllib.loads(path.read_text())
+        for key, value in updates.items():
+            *parents, leaf = key.split(".")
+            node = data
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        path.write_text(_dump_toml(data))
+
+
+@pytest.fixture
+def hominem_home(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh hominem home: the repository's config, pointed at the tiny model and sized for tests."""
+    home = tmp_path / "home"
+    shutil.copytree(REPO_ROOT / "config", home / "config")
+    write_config(
+        home / "config",
+        inference={
+            "teacher.model": str(tiny_model_dir),
+            "student.model": str(tiny_model_dir),
+            "teacher.sampling.max_new_tokens": 12,
+        },
+        pipeline={
+            "generation.prompts_limit": 5,
+            "generation.candidates_per_prompt": 2,
+            "generation.batch_size": 4,
+            "labeling.rationale_max_new_tokens": 6,
+        },
+    )
+    monkeypatch.setenv("HOMINEM_HOME", str(home))
+    monkeypatch.setenv("HOMINEM_CONFIG_DIR", str(home / "config"))
+    return home
