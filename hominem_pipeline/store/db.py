@@ -33,8 +33,8 @@ def list_migrations() -> list[tuple[int, str, str]]:
             found.append((int(m.group(1)), entry.name, entry.read_text()))
     found.sort()
     numbers = [n for n, _, _ in found]
-    if numbers != list(range(1, len(numbers) + 1)):
-        raise RuntimeError(f"migrations must be numbered 0001.. without gaps, found {numbers}")
+    if len(set(numbers)) != len(numbers):
+        raise RuntimeError(f"two migrations share a number: {numbers}")
     return found
 
 
@@ -213,6 +213,25 @@ class TrainingDatabase:
             r["reward_vector"] = json.loads(r["reward_vector"])
             r["confidence"] = json.loads(r["confidence"])
         return rows
+
+    # -- imported preferences -----------------------------------------------------------------
+    def insert_imported_preferences(self, rows: Iterable[dict[str, Any]]) -> int:
+        """Insert {pair_id, prompt, chosen, rejected, source_file, line_no}; returns how many were new."""
+        rows = list(rows)
+        if not rows:
+            return 0
+        before = self.scalar("SELECT count(*) FROM imported_preferences")
+        self.con.executemany(
+            "INSERT INTO imported_preferences VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pair_id) DO NOTHING",
+            [(r["pair_id"], r["prompt"], r["chosen"], r["rejected"], r["source_file"], r["line_no"], utcnow()) for r in rows],
+        )
+        return int(self.scalar("SELECT count(*) FROM imported_preferences")) - int(before)
+
+    def get_imported_preferences(self, limit: int | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM imported_preferences ORDER BY imported_at, source_file, line_no"
+        if limit is not None:
+            return self.query(sql + " LIMIT ?", [int(limit)])
+        return self.query(sql)
 
     def get_label_failures(self, label_ids: Sequence[str]) -> list[dict[str, Any]]:
         if not label_ids:
