@@ -38,6 +38,7 @@ class TeacherConfig(_Strict):
     request_timeout_s: float = Field(60, gt=0)
     max_retries: int = Field(3, ge=0, le=20)
     max_concurrency: int = Field(4, ge=1, le=64)
+    rating_max_tokens: int = Field(400, ge=16, le=8192)
     sampling: SamplingConfig = SamplingConfig()
 
 

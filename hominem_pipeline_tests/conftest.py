@@ -93,3 +93,48 @@ def hominem_home(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("HOMINEM_HOME", str(home))
     monkeypatch.setenv("HOMINEM_CONFIG_DIR", str(home / "config"))
     return home
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def openai_server_url(tmp_path_factory: pytest.TempPathFactory):
+    """A real OpenAI-compatible server (llama-cpp-python) on loopback, serving the packaged SmolLM2 GGUF."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = _free_port()
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    gguf = embedded_gguf_path("smollm2-135m-instruct")
+    with log.open("w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
+             "--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--seed", "7"],
+            stdout=fh, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/models", timeout=1).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"llama_cpp.server did not start:\n{log.read_text()[-2000:]}") from None
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

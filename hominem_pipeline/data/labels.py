@@ -51,7 +51,7 @@ def label_trajectories(
     todo = [t for t in trajectory_ids if ids[t] not in existing]
     for start in range(0, len(todo), batch_size):
         batch = db.get_trajectories(todo[start : start + batch_size])
-        outcomes = teacher.rate([(t["prompt"], t["response"]) for t in batch])
+        outcomes = teacher.rate([(t["prompt"], t["response"]) for t in batch], manifold)
         for traj, outcome in zip(batch, outcomes, strict=True):
             lid = ids[traj["trajectory_id"]]
             base: dict[str, Any] = {

@@ -38,4 +38,4 @@ class TeacherResource(dg.ConfigurableResource):
     hominem: HominemResource
 
     def build(self) -> Teacher:
-        return build_teacher(self.hominem.settings(), self.hominem.manifold())
+        return build_teacher(self.hominem.settings())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from hominem_pipeline.manifold import RewardLabel
+from hominem_pipeline.manifold import RewardLabel, RewardManifold
 
 
 class TeacherError(RuntimeError):
@@ -36,6 +36,6 @@ class Teacher(Protocol):
         """N candidate responses for each prompt (a single user message each)."""
         ...
 
-    def rate(self, items: list[tuple[str, str]]) -> list[RatingOutcome]:
-        """One outcome per (prompt, response), in order."""
+    def rate(self, items: list[tuple[str, str]], manifold: RewardManifold) -> list[RatingOutcome]:
+        """One outcome per (prompt, response), in order, rated on `manifold`'s dimensions and scalars."""
         ...

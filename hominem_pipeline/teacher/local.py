@@ -30,7 +30,6 @@ class LocalTeacher:
     def __init__(
         self,
         model_path: str,
-        manifold: RewardManifold,
         sampling: SamplingConfig | None = None,
         spec: str | None = None,
         batch_size: int = 8,
@@ -38,7 +37,6 @@ class LocalTeacher:
         rationale_max_new_tokens: int = 40,
     ):
         self.model_path = model_path
-        self.manifold = manifold
         self.sampling = sampling or SamplingConfig()
         self.batch_size = batch_size
         self.rationale = rationale
@@ -130,9 +128,9 @@ class LocalTeacher:
                 result.append(dict(zip(SCALE, row, strict=True)))
         return result
 
-    def rate(self, items: list[tuple[str, str]]) -> list[RatingOutcome]:
+    def rate(self, items: list[tuple[str, str]], manifold: RewardManifold) -> list[RatingOutcome]:
         self._load()
-        crit = P.criteria(self.manifold)
+        crit = P.criteria(manifold)
         texts = [
             self._chat(P.geval_question(p, r, key, desc, rubric), P.EVALUATOR_SYSTEM)
             for p, r in items
@@ -153,7 +151,7 @@ class LocalTeacher:
                     if not all(math.isfinite(v) for v in lp.values()):
                         raise RatingParseError(f"{key}: non-finite log-probabilities")
                     scores[key] = scale_distribution(lp)
-                label = label_from_geval(self.manifold, scores, rationales[i])
+                label = label_from_geval(manifold, scores, rationales[i])
                 outcomes.append(RatingOutcome(label=label, raw_output=None, attempts=1))
             except (RatingParseError, ValueError) as exc:
                 outcomes.append(RatingOutcome(label=None, failure=str(exc), raw_output=str(rows), attempts=1))

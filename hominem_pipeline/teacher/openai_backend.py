@@ -28,11 +28,10 @@ log = logging.getLogger(__name__)
 
 
 class OpenAITeacher:
-    def __init__(self, config: TeacherConfig, manifold: RewardManifold, rationale: bool = True):
+    def __init__(self, config: TeacherConfig, rationale: bool = True):
         import openai
 
         self.config = config
-        self.manifold = manifold
         self.rationale = rationale
         # LM Studio and llama.cpp ignore the key but the client insists on one.
         api_key = os.environ.get(config.api_key_env) or "not-needed"
@@ -77,8 +76,8 @@ class OpenAITeacher:
         return [texts[i * n : (i + 1) * n] for i in range(len(prompts))]
 
     # -- rating -------------------------------------------------------------------------------
-    def _response_format(self) -> dict[str, Any] | None:
-        schema = self.manifold.json_schema_for_rating()
+    def _response_format(self, manifold: RewardManifold) -> dict[str, Any] | None:
+        schema = manifold.json_schema_for_rating()
         mode = self.config.rating_mode
         if mode == "json_schema":
             return {"type": "json_schema", "json_schema": {"name": "reward_label", "schema": schema, "strict": True}}
@@ -86,16 +85,16 @@ class OpenAITeacher:
             return {"type": "json_object", "schema": schema}
         return None
 
-    def _rate_json(self, prompt: str, response: str) -> RatingOutcome:
+    def _rate_json(self, prompt: str, response: str, manifold: RewardManifold) -> RatingOutcome:
         messages = [
             {"role": "system", "content": P.EVALUATOR_SYSTEM},
-            {"role": "user", "content": P.json_rating_request(prompt, response, self.manifold)},
+            {"role": "user", "content": P.json_rating_request(prompt, response, manifold)},
         ]
-        fmt = self._response_format()
+        fmt = self._response_format(manifold)
         raw, reason = None, "no attempt made"
         attempts = 0
         for attempts in range(1, self.config.max_retries + 2):
-            kw: dict[str, Any] = {"temperature": 0.0, "max_tokens": 400}
+            kw: dict[str, Any] = {"temperature": 0.0, "max_tokens": self.config.rating_max_tokens}
             if fmt:
                 kw["response_format"] = fmt
             try:
@@ -105,7 +104,7 @@ class OpenAITeacher:
                 continue
             raw = resp.choices[0].message.content or ""
             try:
-                label = parse_json_rating(raw, self.manifold)
+                label = parse_json_rating(raw, manifold)
                 return RatingOutcome(label=label, raw_output=raw, attempts=attempts)
             except RatingParseError as exc:
                 reason = f"invalid rating: {exc}"
@@ -136,10 +135,10 @@ class OpenAITeacher:
                 found[tok] = top.logprob
         return found
 
-    def _rate_geval(self, prompt: str, response: str) -> RatingOutcome:
+    def _rate_geval(self, prompt: str, response: str, manifold: RewardManifold) -> RatingOutcome:
         scores = {}
         try:
-            for key, desc, rubric in P.criteria(self.manifold):
+            for key, desc, rubric in P.criteria(manifold):
                 scores[key] = scale_distribution(self._scale_logprobs(prompt, response, key, desc, rubric))
             rationale = ""
             if self.rationale:
@@ -149,13 +148,13 @@ class OpenAITeacher:
                     max_tokens=60,
                 )
                 rationale = (r.choices[0].message.content or "").strip()
-            return RatingOutcome(label=label_from_geval(self.manifold, scores, rationale))
+            return RatingOutcome(label=label_from_geval(manifold, scores, rationale))
         except RatingParseError as exc:
             return RatingOutcome(label=None, failure=f"invalid rating: {exc}")
         except self._openai.OpenAIError as exc:
             return RatingOutcome(label=None, failure=f"request failed: {type(exc).__name__}: {exc}")
 
-    def rate(self, items: list[tuple[str, str]]) -> list[RatingOutcome]:
+    def rate(self, items: list[tuple[str, str]], manifold: RewardManifold) -> list[RatingOutcome]:
         fn = self._rate_geval if self.config.rating_mode == "geval" else self._rate_json
         with self._pool() as pool:
-            return list(pool.map(lambda pr: fn(*pr), items))
+            return list(pool.map(lambda pr: fn(pr[0], pr[1], manifold), items))

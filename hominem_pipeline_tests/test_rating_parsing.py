@@ -1,0 +1,92 @@
+"""What a teacher says becomes a valid label or a precise failure reason, never an invented number."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from hominem_pipeline.manifold import load_manifold
+from hominem_pipeline.settings import REPO_ROOT
+from hominem_pipeline.teacher.parsing import (
+    RatingParseError,
+    geval_score,
+    label_from_geval,
+    parse_json_rating,
+    scale_distribution,
+)
+
+M = load_manifold(REPO_ROOT / "config" / "schemas" / "reward.yaml")
+
+
+def _good() -> dict:
+    return {
+        "reward_vector": {n: 0.25 for n in M.names},
+        "reward_intensity": 0.6,
+        "safety_score": 0.95,
+        "rationale": "Kind and accurate.",
+    }
+
+
+def test_plain_fenced_and_chatty_json_all_parse() -> None:
+    body = json.dumps(_good())
+    for text in (body, f"```json\n{body}\n```", f"Sure! Here is my rating:\n{body}\nHope that helps."):
+        label = parse_json_rating(text, M)
+        assert label.reward_vector["empathy"] == 0.25
+        assert label.reward_intensity == 0.6
+        assert label.rationale == "Kind and accurate."
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "empty output"),
+        ("I think it is a 4 out of 5.", "no JSON object found"),
+        ('{"reward_vector": {"empathy": 0.2', "no JSON object found"),
+        ("[1, 2, 3]", "no JSON object found"),
+    ],
+)
+def test_malformed_output_is_a_parse_error(text: str, reason: str) -> None:
+    with pytest.raises(RatingParseError, match=reason):
+        parse_json_rating(text, M)
+
+
+def test_out_of_range_and_missing_values_name_the_field() -> None:
+    bad = _good()
+    bad["reward_vector"]["curiosity"] = 4  # a 1-5 score where [-1, 1] was asked for
+    del bad["safety_score"]
+    with pytest.raises(RatingParseError) as exc:
+        parse_json_rating(json.dumps(bad), M)
+    assert "reward_vector.curiosity: 4.0 is outside [-1.0, 1.0]" in str(exc.value)
+    assert "safety_score: Field required" in str(exc.value)
+
+
+def test_geval_expectation_and_confidence() -> None:
+    # All mass on "5": the top of the range, full confidence.
+    dist, mass = scale_distribution({"1": -math.inf, "2": -math.inf, "3": -math.inf, "4": -math.inf, "5": 0.0})
+    value, conf = geval_score(dist, mass, (-1.0, 1.0))
+    assert value == pytest.approx(1.0) and conf == pytest.approx(1.0)
+    # Uniform over the digits: the middle, zero confidence.
+    dist, mass = scale_distribution({d: math.log(0.2) for d in "12345"})
+    value, conf = geval_score(dist, mass, (-1.0, 1.0))
+    assert value == pytest.approx(0.0) and conf == pytest.approx(0.0, abs=1e-9)
+    # A model that barely looks at the scale is confident about nothing, whatever its distribution.
+    dist, mass = scale_distribution({"4": math.log(0.001)})
+    value, conf = geval_score(dist, mass, (0.0, 1.0))
+    assert value == pytest.approx(0.75) and conf == pytest.approx(0.001)
+
+
+def test_no_probability_on_the_scale_is_a_failure_not_a_guess() -> None:
+    with pytest.raises(RatingParseError, match="no probability on any digit"):
+        scale_distribution({"yes": -0.1})
+
+
+def test_label_from_geval_covers_every_dimension_and_scalar() -> None:
+    peak3 = scale_distribution({"3": 0.0})
+    scores = {n: peak3 for n in M.names} | {"reward_intensity": peak3, "safety_score": peak3}
+    label = label_from_geval(M, scores, "fine")
+    assert set(label.reward_vector) == set(M.names)
+    assert all(v == pytest.approx(0.0) for v in label.reward_vector.values())
+    assert label.reward_intensity == pytest.approx(0.5)
+    assert set(label.confidence) == set(M.names) | {"reward_intensity", "safety_score"}
