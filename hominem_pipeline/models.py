@@ -10,6 +10,7 @@ A model *spec* is a string:
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import logging
@@ -81,11 +82,16 @@ def resolve_model(spec: str, cache_dir: Path) -> str:
         final = Path(cache_dir) / f"{name}-{_file_digest(gguf)}"
         if (final / "config.json").is_file():
             return str(final)
-        log.info("converting embedded %s to a transformers folder at %s", name, final)
-        with staging_dir(Path(cache_dir)) as tmp:
-            convert_gguf_to_folder(gguf, tmp)
-            write_json_atomic(tmp / "SOURCE.json", {"spec": spec, "gguf": str(gguf)})
-            publish_dir(tmp, final)
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        # Several Dagster steps may ask at once on a first run: one converts, the others wait for it.
+        with open(Path(cache_dir) / f".{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (final / "config.json").is_file():
+                log.info("converting embedded %s to a transformers folder at %s", name, final)
+                with staging_dir(Path(cache_dir)) as tmp:
+                    convert_gguf_to_folder(gguf, tmp)
+                    write_json_atomic(tmp / "SOURCE.json", {"spec": spec, "gguf": str(gguf)})
+                    publish_dir(tmp, final)
         return str(final)
     path = Path(spec).expanduser()
     if path.exists():
