@@ -42,8 +42,13 @@ def reward() -> None:
 
 
 @reward.command("train")
-@click.option("--samples", "samples_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Labels JSONL (default: data/labeled/reward_samples.jsonl)")
+@click.option(
+    "--samples",
+    "samples_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Labels JSONL (default: data/labeled/reward_samples.jsonl)",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the full metrics as JSON")
 def train(samples_file: str | None, as_json: bool) -> None:
     """Train on the teacher's labels and imported preferences; publish a version under artifacts/."""
@@ -82,8 +87,13 @@ def train(samples_file: str | None, as_json: bool) -> None:
 
 @reward.command("test-inference")
 @click.option("--version", default=None, help="Version folder name or path (default: current, else latest)")
-@click.option("--samples", "samples_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Labels JSONL (default: the file the model was trained on)")
+@click.option(
+    "--samples",
+    "samples_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Labels JSONL (default: the file the model was trained on)",
+)
 @click.option("-n", "count", default=3, show_default=True, help="How many validation samples to show")
 def test_inference(version: str | None, samples_file: str | None, count: int) -> None:
     """Print predicted vs teacher labels for a few validation samples."""
@@ -104,8 +114,12 @@ def test_inference(version: str | None, samples_file: str | None, count: int) ->
         click.echo(f"prompt:   {s.prompt[:200]}")
         click.echo(f"response: {s.response[:300]}")
         click.echo(f"  {'':22s} {'predicted':>9s} {'teacher':>8s} {'error':>7s}")
-        values = {**o.reward_vector, "reward_intensity": o.reward_intensity, "safety_score": o.safety_score,
-                  "scalar_preference": o.scalar_preference}
+        values = {
+            **o.reward_vector,
+            "reward_intensity": o.reward_intensity,
+            "safety_score": o.safety_score,
+            "scalar_preference": o.scalar_preference,
+        }
         for name, pred in values.items():
             teacher = s.targets.get(name)
             err = None if teacher is None else pred - teacher
@@ -116,7 +130,9 @@ def test_inference(version: str | None, samples_file: str | None, count: int) ->
 @click.option("--prompt", required=True, help="The user's message")
 @click.option("--response", "responses", multiple=True, required=True, help="A candidate reply (repeatable)")
 @click.option("--version", default=None, help="Version folder name or path (default: current, else latest)")
-@click.option("--threshold", default=0.05, show_default=True, help="Spread above which a difference is highlighted")
+@click.option(
+    "--threshold", default=0.05, show_default=True, help="Spread above which a difference is highlighted"
+)
 def probe(prompt: str, responses: tuple[str, ...], version: str | None, threshold: float) -> None:
     """Score candidates: vector, intensity and safety each, and which dimensions differ and by how much."""
     from hominem_pipeline.reward_model.probe import differences

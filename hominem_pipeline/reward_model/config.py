@@ -19,7 +19,9 @@ class SplitConfig(_Strict):
 
 
 class RegressionConfig(_Strict):
-    alphas: list[float] = Field(default_factory=lambda: [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0], min_length=1)
+    alphas: list[float] = Field(
+        default_factory=lambda: [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0], min_length=1
+    )
     cv_folds: int = Field(5, ge=2, le=50)
 
     @field_validator("alphas")

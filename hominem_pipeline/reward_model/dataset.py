@@ -147,7 +147,9 @@ def data_hash(samples: list[Sample], pairs: list[Pair]) -> str:
         h.update(line.encode())
         h.update(b"\n")
     h.update(b"--pairs--\n")
-    for line in sorted(json.dumps([p.prompt, p.chosen, p.rejected, p.source], ensure_ascii=False) for p in pairs):
+    for line in sorted(
+        json.dumps([p.prompt, p.chosen, p.rejected, p.source], ensure_ascii=False) for p in pairs
+    ):
         h.update(line.encode())
         h.update(b"\n")
     return h.hexdigest()[:16]

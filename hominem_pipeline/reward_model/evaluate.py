@@ -76,9 +76,7 @@ def summarise(per_head: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def pair_metrics(
-    chosen_scores: np.ndarray, rejected_scores: np.ndarray, pairs: list[Pair]
-) -> dict[str, Any]:
+def pair_metrics(chosen_scores: np.ndarray, rejected_scores: np.ndarray, pairs: list[Pair]) -> dict[str, Any]:
     if not pairs:
         return {"n": 0}
     longer = np.array([len(p.chosen) for p in pairs], float)

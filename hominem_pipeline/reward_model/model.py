@@ -112,7 +112,9 @@ class RewardModel:
         except FileNotFoundError as exc:
             raise FileNotFoundError(f"{folder} is not a reward-model version (no {MODEL_FILE})") from exc
         if spec.get("format") != FORMAT:
-            raise ValueError(f"{folder / MODEL_FILE}: unknown format {spec.get('format')!r}, expected {FORMAT!r}")
+            raise ValueError(
+                f"{folder / MODEL_FILE}: unknown format {spec.get('format')!r}, expected {FORMAT!r}"
+            )
         manifold = RewardManifold.model_validate(spec["manifold"])
         params = HeadParams.from_tensors(spec["heads"], load_file(str(folder / WEIGHTS_FILE)))
         meta_path = folder / METADATA_FILE

@@ -48,5 +48,7 @@ def validation_samples(model: RewardModel, samples_file: Path | str | None = Non
     if not path:
         raise FileNotFoundError("the model does not record its labels file; pass one")
     samples = load_samples(path, model.manifold)
-    split = split_data(samples, [], float(data.get("validation_fraction", 0.2)), str(data.get("split_salt", "")))
+    split = split_data(
+        samples, [], float(data.get("validation_fraction", 0.2)), str(data.get("split_salt", ""))
+    )
     return split.validation

@@ -74,15 +74,15 @@ class HeadFit:
     n: int
 
 
-def fit_head(
-    x: np.ndarray, y: np.ndarray, groups: list[str], alphas: list[float], folds: int
-) -> HeadFit:
+def fit_head(x: np.ndarray, y: np.ndarray, groups: list[str], alphas: list[float], folds: int) -> HeadFit:
     mean = float(y.mean())
     std = float(y.std())
     d = x.shape[1]
     if len(y) < 2 or std < 1e-8:
         # Nothing to learn from a constant label: the head predicts the mean.
-        return HeadFit(np.zeros(d), mean, 1.0 if std < 1e-8 else std, float(max(alphas)), 0.0, None, None, len(y))
+        return HeadFit(
+            np.zeros(d), mean, 1.0 if std < 1e-8 else std, float(max(alphas)), 0.0, None, None, len(y)
+        )
     z = (y - mean) / std
     cv: dict[float, float] = {}
     baseline = None
@@ -190,7 +190,9 @@ def _pair_features(embedder: Embedder, pairs: list[Pair]) -> tuple[np.ndarray, n
 
 
 def _sample_features(embedder: Embedder, samples: list[Sample]) -> np.ndarray:
-    return pair_features(embedder.embed([s.prompt for s in samples]), embedder.embed([s.response for s in samples]))
+    return pair_features(
+        embedder.embed([s.prompt for s in samples]), embedder.embed([s.response for s in samples])
+    )
 
 
 def train_reward_model(
@@ -241,7 +243,9 @@ def train_reward_model(
         fit.target_mean -= float(offset @ fit.weights) * fit.target_std
         fits[h] = fit
         cv = "n/a" if fit.cv_mse is None else f"{fit.cv_mse:.4f} (baseline {fit.cv_baseline_mse:.4f})"
-        say(f"head {h}: n={fit.n} alpha={fit.alpha:g} train loss (mse, std units) {fit.train_mse:.4f}, cv loss {cv}")
+        say(
+            f"head {h}: n={fit.n} alpha={fit.alpha:g} train loss (mse, std units) {fit.train_mse:.4f}, cv loss {cv}"
+        )
 
     params = HeadParams(
         heads=heads,
@@ -282,8 +286,12 @@ def train_reward_model(
     if split.validation_pairs:
         cf, rf = _pair_features(embedder, split.validation_pairs)
         pairs_eval = pair_metrics(
-            model.clipped_scores(cf)["scalar_preference"] if "scalar_preference" in heads else _scalar(model, cf),
-            model.clipped_scores(rf)["scalar_preference"] if "scalar_preference" in heads else _scalar(model, rf),
+            model.clipped_scores(cf)["scalar_preference"]
+            if "scalar_preference" in heads
+            else _scalar(model, cf),
+            model.clipped_scores(rf)["scalar_preference"]
+            if "scalar_preference" in heads
+            else _scalar(model, rf),
             split.validation_pairs,
         )
     all_samples = split.train + split.validation
@@ -293,7 +301,12 @@ def train_reward_model(
         "pairs": pairs_eval,
         "length_bias": length_bias(all_scores, all_samples, heads),
         "training": {
-            h: {"alpha": f.alpha, "train_mse": f.train_mse, "cv_mse": f.cv_mse, "cv_baseline_mse": f.cv_baseline_mse}
+            h: {
+                "alpha": f.alpha,
+                "train_mse": f.train_mse,
+                "cv_mse": f.cv_mse,
+                "cv_baseline_mse": f.cv_baseline_mse,
+            }
             for h, f in fits.items()
         },
     }
@@ -319,7 +332,10 @@ def train_reward_model(
             "range": list(manifold.reward_intensity.range),
             "semantics": manifold.reward_intensity.description,
         },
-        "safety_score": {"range": list(manifold.safety_score.range), "semantics": manifold.safety_score.description},
+        "safety_score": {
+            "range": list(manifold.safety_score.range),
+            "semantics": manifold.safety_score.description,
+        },
         "scalar_preference": {
             "range": list(manifold.scalar_preference.range),
             "semantics": manifold.scalar_preference.description,
@@ -362,5 +378,8 @@ def _scalar(model: RewardModel, x: np.ndarray) -> np.ndarray:
     """scalar_preference when the manifold has no scalar head: the manifold's weighted mean of dimensions."""
     scores = model.clipped_scores(x)
     return np.array(
-        [model.manifold.scalar_preference_of({d: float(scores[d][i]) for d in model.manifold.names}) for i in range(len(x))]
+        [
+            model.manifold.scalar_preference_of({d: float(scores[d][i]) for d in model.manifold.names})
+            for i in range(len(x))
+        ]
     )

@@ -43,7 +43,9 @@ def reward_model(context: dg.AssetExecutionContext, hominem: HominemResource) ->
             "samples_validation": meta["training_data"]["samples_validation"],
             "pairs_imported": meta["training_data"]["pairs_imported"],
             "pairs_teacher": meta["training_data"]["pairs_teacher"],
-            "heads_better_than_baseline": dg.MetadataValue.json(summary.get("heads_better_than_baseline", [])),
+            "heads_better_than_baseline": dg.MetadataValue.json(
+                summary.get("heads_better_than_baseline", [])
+            ),
             **{k: round(v, 6) for k, v in flat_metrics(meta["metrics"]).items()},
         },
         data_version=dg.DataVersion(run.published.version),
@@ -79,7 +81,9 @@ def reward_model_beats_baseline(context: dg.AssetCheckExecutionContext) -> dg.As
             "version": metadata["version"],
             "validation_samples": n_val,
             **numbers,
-            "heads_better_than_baseline": dg.MetadataValue.json(summary.get("heads_better_than_baseline", [])),
+            "heads_better_than_baseline": dg.MetadataValue.json(
+                summary.get("heads_better_than_baseline", [])
+            ),
         },
     )
 
