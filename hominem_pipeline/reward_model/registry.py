@@ -78,3 +78,26 @@ def resolve_version(artifacts_dir: Path | str, version: str | None = None) -> tu
         if target:
             return root / target, name
     raise FileNotFoundError(f"no reward model under {root}; train one (`hominem reward train` or make run)")
+
+
+def describe(artifacts_dir: Path | str) -> list[str]:
+    """Lines for the `make run` summary: the current and latest versions with their headline metrics."""
+    root = reward_model_root(artifacts_dir)
+    lines = []
+    for name in ("current", "latest"):
+        version = Pointer(root, name).target
+        if not version:
+            lines.append(
+                f"  {name:24s} none"
+                + (" (no version has beaten the baseline yet)" if name == "current" else "")
+            )
+            continue
+        meta = json.loads((root / version / METADATA_FILE).read_text())
+        s = meta["metrics"]["validation"]["summary"]
+        pairs = meta["metrics"]["pairs"]
+        text = f"  {name:24s} {root / version}"
+        if s["mae_mean"] is not None:
+            text += f"  (validation MAE {s['mae_mean']:.4f} vs baseline {s['baseline_mae_mean']:.4f}"
+            text += f", pairwise accuracy {pairs['accuracy']:.3f} on {pairs['n']})" if pairs.get("n") else ")"
+        lines.append(text)
+    return lines
