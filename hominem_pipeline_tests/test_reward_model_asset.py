@@ -18,10 +18,15 @@ from hominem_pipeline.store import TrainingDatabase
 from hominem_pipeline_tests.reward_data import constant_rows, make_home, planted_rows, write_jsonl
 
 
+@dg.asset(deps=[reward_model])
+def scored_downstream() -> None:
+    """Stands in for anything that scores with the reward model (preference pairs, training)."""
+
+
 def _run(home: Path, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     resources = {"hominem": HominemResource(home=str(home), config_dir=str(home / "config"))}
     return dg.materialize(
-        [reward_model, reward_model_beats_baseline],
+        [reward_model, reward_model_beats_baseline, scored_downstream],
         resources=resources,
         instance=instance,
         raise_on_error=False,
@@ -29,8 +34,12 @@ def _run(home: Path, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
 
 
 def _materialization(result: dg.ExecuteInProcessResult) -> dg.AssetMaterialization:
-    [event] = result.get_asset_materialization_events()
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == reward_model.key]
     return event.materialization
+
+
+def _downstream_ran(result: dg.ExecuteInProcessResult) -> bool:
+    return any(e.asset_key == scored_downstream.key for e in result.get_asset_materialization_events())
 
 
 def test_asset_publishes_version_with_metrics_and_check_gates_current(tmp_path: Path) -> None:
@@ -55,7 +64,7 @@ def test_asset_publishes_version_with_metrics_and_check_gates_current(tmp_path: 
     instance = dg.DagsterInstance.ephemeral()
 
     good = _run(home, instance)
-    assert good.success
+    assert good.success and _downstream_ran(good)
     [check] = good.get_asset_check_evaluations()
     assert check.check_name == "reward_model_beats_baseline" and check.passed
     mat = _materialization(good)
@@ -75,6 +84,7 @@ def test_asset_publishes_version_with_metrics_and_check_gates_current(tmp_path: 
     bad = _run(home, instance)
     [check] = bad.get_asset_check_evaluations()
     assert not check.passed and "vs baseline" in check.description
+    assert not bad.success and not _downstream_ran(bad)  # blocking: nothing downstream runs on it
     bad_version = _materialization(bad).metadata["version"].value
     assert bad_version != version
     assert Pointer(root, "latest").target == bad_version
