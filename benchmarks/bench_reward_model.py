@@ -120,14 +120,16 @@ def main() -> int:
             )
         )
 
-    teacher = build_teacher(settings, manifold)
-    teacher.rate(items[-1:])  # warm-up: loading the model is not rating
-    rows.append((f"teacher {teacher.rater_identity}", len(teacher_items), timed(teacher.rate, teacher_items)))
+    teacher = build_teacher(settings)
+
+    def rate(xs: list[tuple[str, str]]) -> object:
+        return teacher.rate(xs, manifold)
+
+    rate(items[-1:])  # warm-up: loading the model is not rating
+    rows.append((f"teacher {teacher.rater_identity}", len(teacher_items), timed(rate, teacher_items)))
     if getattr(teacher, "rationale", False):
         teacher.rationale = False
-        rows.append(
-            ("teacher, G-Eval without rationale", len(teacher_items), timed(teacher.rate, teacher_items))
-        )
+        rows.append(("teacher, G-Eval without rationale", len(teacher_items), timed(rate, teacher_items)))
 
     print(f"reward model: {which}; teacher: {settings.inference.teacher.model}")
     print(f"{'scorer':60s} {'items':>6s} {'seconds':>9s} {'items/s':>9s}")
