@@ -42,7 +42,7 @@ class LocalTeacher:
         self.rationale = rationale
         self.rationale_max_new_tokens = rationale_max_new_tokens
         self.identity = f"local:{spec or model_path}"
-        self.rater_identity = f"{self.identity}#geval-v1" + ("+rationale" if rationale else "")
+        self.rater_identity = f"{self.identity}#geval-v2" + ("+rationale" if rationale else "")
         self._model: Any = None
         self._tok: Any = None
         self._digit_ids: list[int] | None = None
@@ -65,10 +65,11 @@ class LocalTeacher:
             ids.append(enc[0])
         self._digit_ids = ids
 
-    def _chat(self, user: str, system: str | None = None) -> str:
+    def _chat(self, user: str, system: str | None = None, answer_prefix: str = "") -> str:
         messages = [{"role": "system", "content": system}] if system else []
         messages.append({"role": "user", "content": user})
-        return self._tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        text = self._tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return text + answer_prefix
 
     # -- generation ---------------------------------------------------------------------------
     def generate(self, prompts: list[str], n: int, seed: int = 0) -> list[list[str]]:
@@ -132,13 +133,21 @@ class LocalTeacher:
         self._load()
         crit = P.criteria(manifold)
         texts = [
-            self._chat(P.geval_question(p, r, key, desc, rubric), P.EVALUATOR_SYSTEM)
+            # Starting the answer with "Rating: " puts ~95% of SmolLM2's next-token mass on the digits,
+            # against ~10-25% without it (measured): the score is then read from the scale, not from noise.
+            self._chat(
+                P.geval_question(p, r, key, desc, rubric),
+                P.EVALUATOR_SYSTEM,
+                answer_prefix=P.GEVAL_ANSWER_PREFIX,
+            )
             for p, r in items
             for key, desc, rubric in crit
         ]
         logprobs = self._scale_logprobs(texts)
         rationales = (
-            self._greedy([self._chat(P.rationale_question(p, r)) for p, r in items], self.rationale_max_new_tokens)
+            self._greedy(
+                [self._chat(P.rationale_question(p, r)) for p, r in items], self.rationale_max_new_tokens
+            )
             if self.rationale
             else [""] * len(items)
         )

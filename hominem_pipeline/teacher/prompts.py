@@ -12,6 +12,10 @@ EVALUATOR_SYSTEM = (
 )
 
 
+# The assistant's answer is started with this, so its next token is the digit.
+GEVAL_ANSWER_PREFIX = "Rating: "
+
+
 def criteria(manifold: RewardManifold) -> list[tuple[str, str, str]]:
     """(key, description, rubric) for every dimension, then the two scalars."""
     out = [(d.name, d.description, d.rubric) for d in manifold.dimensions]
