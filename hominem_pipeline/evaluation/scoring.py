@@ -35,16 +35,22 @@ def response_nll(
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
         width = max(len(ids) for ids, _ in chunk)
+        # Left padding puts every response at the end of its row, so only the last `keep` positions need
+        # logits: the vocabulary projection dominates the cost and the prompts are not scored.
+        keep = max(len(ids) - n_prompt for ids, n_prompt in chunk) + 1
         input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
         attention = torch.zeros((len(chunk), width), dtype=torch.long)
         labels = torch.full((len(chunk), width), -100, dtype=torch.long)
         for i, (ids, n_prompt) in enumerate(chunk):
-            input_ids[i, : len(ids)] = torch.tensor(ids)
-            attention[i, : len(ids)] = 1
-            labels[i, n_prompt : len(ids)] = torch.tensor(ids[n_prompt:])
+            offset = width - len(ids)
+            input_ids[i, offset:] = torch.tensor(ids)
+            attention[i, offset:] = 1
+            labels[i, offset + n_prompt :] = torch.tensor(ids[n_prompt:])
         with torch.no_grad():
-            logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits.float()
-        shift_logits, shift_labels = logits[:, :-1], labels[:, 1:].to(device)
+            logits = model(
+                input_ids=input_ids.to(device), attention_mask=attention.to(device), logits_to_keep=keep
+            ).logits.float()
+        shift_logits, shift_labels = logits[:, :-1], labels[:, width - keep + 1 :].to(device)
         token_nll = torch.nn.functional.cross_entropy(
             shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1), ignore_index=-100, reduction="none"
         ).view(shift_labels.shape)
