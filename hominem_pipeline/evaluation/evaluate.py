@@ -5,6 +5,7 @@ the version may be promoted. docs/EVALUATION.md defines each metric."""
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 from collections.abc import Sequence
@@ -72,7 +73,7 @@ def read_sft_rows(path: Path, max_rows: int) -> list[dict[str, Any]]:
 def load_reward_model(artifacts_dir: Path) -> tuple[Any | None, str]:
     """The published reward model, or None with the reason the alignment scores are missing."""
     try:
-        from hominem_pipeline import reward_model as reward_model_module
+        reward_model_module = importlib.import_module("hominem_pipeline.reward_model")
     except ModuleNotFoundError as exc:
         if exc.name != "hominem_pipeline.reward_model":
             raise
