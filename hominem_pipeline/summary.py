@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hominem_pipeline.reward_model.registry import describe, reward_model_root
 from hominem_pipeline.settings import Settings
 from hominem_pipeline.store import TrainingDatabase
 
@@ -35,6 +36,9 @@ def build_summary(settings: Settings) -> str:
     ]:
         n = _count_lines(path)
         lines.append(f"  {label:24s} {path}  ({'missing' if n is None else f'{n} rows'})")
+    if reward_model_root(settings.artifacts_dir).is_dir():
+        lines.append("reward model:")
+        lines.extend(describe(settings.artifacts_dir))
     models = settings.models_cache_dir
     if models.is_dir():
         lines.append("models:")

@@ -9,7 +9,9 @@ import click
 
 from hominem_pipeline.cli import adapters as _adapters
 from hominem_pipeline.cli import compare as _compare
+from hominem_pipeline.cli import imports as _imports
 from hominem_pipeline.cli import labels as _labels
+from hominem_pipeline.cli import reward as _reward
 
 
 @click.group()
@@ -23,6 +25,8 @@ main.add_command(_labels.summary)
 main.add_command(_labels.manifold)
 main.add_command(_adapters.adapters)
 main.add_command(_compare.compare)
+main.add_command(_reward.reward)
+main.add_command(_imports.import_group)
 
 if __name__ == "__main__":
     main()
