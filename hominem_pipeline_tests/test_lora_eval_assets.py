@@ -13,6 +13,8 @@ from hominem_pipeline.adapters import AdapterRegistry, model_name_for_spec
 from hominem_pipeline.defs.assets.evaluation import EVALUATION_ASSETS, EVALUATION_CHECKS
 from hominem_pipeline.defs.resources import HominemResource
 from hominem_pipeline.evaluation.evaluate import read_report
+from hominem_pipeline.settings import Settings
+from hominem_pipeline.summary import build_summary
 from hominem_pipeline_tests.adapter_helpers import lora_model, perturb, publish
 
 
@@ -90,3 +92,8 @@ def test_good_adapter_promoted_regressing_one_blocked(hominem_home: Path, tiny_m
         raise_on_error=False,
     )
     assert not alone.success and registry.pointer().target == good
+
+    # `make run`'s summary shows the registry and both evaluations.
+    summary = build_summary(Settings(home=hominem_home))
+    assert f"current -> {good}" in summary
+    assert f"eval {good}: gate passed" in summary and f"eval {bad}: gate FAILED" in summary

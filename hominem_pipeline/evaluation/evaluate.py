@@ -428,3 +428,26 @@ def report_markdown(report: EvalReport) -> str:
     if report.gate_failures:
         lines += ["", "Regressions:"] + [f"- {f}" for f in report.gate_failures]
     return "\n".join(lines)
+
+
+def describe_lora(artifacts_dir: Path) -> list[str]:
+    """Summary lines for `make run`: each model's adapter versions, pointers, and the latest evaluations."""
+    lines: list[str] = []
+    lora_root = Path(artifacts_dir) / "lora"
+    for model_dir in sorted(p for p in lora_root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        registry = AdapterRegistry(artifacts_dir, model_dir.name)
+        pointers = ", ".join(f"{k} -> {v}" for k, v in registry.pointers().items()) or "no pointers"
+        lines.append(f"  {model_dir.name}: {len(registry.version_names())} versions; {pointers}")
+        for name in registry.version_names():
+            path = report_path(artifacts_dir, model_dir.name, name)
+            if not path.is_file():
+                continue
+            r = read_report(path)
+            m = r.flat_metrics()
+            knowledge = f"{m['delta.knowledge_nll']:+.3f}" if "delta.knowledge_nll" in m else "n/a"
+            lines.append(
+                f"    eval {name}: gate {'passed' if r.passed else 'FAILED'}; vs base: general NLL"
+                f" {m['delta.general_nll_rel']:+.2%}, knowledge NLL {knowledge}, scenario margin"
+                f" {m['delta.scenario_margin']:+.3f}; interference {r.interference.verdict}; {r.reward_model_note}"
+            )
+    return lines
