@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hominem_pipeline.atomic import Pointer, hash_tree, publish_dir, staging_dir, write_json_atomic
 
@@ -45,6 +45,14 @@ class AdapterMetadata(BaseModel):
     channel_contributions: dict[str, Any] = Field(default_factory=dict)
     content_hash: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _parent_from_trainer(cls, data: Any) -> Any:
+        # The trainer records the adapter it continued from as `continued_from`.
+        if isinstance(data, dict) and data.get("parent_version") is None and data.get("continued_from"):
+            data = {**data, "parent_version": data["continued_from"]}
+        return data
+
 
 @dataclass
 class AdapterVersion:
@@ -55,14 +63,11 @@ class AdapterVersion:
 
 
 def model_name_for_spec(spec: str) -> str:
-    """The `<model_name>` folder for a base-model spec: `embedded:NAME` -> NAME, a folder -> its name,
-    a hub id `org/name` -> `org--name`."""
-    if spec.startswith("embedded:"):
-        return spec[len("embedded:") :]
-    path = Path(spec).expanduser()
-    if path.exists():
-        return path.resolve().name
-    return spec.replace("/", "--")
+    """The `<model_name>` folder for a base-model spec: `embedded:NAME` -> NAME, a folder or hub id ->
+    its last path part. The same rule as the trainer's (`training.trainer.model_name_for`), so both
+    find the same folder."""
+    name = spec.split(":", 1)[1] if spec.startswith("embedded:") else Path(spec.rstrip("/")).name
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "model"
 
 
 def read_metadata(version_dir: Path) -> AdapterMetadata:

@@ -90,17 +90,22 @@ def test_crash_mid_publish_leaves_previous_state(registry_with_two: tuple[Adapte
     assert registry.resolve("current").name == first
 
 
-def test_metadata_is_validated(tmp_path: Path, tiny_model_dir: Path) -> None:
+def test_metadata_is_validated_and_trainer_fields_read(tmp_path: Path, tiny_model_dir: Path) -> None:
     registry = AdapterRegistry(tmp_path / "artifacts", "tiny")
     model, _ = lora_model(tiny_model_dir)
     with pytest.raises(Exception, match="base_model"):
         registry.publish_model(model, {"created_at": "2026-11-21T00:00:00Z"})
     assert registry.version_names() == []
+    # The trainer names the adapter it continued from `continued_from`; the registry reads it as the parent.
+    first = publish(registry, model, tiny_model_dir)
+    perturb(model, scale=0.01)
+    second = publish(registry, model, tiny_model_dir, continued_from=first)
+    assert registry.get(second).metadata.parent_version == first
 
 
 def test_model_name_for_spec(tmp_path: Path) -> None:
     assert model_name_for_spec("embedded:smollm2-135m-instruct") == "smollm2-135m-instruct"
-    assert model_name_for_spec("Qwen/Qwen2.5-7B-Instruct") == "Qwen--Qwen2.5-7B-Instruct"
+    assert model_name_for_spec("Qwen/Qwen2.5-7B-Instruct") == "Qwen2.5-7B-Instruct"
     assert model_name_for_spec(str(tmp_path)) == tmp_path.name
 
 

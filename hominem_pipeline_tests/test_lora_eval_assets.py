@@ -31,10 +31,9 @@ def _small_eval_config(config_dir: Path) -> None:
     cfg_path.write_text(yaml.safe_dump(cfg))
 
 
-def _report_dual_lora(instance: dg.DagsterInstance, model_name: str, version: str) -> None:
-    instance.report_runless_asset_event(
-        dg.AssetMaterialization(asset_key="dual_lora", metadata={"version": version, "model_name": model_name})
-    )
+def _report_dual_lora(instance: dg.DagsterInstance, metadata: dict) -> None:
+    """Stand in for a dual_lora materialisation (the trainer's asset reports `version` and `path`)."""
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="dual_lora", metadata=metadata))
 
 
 def _run(home: Path, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
@@ -56,7 +55,9 @@ def test_good_adapter_promoted_regressing_one_blocked(hominem_home: Path, tiny_m
 
     good_model, _ = lora_model(tiny_model_dir)
     good = publish(registry, good_model, tiny_model_dir)
-    _report_dual_lora(instance, model_name, good)
+    _report_dual_lora(
+        instance, {"trained": True, "version": good, "path": dg.MetadataValue.path(str(registry.root / good))}
+    )
     # A newer folder that dual_lora never reported: the evaluation must not pick it up.
     damaging, _ = lora_model(tiny_model_dir, seed=2)
     perturb(damaging)
@@ -75,7 +76,7 @@ def test_good_adapter_promoted_regressing_one_blocked(hominem_home: Path, tiny_m
     assert registry.pointer().target == good
 
     # dual_lora now publishes the damaging adapter: the gate blocks it and `current` stays.
-    _report_dual_lora(instance, model_name, bad)
+    _report_dual_lora(instance, {"version": bad, "model_name": model_name})
     second = _run(hominem_home, instance)
     assert not second.success
     [check] = second.get_asset_check_evaluations()
@@ -92,6 +93,13 @@ def test_good_adapter_promoted_regressing_one_blocked(hominem_home: Path, tiny_m
         raise_on_error=False,
     )
     assert not alone.success and registry.pointer().target == good
+
+    # A cycle that had no data publishes no adapter: nothing is gated or promoted, and the run succeeds.
+    _report_dual_lora(instance, {"trained": False, "reason": "no SFT rows or preference pairs"})
+    idle = _run(hominem_home, instance)
+    assert idle.success and registry.pointer().target == good
+    [promotion] = [e for e in idle.get_asset_materialization_events() if e.asset_key.path == ["adapter_promotion"]]
+    assert promotion.materialization.metadata["promoted"].value is False
 
     # `make run`'s summary shows the registry and both evaluations.
     summary = build_summary(Settings(home=hominem_home))

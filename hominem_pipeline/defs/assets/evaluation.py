@@ -44,8 +44,10 @@ def published_adapter(metadata: dict) -> tuple[str, str]:
     raise dg.Failure(f"dual_lora's materialisation names no adapter (needs version + model_name, or path): {sorted(metadata)}")
 
 
-def _report_of_latest_eval(instance: dg.DagsterInstance) -> EvalReport:
-    return read_report(Path(str(_latest_metadata(instance, dg.AssetKey("lora_eval"))["report"])))
+def _report_of_latest_eval(instance: dg.DagsterInstance) -> EvalReport | None:
+    """The report `lora_eval` last wrote, or None when dual_lora had published nothing to evaluate."""
+    metadata = _latest_metadata(instance, dg.AssetKey("lora_eval"))
+    return read_report(Path(str(metadata["report"]))) if metadata.get("report") else None
 
 
 @dg.asset(
@@ -54,7 +56,13 @@ def _report_of_latest_eval(instance: dg.DagsterInstance) -> EvalReport:
     description="Base vs base+LoRA (and vs `current`) on config/eval/regression_prompts.yaml: knowledge, alignment, forgetting, interference",
 )
 def lora_eval(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg.MaterializeResult:
-    model_name, version = published_adapter(_latest_metadata(context.instance, DUAL_LORA))
+    upstream = _latest_metadata(context.instance, DUAL_LORA)
+    if upstream.get("trained") is False:
+        # A cycle without training data publishes no adapter: nothing to evaluate, nothing to promote.
+        reason = f"dual_lora published no adapter: {upstream.get('reason', 'no reason given')}"
+        context.log.warning(reason)
+        return dg.MaterializeResult(metadata={"evaluated": False, "reason": reason}, data_version=dg.DataVersion("none"))
+    model_name, version = published_adapter(upstream)
     settings = hominem.settings()
     cfg, regression_set = load_eval_inputs(settings.config_dir)
     registry = AdapterRegistry(settings.artifacts_dir, model_name)
@@ -70,6 +78,7 @@ def lora_eval(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg
     path = write_report(report, settings.artifacts_dir)
     return dg.MaterializeResult(
         metadata={
+            "evaluated": True,
             "version": version,
             "model_name": model_name,
             "compared_with_current": report.current_version if "current" in report.arms else "",
@@ -89,6 +98,8 @@ def lora_eval(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg
 @dg.asset_check(asset=lora_eval, blocking=True, description="No regression beyond config/eval/lora_eval.yaml tolerances, vs base and vs current")
 def lora_no_regression(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     report = _report_of_latest_eval(context.instance)
+    if report is None:
+        return dg.AssetCheckResult(passed=True, metadata={"evaluated": False}, description="no adapter was published; nothing to gate")
     return dg.AssetCheckResult(
         passed=report.passed,
         metadata={
@@ -108,6 +119,9 @@ def lora_no_regression(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckR
 )
 def adapter_promotion(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg.MaterializeResult:
     report = _report_of_latest_eval(context.instance)
+    if report is None:
+        context.log.info("no adapter was evaluated; `current` stays")
+        return dg.MaterializeResult(metadata={"promoted": False}, data_version=dg.DataVersion("none"))
     # The blocking check already stops this asset in the same run; this guards a run of it alone.
     if not report.passed:
         raise dg.Failure(f"adapter {report.version} failed its evaluation; `current` stays: {report.gate_failures}")
@@ -116,6 +130,7 @@ def adapter_promotion(context: dg.AssetExecutionContext, hominem: HominemResourc
     registry.promote(report.version)
     return dg.MaterializeResult(
         metadata={
+            "promoted": True,
             "current": report.version,
             "previous": previous or "",
             "changed": previous != report.version,
