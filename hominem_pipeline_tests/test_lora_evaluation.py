@@ -149,6 +149,11 @@ def test_channel_interference_verdicts() -> None:
     reward_won = _arm(knowledge=3.5, margin=1.0, empathy=0.4, safety=0.9)
     assert channel_interference(base, reward_won, shares, tol).verdict == "reward_over_memory"
     assert channel_interference(base, base, shares, tol).verdict == "none"
+    # Knowledge up and the average margin up, but one scenario fell: still memory over reward.
+    mixed = _arm(knowledge=2.0, margin=0.5, empathy=0.4, safety=0.9)
+    mixed.scenario_margin.update({"empathy_vs_honesty": 0.2, "agency_support_vs_safety": 0.9, "all": 0.55})
+    verdict = channel_interference(base, mixed, shares, tol)
+    assert verdict.verdict == "memory_over_reward" and verdict.scenarios_down == ["empathy_vs_honesty"]
 
 
 def test_reward_summary_means() -> None:

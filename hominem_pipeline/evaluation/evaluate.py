@@ -218,6 +218,7 @@ class Interference(BaseModel):
     knowledge_gain_per_sft_share: float | None = None
     behaviour_gain_per_preference_share: float | None = None
     dimensions_down_while_knowledge_up: list[str] = Field(default_factory=list)
+    scenarios_down: list[str] = Field(default_factory=list)  # scenario margins that fell beyond tolerance
     verdict: Literal["none", "memory_over_reward", "reward_over_memory", "both_regressed"]
 
 
@@ -244,13 +245,18 @@ def channel_interference(base: ArmMetrics, candidate: ArmMetrics, contributions:
                 d for d, v in candidate.reward.dimensions.items()
                 if base.reward.dimensions.get(d, v) - v > tol.reward_dimension_drop
             )
+    # One scenario can fall while the average rises; a fall in any of them counts as behaviour lost.
+    scenarios_down = sorted(
+        name for name, m in base.scenario_margin.items()
+        if name != "all" and m - candidate.scenario_margin.get(name, m) > tol.scenario_margin_drop
+    )
     k_up = knowledge_gain is not None and knowledge_gain > tol.knowledge_nll_increase
     k_down = knowledge_gain is not None and knowledge_gain < -tol.knowledge_nll_increase
     b_up = behaviour_gain > tol.scenario_margin_drop or (scalar_gain is not None and scalar_gain > tol.reward_dimension_drop)
-    b_down = behaviour_gain < -tol.scenario_margin_drop or bool(dims_down)
+    b_down = behaviour_gain < -tol.scenario_margin_drop or bool(dims_down) or bool(scenarios_down)
     if k_up and b_down:
         verdict = "memory_over_reward"
-    elif b_up and k_down:
+    elif b_up and k_down and not scenarios_down:
         verdict = "reward_over_memory"
     elif k_down and b_down:
         verdict = "both_regressed"
@@ -267,6 +273,7 @@ def channel_interference(base: ArmMetrics, candidate: ArmMetrics, contributions:
         knowledge_gain_per_sft_share=knowledge_gain / sft_share if knowledge_gain is not None and sft_share else None,
         behaviour_gain_per_preference_share=behaviour_gain / pref_share if pref_share else None,
         dimensions_down_while_knowledge_up=dims_down,
+        scenarios_down=scenarios_down,
         verdict=verdict,
     )
 
