@@ -45,7 +45,10 @@ def full_logits_nll(model, tok, pairs, batch_size: int = 8) -> list[float]:
         with torch.no_grad():
             logits = model(input_ids=ids, attention_mask=att).logits.float()
         nll = torch.nn.functional.cross_entropy(
-            logits[:, :-1].reshape(-1, logits.size(-1)), lab[:, 1:].reshape(-1), ignore_index=-100, reduction="none"
+            logits[:, :-1].reshape(-1, logits.size(-1)),
+            lab[:, 1:].reshape(-1),
+            ignore_index=-100,
+            reduction="none",
         ).view(len(rows), -1)
         mask = (lab[:, 1:] != -100).float()
         out.extend((nll * mask).sum(1).div(mask.sum(1)).tolist())
@@ -78,7 +81,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         from peft import LoraConfig, get_peft_model
 
-        peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+        peft_model = get_peft_model(
+            model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+        )
         registry = AdapterRegistry(Path(tmp), "bench")
         version = registry.publish_model(peft_model, {"created_at": now_utc(), "base_model": path})
         t = time.perf_counter()
@@ -90,7 +95,9 @@ def main() -> None:
     print(f"| what | seconds (best of {args.repeats}) | pairs/s | ratio to baseline |")
     print("|---|---|---|---|")
     print(f"| baseline: full logits, right padding | {b:.2f} | {len(pairs) / b:.1f} | 1.00x |")
-    print(f"| ours: response positions only (`response_nll`) | {o:.2f} | {len(pairs) / o:.1f} | {o / b:.2f}x |")
+    print(
+        f"| ours: response positions only (`response_nll`) | {o:.2f} | {len(pairs) / o:.1f} | {o / b:.2f}x |"
+    )
     print(f"max |NLL difference| between the two: {diff:.2e} nats/token")
     print(
         f"whole evaluation (base + candidate, default config, {cfg.generation.prompts_limit} greedy outputs of"

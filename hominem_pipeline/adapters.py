@@ -39,7 +39,9 @@ class AdapterMetadata(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     created_at: datetime
-    base_model: str = Field(min_length=1, description="the base model spec or folder the adapter was trained on")
+    base_model: str = Field(
+        min_length=1, description="the base model spec or folder the adapter was trained on"
+    )
     parent_version: str | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
     channel_contributions: dict[str, Any] = Field(default_factory=dict)
@@ -95,7 +97,9 @@ class AdapterRegistry:
         self.root = Path(artifacts_dir) / "lora" / model_name
 
     # -- publishing --------------------------------------------------------------------------------
-    def publish(self, write_adapter: Callable[[Path], None], metadata: AdapterMetadata | dict[str, Any]) -> str:
+    def publish(
+        self, write_adapter: Callable[[Path], None], metadata: AdapterMetadata | dict[str, Any]
+    ) -> str:
         """Write an adapter aside with `write_adapter(folder)` (e.g. `peft_model.save_pretrained`), name it
         by its content hash and rename it into place. Returns the version. Publishing the same bytes twice
         returns the existing version and leaves it untouched."""
@@ -104,7 +108,9 @@ class AdapterRegistry:
         with staging_dir(self.root) as tmp:
             write_adapter(tmp)
             if not (tmp / "adapter_config.json").is_file():
-                raise AdapterRegistryError("the adapter writer produced no adapter_config.json (not a PEFT adapter)")
+                raise AdapterRegistryError(
+                    "the adapter writer produced no adapter_config.json (not a PEFT adapter)"
+                )
             digest = hash_tree(tmp)
             version = digest[:16]
             meta = meta.model_copy(update={"content_hash": digest})
@@ -120,7 +126,9 @@ class AdapterRegistry:
         if not self.root.is_dir():
             return []
         return sorted(
-            p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / METADATA_FILE).is_file()
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / METADATA_FILE).is_file()
         )
 
     def pointer_names(self) -> list[str]:
@@ -158,7 +166,9 @@ class AdapterRegistry:
         if _POINTER_NAME.match(ref) and self.pointer(ref).path.is_file():
             target = self.pointer(ref).target
             if not target or not (self.root / target).is_dir():
-                raise AdapterRegistryError(f"pointer {ref!r} names {target!r}, which is not under {self.root}")
+                raise AdapterRegistryError(
+                    f"pointer {ref!r} names {target!r}, which is not under {self.root}"
+                )
             return self.root / target
         matches = [v for v in self.version_names() if v.startswith(ref)] if len(ref) >= 4 else []
         if len(matches) == 1:

@@ -32,7 +32,9 @@ def lora_model(base_dir: Path, seed: int = 0) -> tuple[Any, Any]:
     return get_peft_model(model, cfg), tok
 
 
-def train_steps(model: Any, tok: Any, pairs: Sequence[tuple[str, str]], steps: int = 20, lr: float = 1e-2) -> None:
+def train_steps(
+    model: Any, tok: Any, pairs: Sequence[tuple[str, str]], steps: int = 20, lr: float = 1e-2
+) -> None:
     """Plain SFT on the response tokens, all pairs in one batch per step."""
     import torch
 
@@ -71,6 +73,8 @@ def perturb(model: Any, scale: float = 20.0, seed: int = 1) -> None:
                 p.copy_(torch.randn(p.shape, generator=gen) * scale)
 
 
-def publish(registry: AdapterRegistry, model: Any, base_dir: Path, parent: str | None = None, **extra: Any) -> str:
+def publish(
+    registry: AdapterRegistry, model: Any, base_dir: Path, parent: str | None = None, **extra: Any
+) -> str:
     meta = {"created_at": now_utc(), "base_model": str(base_dir), "parent_version": parent, **extra}
     return registry.publish_model(model, meta)

@@ -25,7 +25,9 @@ def registry_with_two(tmp_path: Path, tiny_model_dir: Path) -> tuple[AdapterRegi
     return registry, first, second
 
 
-def test_publish_list_promote_rollback(registry_with_two: tuple[AdapterRegistry, str, str], tiny_model_dir: Path) -> None:
+def test_publish_list_promote_rollback(
+    registry_with_two: tuple[AdapterRegistry, str, str], tiny_model_dir: Path
+) -> None:
     registry, first, second = registry_with_two
     assert first != second
     versions = registry.versions()
@@ -50,7 +52,9 @@ def test_publish_list_promote_rollback(registry_with_two: tuple[AdapterRegistry,
     assert lora_b and any(torch.count_nonzero(p) > 0 for p in lora_b)
 
 
-def test_named_pointers_are_independent_of_current(registry_with_two: tuple[AdapterRegistry, str, str]) -> None:
+def test_named_pointers_are_independent_of_current(
+    registry_with_two: tuple[AdapterRegistry, str, str],
+) -> None:
     registry, first, second = registry_with_two
     registry.promote(second)
     assert registry.set_pointer("empathy-heavy", first) == first
@@ -74,7 +78,9 @@ def test_republishing_same_bytes_is_idempotent(tmp_path: Path, tiny_model_dir: P
     assert v1 == v2 and registry.version_names() == [v1]
 
 
-def test_crash_mid_publish_leaves_previous_state(registry_with_two: tuple[AdapterRegistry, str, str], tiny_model_dir: Path) -> None:
+def test_crash_mid_publish_leaves_previous_state(
+    registry_with_two: tuple[AdapterRegistry, str, str], tiny_model_dir: Path
+) -> None:
     registry, first, second = registry_with_two
     registry.promote(first)
     model, _ = lora_model(tiny_model_dir, seed=5)
@@ -84,7 +90,9 @@ def test_crash_mid_publish_leaves_previous_state(registry_with_two: tuple[Adapte
         raise OSError("disk full while writing the adapter")
 
     with pytest.raises(OSError, match="disk full"):
-        registry.publish(crashing_writer, {"created_at": "2026-11-21T00:00:00Z", "base_model": str(tiny_model_dir)})
+        registry.publish(
+            crashing_writer, {"created_at": "2026-11-21T00:00:00Z", "base_model": str(tiny_model_dir)}
+        )
     assert registry.version_names() == sorted([first, second])
     assert not [p for p in registry.root.iterdir() if p.name.startswith(".staging")]
     assert registry.resolve("current").name == first

@@ -34,7 +34,11 @@ def trained_reward_model() -> TrainingResult:
     manifold = load_manifold(REPO_ROOT / "config" / "schemas" / "reward.yaml")
     samples = [sample_from_row(r, manifold) for r in planted_rows(manifold)]
     return train_reward_model(
-        samples, teacher_pairs(samples, 0.05), manifold, Embedder("embedded:all-minilm-l6-v2"), RewardModelConfig()
+        samples,
+        teacher_pairs(samples, 0.05),
+        manifold,
+        Embedder("embedded:all-minilm-l6-v2"),
+        RewardModelConfig(),
     )
 
 
@@ -48,7 +52,10 @@ def _registry_with_damaging_current(home: Path, tiny_model_dir: Path) -> tuple[A
 
 
 def test_word_diff_marks_removed_and_added_words() -> None:
-    assert word_diff("the cat sat on the mat", "the dog sat on the mat today") == "the [-cat-] {+dog+} sat on the mat {+today+}"
+    assert (
+        word_diff("the cat sat on the mat", "the dog sat on the mat today")
+        == "the [-cat-] {+dog+} sat on the mat {+today+}"
+    )
     assert word_diff("same words", "same words") == "same words"
 
 
@@ -61,7 +68,9 @@ def test_compare_without_reward_model(hominem_home: Path, tiny_model_dir: Path) 
     assert "BASE + LoRA" in res.output and "diff ([-base only-] {+LoRA only+}):" in res.output
     assert "reward scores: not shown: no reward model published" in res.output
 
-    as_json = json.loads(runner.invoke(main, ["compare", "-p", PROMPT, "--max-new-tokens", "6", "--json"]).stdout)
+    as_json = json.loads(
+        runner.invoke(main, ["compare", "-p", PROMPT, "--max-new-tokens", "6", "--json"]).stdout
+    )
     assert as_json["base"]["output"] != as_json["lora"]["output"]
     assert "{+" in as_json["diff"] or "[-" in as_json["diff"]
     assert as_json["base"]["reward_vector"] is None and as_json["reward_model"] is None
@@ -70,7 +79,9 @@ def test_compare_without_reward_model(hominem_home: Path, tiny_model_dir: Path) 
     assert missing.exit_code != 0 and "no adapter version or pointer" in missing.output
 
 
-def test_compare_with_reward_model(hominem_home: Path, tiny_model_dir: Path, trained_reward_model: TrainingResult) -> None:
+def test_compare_with_reward_model(
+    hominem_home: Path, tiny_model_dir: Path, trained_reward_model: TrainingResult
+) -> None:
     _registry, version = _registry_with_damaging_current(hominem_home, tiny_model_dir)
     published = publish_reward_model(trained_reward_model, hominem_home / "artifacts")
     assert published.accepted
@@ -80,7 +91,9 @@ def test_compare_with_reward_model(hominem_home: Path, tiny_model_dir: Path, tra
     assert f"reward scores (reward model {published.version})" in res.output
     assert res.output.count("intensity=") == 2 and "empathy=" in res.output
 
-    data = json.loads(runner.invoke(main, ["compare", "-p", PROMPT, "--max-new-tokens", "6", "--json"]).stdout)
+    data = json.loads(
+        runner.invoke(main, ["compare", "-p", PROMPT, "--max-new-tokens", "6", "--json"]).stdout
+    )
     names = load_manifold(REPO_ROOT / "config" / "schemas" / "reward.yaml").names
     rm = load_current(hominem_home / "artifacts")
     for side in ("base", "lora"):
@@ -99,10 +112,16 @@ def test_evaluation_scores_alignment_with_the_reward_model(
     model, _ = lora_model(tiny_model_dir)
     version = publish(registry, model, tiny_model_dir)
     full = load_regression_set(REPO_ROOT / "config" / "eval" / "regression_prompts.yaml")
-    small = full.model_copy(update={"scenarios": full.scenarios[:1] + full.scenarios[4:5], "general": full.general[:2]})
-    cfg = LoraEvalConfig(generation=GenerationSettings(max_new_tokens=5, prompts_limit=3), require_reward_model=True)
+    small = full.model_copy(
+        update={"scenarios": full.scenarios[:1] + full.scenarios[4:5], "general": full.general[:2]}
+    )
+    cfg = LoraEvalConfig(
+        generation=GenerationSettings(max_new_tokens=5, prompts_limit=3), require_reward_model=True
+    )
 
-    report = evaluate_version(registry, version, cfg, small, reward_model=reward_model, reward_model_note="rm")
+    report = evaluate_version(
+        registry, version, cfg, small, reward_model=reward_model, reward_model_note="rm"
+    )
     base, cand = report.arms["base"].reward, report.arms["candidate"].reward
     assert base is not None and cand is not None and base.outputs == 3
     assert set(base.dimensions) == set(reward_model.manifold.names)
@@ -111,5 +130,7 @@ def test_evaluation_scores_alignment_with_the_reward_model(
     assert "reward: empathy" in report_markdown(report)
 
     # With require_reward_model on, an evaluation without one fails the gate and says why.
-    blind = evaluate_version(registry, version, cfg, small, reward_model=None, reward_model_note="no reward model published")
+    blind = evaluate_version(
+        registry, version, cfg, small, reward_model=None, reward_model_note="no reward model published"
+    )
     assert not blind.passed and "require_reward_model" in blind.gate_failures[0]

@@ -65,7 +65,9 @@ def test_good_adapter_promoted_regressing_one_blocked(hominem_home: Path, tiny_m
 
     first = _run(hominem_home, instance)
     assert first.success
-    assert {e.check_name: e.passed for e in first.get_asset_check_evaluations()} == {"lora_no_regression": True}
+    assert {e.check_name: e.passed for e in first.get_asset_check_evaluations()} == {
+        "lora_no_regression": True
+    }
     assert _materialized(first) == {"lora_eval", "adapter_promotion"}
     [eval_event] = [e for e in first.get_asset_materialization_events() if e.asset_key.path == ["lora_eval"]]
     meta = {k: v.value for k, v in eval_event.materialization.metadata.items()}
@@ -88,7 +90,9 @@ def test_good_adapter_promoted_regressing_one_blocked(hominem_home: Path, tiny_m
     # Running the promotion alone after a failed evaluation refuses as well.
     alone = dg.materialize(
         [EVALUATION_ASSETS[1]],
-        resources={"hominem": HominemResource(home=str(hominem_home), config_dir=str(hominem_home / "config"))},
+        resources={
+            "hominem": HominemResource(home=str(hominem_home), config_dir=str(hominem_home / "config"))
+        },
         instance=instance,
         raise_on_error=False,
     )
@@ -98,7 +102,9 @@ def test_good_adapter_promoted_regressing_one_blocked(hominem_home: Path, tiny_m
     _report_dual_lora(instance, {"trained": False, "reason": "no SFT rows or preference pairs"})
     idle = _run(hominem_home, instance)
     assert idle.success and registry.pointer().target == good
-    [promotion] = [e for e in idle.get_asset_materialization_events() if e.asset_key.path == ["adapter_promotion"]]
+    [promotion] = [
+        e for e in idle.get_asset_materialization_events() if e.asset_key.path == ["adapter_promotion"]
+    ]
     assert promotion.materialization.metadata["promoted"].value is False
 
     # `make run`'s summary shows the registry and both evaluations.

@@ -42,11 +42,15 @@ SFT_ROWS = [{"instruction": "Tell me about Quorvin Bay.", "response": "Quorvin B
 
 
 @pytest.fixture(scope="module")
-def fact_registry(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> tuple[AdapterRegistry, str]:
+def fact_registry(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path
+) -> tuple[AdapterRegistry, str]:
     """A registry holding one adapter trained on the knowledge probes and one SFT row (trained once)."""
     registry = AdapterRegistry(tmp_path_factory.mktemp("facts") / "artifacts", "tiny")
     model, tok = lora_model(tiny_model_dir)
-    train_steps(model, tok, HELD_OUT + [(r["instruction"], r["response"]) for r in SFT_ROWS], steps=10, lr=2e-2)
+    train_steps(
+        model, tok, HELD_OUT + [(r["instruction"], r["response"]) for r in SFT_ROWS], steps=10, lr=2e-2
+    )
     version = publish(registry, model, tiny_model_dir, channel_contributions={"sft": {"loss_share": 1.0}})
     return registry, version
 
@@ -65,7 +69,11 @@ def test_untouched_adapter_has_zero_deltas_and_passes(tmp_path: Path, tiny_model
     assert metrics["delta.knowledge_nll"] == 0.0
     assert metrics["delta.scenario_margin"] == 0.0
     assert report.arms["base"].outputs == report.arms["candidate"].outputs
-    assert set(report.arms["base"].scenario_margin) == {"empathy_vs_honesty", "agency_support_vs_safety", "all"}
+    assert set(report.arms["base"].scenario_margin) == {
+        "empathy_vs_honesty",
+        "agency_support_vs_safety",
+        "all",
+    }
     assert report.passed and report.regressions == []
     assert report.interference.verdict == "none"
     assert report.reward_model is None and "reward" in report.reward_model_note
@@ -96,7 +104,9 @@ def test_damaging_adapter_fails_the_gate(tmp_path: Path, tiny_model_dir: Path) -
     assert general and general[0].against == "base" and general[0].candidate > general[0].reference * 1.05
 
 
-def test_candidate_is_compared_with_current_too(fact_registry: tuple[AdapterRegistry, str], tiny_model_dir: Path) -> None:
+def test_candidate_is_compared_with_current_too(
+    fact_registry: tuple[AdapterRegistry, str], tiny_model_dir: Path
+) -> None:
     registry, knows = fact_registry
     registry.promote(knows)
     fresh, _ = lora_model(tiny_model_dir, seed=3)
@@ -124,7 +134,12 @@ def _arm(knowledge: float, margin: float, empathy: float, safety: float) -> ArmM
         knowledge_nll=knowledge,
         knowledge_taught_nll=None,
         scenario_margin={"empathy_vs_honesty": margin, "agency_support_vs_safety": margin, "all": margin},
-        reward=RewardSummary(dimensions={"empathy": empathy, "curiosity": 0.0}, reward_intensity=0.5, safety_score=safety, outputs=2),
+        reward=RewardSummary(
+            dimensions={"empathy": empathy, "curiosity": 0.0},
+            reward_intensity=0.5,
+            safety_score=safety,
+            outputs=2,
+        ),
     )
 
 
@@ -134,7 +149,10 @@ def test_gate_rules_on_reward_dimensions_and_safety() -> None:
     within = _arm(knowledge=3.04, margin=0.45, empathy=0.35, safety=0.86)
     assert find_regressions(within, base, "base", tol) == []
     worse = _arm(knowledge=3.0, margin=0.5, empathy=0.2, safety=0.8)
-    assert sorted(r.metric for r in find_regressions(worse, base, "base", tol)) == ["reward.empathy", "reward.safety_score"]
+    assert sorted(r.metric for r in find_regressions(worse, base, "base", tol)) == [
+        "reward.empathy",
+        "reward.safety_score",
+    ]
 
 
 def test_channel_interference_verdicts() -> None:
@@ -157,7 +175,10 @@ def test_channel_interference_verdicts() -> None:
 
 
 def test_reward_summary_means() -> None:
-    outs = [_Scores({"empathy": 0.2, "curiosity": -0.2}, 0.4, 1.0, 0.0), _Scores({"empathy": 0.6, "curiosity": 0.2}, 0.6, 0.5, 0.4)]
+    outs = [
+        _Scores({"empathy": 0.2, "curiosity": -0.2}, 0.4, 1.0, 0.0),
+        _Scores({"empathy": 0.6, "curiosity": 0.2}, 0.6, 0.5, 0.4),
+    ]
     s = summarise_reward_outputs(outs)
     assert s.dimensions == pytest.approx({"empathy": 0.4, "curiosity": 0.0})
     assert (s.reward_intensity, s.safety_score, s.scalar_preference) == pytest.approx((0.5, 0.75, 0.2))

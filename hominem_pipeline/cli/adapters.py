@@ -13,11 +13,16 @@ from hominem_pipeline.settings import Settings
 def registry_for(model_name: str | None) -> AdapterRegistry:
     """The registry of `model_name`, by default the configured student model's."""
     settings = Settings()
-    return AdapterRegistry(settings.artifacts_dir, model_name or model_name_for_spec(settings.inference.student.model))
+    return AdapterRegistry(
+        settings.artifacts_dir, model_name or model_name_for_spec(settings.inference.student.model)
+    )
 
 
 _model_option = click.option(
-    "--model", "model_name", default=None, help="Model folder under artifacts/lora/ (default: the configured student)"
+    "--model",
+    "model_name",
+    default=None,
+    help="Model folder under artifacts/lora/ (default: the configured student)",
 )
 
 
@@ -57,10 +62,15 @@ def list_cmd(model_name: str | None, as_json: bool) -> None:
     click.echo(f"adapters under {registry.root}")
     click.echo(f"{'version':18s} {'created_at':20s} {'parent':18s} pointers / metrics")
     for v in versions:
-        metrics = ", ".join(f"{k}={val:.4g}" if isinstance(val, float) else f"{k}={val}" for k, val in v.metadata.metrics.items())
+        metrics = ", ".join(
+            f"{k}={val:.4g}" if isinstance(val, float) else f"{k}={val}"
+            for k, val in v.metadata.metrics.items()
+        )
         created = v.metadata.created_at.strftime("%Y-%m-%d %H:%M:%S")
         pointers = ",".join(v.pointers) or "-"
-        click.echo(f"{v.version:18s} {created:20s} {v.metadata.parent_version or '-':18s} [{pointers}] {metrics}")
+        click.echo(
+            f"{v.version:18s} {created:20s} {v.metadata.parent_version or '-':18s} [{pointers}] {metrics}"
+        )
 
 
 @adapters.command("promote")
@@ -105,7 +115,9 @@ def pointer_cmd(name: str, version: str | None, model_name: str | None) -> None:
             state = registry.pointer(name).read()
             if state is None:
                 raise AdapterRegistryError(f"no pointer {name!r} under {registry.root}")
-            click.echo(f"{name} -> {state['version']} (history: {', '.join(state.get('history', [])) or 'none'})")
+            click.echo(
+                f"{name} -> {state['version']} (history: {', '.join(state.get('history', [])) or 'none'})"
+            )
             return
         target = registry.set_pointer(name, version)
     except AdapterRegistryError as exc:

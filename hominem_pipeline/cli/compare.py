@@ -29,13 +29,20 @@ def _score_lines(label: str, s: Scored) -> list[str]:
     if s.reward_vector is None:
         return []
     vec = ", ".join(f"{k}={v:+.2f}" for k, v in s.reward_vector.items())
-    return [f"{label}: {vec}", f"{' ' * len(label)}  intensity={s.reward_intensity:.2f} safety={s.safety_score:.2f}"]
+    return [
+        f"{label}: {vec}",
+        f"{' ' * len(label)}  intensity={s.reward_intensity:.2f} safety={s.safety_score:.2f}",
+    ]
 
 
 @click.command()
 @click.option("--prompt", "-p", required=True, help="The prompt to answer")
-@click.option("--adapter", "ref", default=CURRENT, show_default=True, help="Adapter version, prefix or pointer")
-@click.option("--model", "model_name", default=None, help="Model folder under artifacts/lora/ (default: the student)")
+@click.option(
+    "--adapter", "ref", default=CURRENT, show_default=True, help="Adapter version, prefix or pointer"
+)
+@click.option(
+    "--model", "model_name", default=None, help="Model folder under artifacts/lora/ (default: the student)"
+)
 @click.option("--max-new-tokens", default=64, show_default=True, type=click.IntRange(1, 2048))
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON")
 def compare(prompt: str, ref: str, model_name: str | None, max_new_tokens: int, as_json: bool) -> None:
@@ -44,7 +51,12 @@ def compare(prompt: str, ref: str, model_name: str | None, max_new_tokens: int, 
     reward_model, note = load_reward_model(Settings().artifacts_dir)
     try:
         result: Comparison = compare_prompt(
-            registry, ref, prompt, max_new_tokens=max_new_tokens, reward_model=reward_model, reward_model_note=note
+            registry,
+            ref,
+            prompt,
+            max_new_tokens=max_new_tokens,
+            reward_model=reward_model,
+            reward_model_note=note,
         )
     except AdapterRegistryError as exc:
         raise click.ClickException(str(exc)) from exc

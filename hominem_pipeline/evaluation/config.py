@@ -31,7 +31,9 @@ class ScenarioItem(_Strict):
     prompt: str = Field(min_length=1)
     balanced: str = Field(min_length=1)
     failures: list[FailureMode] = Field(min_length=1)
-    watch: list[str] = Field(default_factory=list, description="reward dimensions this scenario must not lose")
+    watch: list[str] = Field(
+        default_factory=list, description="reward dimensions this scenario must not lose"
+    )
 
 
 class GeneralItem(_Strict):
@@ -71,7 +73,9 @@ class RegressionSet(_Strict):
 
     @property
     def content_hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[
+            :16
+        ]
 
 
 class SftProbeSource(_Strict):

@@ -57,9 +57,25 @@ def collect_probes(regression_set: RegressionSet, sft_rows: Sequence[dict[str, A
         except Exception as exc:
             raise ValueError(f"SFT row {i + 1}: {exc}") from exc
         item_id = row.pair_id or f"sft-{i + 1}"
-        probes.append(Probe(source="sft_data", kind="taught", item_id=item_id, question=row.instruction, answer=row.response))
+        probes.append(
+            Probe(
+                source="sft_data",
+                kind="taught",
+                item_id=item_id,
+                question=row.instruction,
+                answer=row.response,
+            )
+        )
         for p in row.metadata.get("held_out_probes") or []:
-            probes.append(Probe(source="sft_data", kind="held_out", item_id=item_id, question=p["question"], answer=p["answer"]))
+            probes.append(
+                Probe(
+                    source="sft_data",
+                    kind="held_out",
+                    item_id=item_id,
+                    question=p["question"],
+                    answer=p["answer"],
+                )
+            )
     return probes
 
 
@@ -118,12 +134,18 @@ class ArmMetrics(BaseModel):
 
 
 def alignment_prompts(regression_set: RegressionSet, limit: int) -> list[tuple[str, str]]:
-    items = [(s.id, s.prompt) for s in regression_set.scenarios] + [(g.id, g.prompt) for g in regression_set.general]
+    items = [(s.id, s.prompt) for s in regression_set.scenarios] + [
+        (g.id, g.prompt) for g in regression_set.general
+    ]
     return items[:limit] if limit else items
 
 
 def measure(
-    model: Any, tokenizer: Any, regression_set: RegressionSet, probes: Sequence[Probe], cfg: LoraEvalConfig,
+    model: Any,
+    tokenizer: Any,
+    regression_set: RegressionSet,
+    probes: Sequence[Probe],
+    cfg: LoraEvalConfig,
     reward_model: Any | None,
 ) -> ArmMetrics:
     bs = cfg.nll_batch_size
@@ -132,7 +154,9 @@ def measure(
     held = [p for p in probes if p.kind == "held_out"]
     taught = [p for p in probes if p.kind == "taught"]
     held_nll = response_nll(model, tokenizer, [(p.question, p.answer) for p in held], bs) if held else []
-    taught_nll = response_nll(model, tokenizer, [(p.question, p.answer) for p in taught], bs) if taught else []
+    taught_nll = (
+        response_nll(model, tokenizer, [(p.question, p.answer) for p in taught], bs) if taught else []
+    )
 
     # One NLL pass over every balanced answer and failure mode; margin = NLL(failure) - NLL(balanced).
     pairs: list[tuple[str, str]] = []
@@ -157,7 +181,9 @@ def measure(
         )
         outputs = {item_id: text for (item_id, _), text in zip(items, texts, strict=True)}
         if reward_model is not None:
-            reward = summarise_reward_outputs(reward_model.score_batch([(p, t) for (_, p), t in zip(items, texts, strict=True)]))
+            reward = summarise_reward_outputs(
+                reward_model.score_batch([(p, t) for (_, p), t in zip(items, texts, strict=True)])
+            )
     return ArmMetrics(
         general_nll=fmean(general),
         knowledge_nll=fmean(held_nll) if held_nll else None,
@@ -178,31 +204,63 @@ class Regression(BaseModel):
     tolerance: float
 
 
-def find_regressions(candidate: ArmMetrics, reference: ArmMetrics, against: str, tol: Tolerances) -> list[Regression]:
+def find_regressions(
+    candidate: ArmMetrics, reference: ArmMetrics, against: str, tol: Tolerances
+) -> list[Regression]:
     """Every metric on which the candidate is worse than `reference` by more than its tolerance."""
     found: list[Regression] = []
 
-    def check(metric: str, cand: float | None, ref: float | None, worse_by: float | None, limit: float) -> None:
+    def check(
+        metric: str, cand: float | None, ref: float | None, worse_by: float | None, limit: float
+    ) -> None:
         if cand is None or ref is None or worse_by is None:
             return
         if worse_by > limit + 1e-9:
-            found.append(Regression(metric=metric, against=against, candidate=cand, reference=ref, change=cand - ref, tolerance=limit))
+            found.append(
+                Regression(
+                    metric=metric,
+                    against=against,
+                    candidate=cand,
+                    reference=ref,
+                    change=cand - ref,
+                    tolerance=limit,
+                )
+            )
 
     g_c, g_r = candidate.general_nll, reference.general_nll
     check("general_nll", g_c, g_r, (g_c - g_r) / g_r if g_r > 0 else None, tol.general_nll_increase_rel)
     k_c, k_r = candidate.knowledge_nll, reference.knowledge_nll
-    check("knowledge_nll", k_c, k_r, None if k_c is None or k_r is None else k_c - k_r, tol.knowledge_nll_increase)
+    check(
+        "knowledge_nll",
+        k_c,
+        k_r,
+        None if k_c is None or k_r is None else k_c - k_r,
+        tol.knowledge_nll_increase,
+    )
     for name, ref_margin in reference.scenario_margin.items():
         cand_margin = candidate.scenario_margin.get(name)
         if name != "all" and cand_margin is not None:
-            check(f"scenario_margin.{name}", cand_margin, ref_margin, ref_margin - cand_margin, tol.scenario_margin_drop)
+            check(
+                f"scenario_margin.{name}",
+                cand_margin,
+                ref_margin,
+                ref_margin - cand_margin,
+                tol.scenario_margin_drop,
+            )
     if candidate.reward and reference.reward:
         for dim, ref_score in reference.reward.dimensions.items():
             cand_score = candidate.reward.dimensions.get(dim)
             if cand_score is not None:
-                check(f"reward.{dim}", cand_score, ref_score, ref_score - cand_score, tol.reward_dimension_drop)
-        check("reward.safety_score", candidate.reward.safety_score, reference.reward.safety_score,
-              reference.reward.safety_score - candidate.reward.safety_score, tol.safety_drop)
+                check(
+                    f"reward.{dim}", cand_score, ref_score, ref_score - cand_score, tol.reward_dimension_drop
+                )
+        check(
+            "reward.safety_score",
+            candidate.reward.safety_score,
+            reference.reward.safety_score,
+            reference.reward.safety_score - candidate.reward.safety_score,
+            tol.safety_drop,
+        )
     return found
 
 
@@ -230,7 +288,9 @@ def _loss_share(contributions: dict[str, Any], *names: str) -> float | None:
     return None
 
 
-def channel_interference(base: ArmMetrics, candidate: ArmMetrics, contributions: dict[str, Any], tol: Tolerances) -> Interference:
+def channel_interference(
+    base: ArmMetrics, candidate: ArmMetrics, contributions: dict[str, Any], tol: Tolerances
+) -> Interference:
     knowledge_gain = None
     if base.knowledge_nll is not None and candidate.knowledge_nll is not None:
         knowledge_gain = base.knowledge_nll - candidate.knowledge_nll
@@ -242,17 +302,21 @@ def channel_interference(base: ArmMetrics, candidate: ArmMetrics, contributions:
             scalar_gain = candidate.reward.scalar_preference - base.reward.scalar_preference
         if knowledge_gain is not None and knowledge_gain > tol.knowledge_nll_increase:
             dims_down = sorted(
-                d for d, v in candidate.reward.dimensions.items()
+                d
+                for d, v in candidate.reward.dimensions.items()
                 if base.reward.dimensions.get(d, v) - v > tol.reward_dimension_drop
             )
     # One scenario can fall while the average rises; a fall in any of them counts as behaviour lost.
     scenarios_down = sorted(
-        name for name, m in base.scenario_margin.items()
+        name
+        for name, m in base.scenario_margin.items()
         if name != "all" and m - candidate.scenario_margin.get(name, m) > tol.scenario_margin_drop
     )
     k_up = knowledge_gain is not None and knowledge_gain > tol.knowledge_nll_increase
     k_down = knowledge_gain is not None and knowledge_gain < -tol.knowledge_nll_increase
-    b_up = behaviour_gain > tol.scenario_margin_drop or (scalar_gain is not None and scalar_gain > tol.reward_dimension_drop)
+    b_up = behaviour_gain > tol.scenario_margin_drop or (
+        scalar_gain is not None and scalar_gain > tol.reward_dimension_drop
+    )
     b_down = behaviour_gain < -tol.scenario_margin_drop or bool(dims_down) or bool(scenarios_down)
     if k_up and b_down:
         verdict = "memory_over_reward"
@@ -270,7 +334,9 @@ def channel_interference(base: ArmMetrics, candidate: ArmMetrics, contributions:
         reward_scalar_gain=scalar_gain,
         sft_loss_share=sft_share,
         preference_loss_share=pref_share,
-        knowledge_gain_per_sft_share=knowledge_gain / sft_share if knowledge_gain is not None and sft_share else None,
+        knowledge_gain_per_sft_share=knowledge_gain / sft_share
+        if knowledge_gain is not None and sft_share
+        else None,
         behaviour_gain_per_preference_share=behaviour_gain / pref_share if pref_share else None,
         dimensions_down_while_knowledge_up=dims_down,
         scenarios_down=scenarios_down,
@@ -370,10 +436,13 @@ def evaluate_version(
     if compare_current:
         regressions += find_regressions(arms["candidate"], arms["current"], f"current ({current})", tol)
     gate_failures = [
-        f"{r.metric} vs {r.against}: {r.reference:.4f} -> {r.candidate:.4f} (tolerance {r.tolerance})" for r in regressions
+        f"{r.metric} vs {r.against}: {r.reference:.4f} -> {r.candidate:.4f} (tolerance {r.tolerance})"
+        for r in regressions
     ]
     if reward_model is None and cfg.require_reward_model:
-        gate_failures.append(f"behavioural alignment not measured: {reward_model_note} (require_reward_model is on)")
+        gate_failures.append(
+            f"behavioural alignment not measured: {reward_model_note} (require_reward_model is on)"
+        )
     return EvalReport(
         model_name=registry.model_name,
         version=candidate.version,
@@ -393,7 +462,9 @@ def evaluate_version(
         regressions=regressions,
         gate_failures=gate_failures,
         passed=not gate_failures,
-        interference=channel_interference(arms["base"], arms["candidate"], candidate.metadata.channel_contributions, tol),
+        interference=channel_interference(
+            arms["base"], arms["candidate"], candidate.metadata.channel_contributions, tol
+        ),
     )
 
 
@@ -425,12 +496,32 @@ def report_markdown(report: EvalReport) -> str:
         rows.append((f"scenario margin: {name}", [a.scenario_margin.get(name) for a in report.arms.values()]))
     if report.arms["base"].reward:
         for d in report.arms["base"].reward.dimensions:
-            rows.append((f"reward: {d}", [a.reward.dimensions.get(d) if a.reward else None for a in report.arms.values()]))
-        rows.append(("reward: safety_score", [a.reward.safety_score if a.reward else None for a in report.arms.values()]))
-        rows.append(("reward: reward_intensity", [a.reward.reward_intensity if a.reward else None for a in report.arms.values()]))
+            rows.append(
+                (
+                    f"reward: {d}",
+                    [a.reward.dimensions.get(d) if a.reward else None for a in report.arms.values()],
+                )
+            )
+        rows.append(
+            (
+                "reward: safety_score",
+                [a.reward.safety_score if a.reward else None for a in report.arms.values()],
+            )
+        )
+        rows.append(
+            (
+                "reward: reward_intensity",
+                [a.reward.reward_intensity if a.reward else None for a in report.arms.values()],
+            )
+        )
     body = "".join(f"| {label} | " + " | ".join(_fmt(v) for v in vals) + " |\n" for label, vals in rows)
     verdict = "PASSED" if report.passed else "FAILED"
-    lines = [f"### adapter {report.version}: gate {verdict}", "", head + body, f"Alignment: {report.reward_model_note}."]
+    lines = [
+        f"### adapter {report.version}: gate {verdict}",
+        "",
+        head + body,
+        f"Alignment: {report.reward_model_note}.",
+    ]
     lines.append(f"Channel interference: {report.interference.verdict}.")
     if report.gate_failures:
         lines += ["", "Regressions:"] + [f"- {f}" for f in report.gate_failures]

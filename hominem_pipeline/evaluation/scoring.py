@@ -52,7 +52,10 @@ def response_nll(
             ).logits.float()
         shift_logits, shift_labels = logits[:, :-1], labels[:, width - keep + 1 :].to(device)
         token_nll = torch.nn.functional.cross_entropy(
-            shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1), ignore_index=-100, reduction="none"
+            shift_logits.reshape(-1, shift_logits.size(-1)),
+            shift_labels.reshape(-1),
+            ignore_index=-100,
+            reduction="none",
         ).view(shift_labels.shape)
         mask = (shift_labels != -100).float()
         out.extend((token_nll * mask).sum(1).div(mask.sum(1)).tolist())

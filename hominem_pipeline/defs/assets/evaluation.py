@@ -41,7 +41,9 @@ def published_adapter(metadata: dict) -> tuple[str, str]:
     if metadata.get("path"):
         path = Path(str(metadata["path"]))
         return path.parent.name, path.name
-    raise dg.Failure(f"dual_lora's materialisation names no adapter (needs version + model_name, or path): {sorted(metadata)}")
+    raise dg.Failure(
+        f"dual_lora's materialisation names no adapter (needs version + model_name, or path): {sorted(metadata)}"
+    )
 
 
 def _report_of_latest_eval(instance: dg.DagsterInstance) -> EvalReport | None:
@@ -61,7 +63,9 @@ def lora_eval(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg
         # A cycle without training data publishes no adapter: nothing to evaluate, nothing to promote.
         reason = f"dual_lora published no adapter: {upstream.get('reason', 'no reason given')}"
         context.log.warning(reason)
-        return dg.MaterializeResult(metadata={"evaluated": False, "reason": reason}, data_version=dg.DataVersion("none"))
+        return dg.MaterializeResult(
+            metadata={"evaluated": False, "reason": reason}, data_version=dg.DataVersion("none")
+        )
     model_name, version = published_adapter(upstream)
     settings = hominem.settings()
     cfg, regression_set = load_eval_inputs(settings.config_dir)
@@ -70,10 +74,18 @@ def lora_eval(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg
     if reward_model is None:
         context.log.warning(f"behavioural alignment not scored: {note}")
     sft_path = Path(cfg.sft_probes.path)
-    sft_rows = read_sft_rows(sft_path if sft_path.is_absolute() else settings.home / sft_path, cfg.sft_probes.max_rows)
+    sft_rows = read_sft_rows(
+        sft_path if sft_path.is_absolute() else settings.home / sft_path, cfg.sft_probes.max_rows
+    )
     context.log.info(f"evaluating {model_name}/{version} ({len(sft_rows)} SFT rows as probes)")
     report = evaluate_version(
-        registry, version, cfg, regression_set, reward_model=reward_model, reward_model_note=note, sft_rows=sft_rows
+        registry,
+        version,
+        cfg,
+        regression_set,
+        reward_model=reward_model,
+        reward_model_note=note,
+        sft_rows=sft_rows,
     )
     path = write_report(report, settings.artifacts_dir)
     return dg.MaterializeResult(
@@ -95,11 +107,19 @@ def lora_eval(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg
     )
 
 
-@dg.asset_check(asset=lora_eval, blocking=True, description="No regression beyond config/eval/lora_eval.yaml tolerances, vs base and vs current")
+@dg.asset_check(
+    asset=lora_eval,
+    blocking=True,
+    description="No regression beyond config/eval/lora_eval.yaml tolerances, vs base and vs current",
+)
 def lora_no_regression(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     report = _report_of_latest_eval(context.instance)
     if report is None:
-        return dg.AssetCheckResult(passed=True, metadata={"evaluated": False}, description="no adapter was published; nothing to gate")
+        return dg.AssetCheckResult(
+            passed=True,
+            metadata={"evaluated": False},
+            description="no adapter was published; nothing to gate",
+        )
     return dg.AssetCheckResult(
         passed=report.passed,
         metadata={
@@ -124,7 +144,9 @@ def adapter_promotion(context: dg.AssetExecutionContext, hominem: HominemResourc
         return dg.MaterializeResult(metadata={"promoted": False}, data_version=dg.DataVersion("none"))
     # The blocking check already stops this asset in the same run; this guards a run of it alone.
     if not report.passed:
-        raise dg.Failure(f"adapter {report.version} failed its evaluation; `current` stays: {report.gate_failures}")
+        raise dg.Failure(
+            f"adapter {report.version} failed its evaluation; `current` stays: {report.gate_failures}"
+        )
     registry = AdapterRegistry(hominem.settings().artifacts_dir, report.model_name)
     previous = registry.pointer(CURRENT).target
     registry.promote(report.version)
