@@ -12,6 +12,7 @@ default config/eval/lora_eval.yaml) is timed, which is what `make run` pays for 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -78,6 +79,17 @@ def main() -> None:
             timings[name].append(time.perf_counter() - t)
     diff = max(abs(a - b) for a, b in zip(results["baseline"], results["ours"], strict=True))
 
+    b, o = min(timings["baseline"]), min(timings["ours"])
+    print(f"model: {args.model}; {len(pairs)} scored pairs per arm; torch threads {torch.get_num_threads()}")
+    print(f"| what | seconds (best of {args.repeats}) | pairs/s | ratio to baseline |")
+    print("|---|---|---|---|")
+    print(f"| baseline: full logits, right padding | {b:.2f} | {len(pairs) / b:.1f} | 1.00x |")
+    print(
+        f"| ours: response positions only (`response_nll`) | {o:.2f} | {len(pairs) / o:.1f} | {o / b:.2f}x |"
+    )
+    print(f"max |NLL difference| between the two: {diff:.2e} nats/token")
+    sys.stdout.flush()
+
     with tempfile.TemporaryDirectory() as tmp:
         from peft import LoraConfig, get_peft_model
 
@@ -90,15 +102,6 @@ def main() -> None:
         report = evaluate_version(registry, version, cfg, rs, base_model_path=path)
         whole = time.perf_counter() - t
 
-    b, o = min(timings["baseline"]), min(timings["ours"])
-    print(f"model: {args.model}; {len(pairs)} scored pairs per arm; torch threads {torch.get_num_threads()}")
-    print(f"| what | seconds (best of {args.repeats}) | pairs/s | ratio to baseline |")
-    print("|---|---|---|---|")
-    print(f"| baseline: full logits, right padding | {b:.2f} | {len(pairs) / b:.1f} | 1.00x |")
-    print(
-        f"| ours: response positions only (`response_nll`) | {o:.2f} | {len(pairs) / o:.1f} | {o / b:.2f}x |"
-    )
-    print(f"max |NLL difference| between the two: {diff:.2e} nats/token")
     print(
         f"whole evaluation (base + candidate, default config, {cfg.generation.prompts_limit} greedy outputs of"
         f" {cfg.generation.max_new_tokens} tokens per arm, gate {'passed' if report.passed else 'failed'}): {whole:.1f} s"
