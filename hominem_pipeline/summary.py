@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hominem_pipeline.evaluation.evaluate import describe_lora
 from hominem_pipeline.reward_model.registry import describe, reward_model_root
 from hominem_pipeline.settings import Settings
 from hominem_pipeline.store import TrainingDatabase
@@ -39,6 +40,9 @@ def build_summary(settings: Settings) -> str:
     if reward_model_root(settings.artifacts_dir).is_dir():
         lines.append("reward model:")
         lines.extend(describe(settings.artifacts_dir))
+    if (settings.artifacts_dir / "lora").is_dir():
+        lines.append("LoRA adapters (artifacts/lora, evaluations in artifacts/lora_eval):")
+        lines.extend(describe_lora(settings.artifacts_dir))
     models = settings.models_cache_dir
     if models.is_dir():
         lines.append("models:")

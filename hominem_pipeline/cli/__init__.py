@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import click
 
+from hominem_pipeline.cli import adapters as _adapters
+from hominem_pipeline.cli import compare as _compare
 from hominem_pipeline.cli import imports as _imports
 from hominem_pipeline.cli import labels as _labels
 from hominem_pipeline.cli import reward as _reward
@@ -21,6 +23,8 @@ def main() -> None:
 main.add_command(_labels.labels)
 main.add_command(_labels.summary)
 main.add_command(_labels.manifold)
+main.add_command(_adapters.adapters)
+main.add_command(_compare.compare)
 main.add_command(_reward.reward)
 main.add_command(_imports.import_group)
 

@@ -1,0 +1,125 @@
+"""`hominem adapters list|promote|rollback|pointer`: the LoRA adapter registry from the command line."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from hominem_pipeline.adapters import CURRENT, AdapterRegistry, AdapterRegistryError, model_name_for_spec
+from hominem_pipeline.settings import Settings
+
+
+def registry_for(model_name: str | None) -> AdapterRegistry:
+    """The registry of `model_name`, by default the configured student model's."""
+    settings = Settings()
+    return AdapterRegistry(
+        settings.artifacts_dir, model_name or model_name_for_spec(settings.inference.student.model)
+    )
+
+
+_model_option = click.option(
+    "--model",
+    "model_name",
+    default=None,
+    help="Model folder under artifacts/lora/ (default: the configured student)",
+)
+
+
+@click.group()
+def adapters() -> None:
+    """List, promote and roll back LoRA adapter versions (artifacts/lora/<model>/)."""
+
+
+@adapters.command("list")
+@_model_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table")
+def list_cmd(model_name: str | None, as_json: bool) -> None:
+    """Every published version, oldest first, with the pointers that name it."""
+    registry = registry_for(model_name)
+    try:
+        versions = registry.versions()
+    except AdapterRegistryError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        rows = [
+            {
+                "version": v.version,
+                "pointers": v.pointers,
+                "created_at": v.metadata.created_at.isoformat(),
+                "parent_version": v.metadata.parent_version,
+                "base_model": v.metadata.base_model,
+                "metrics": v.metadata.metrics,
+                "path": str(v.path),
+            }
+            for v in versions
+        ]
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    if not versions:
+        click.echo(f"no adapter versions under {registry.root}")
+        return
+    click.echo(f"adapters under {registry.root}")
+    click.echo(f"{'version':18s} {'created_at':20s} {'parent':18s} pointers / metrics")
+    for v in versions:
+        metrics = ", ".join(
+            f"{k}={val:.4g}" if isinstance(val, float) else f"{k}={val}"
+            for k, val in v.metadata.metrics.items()
+        )
+        created = v.metadata.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        pointers = ",".join(v.pointers) or "-"
+        click.echo(
+            f"{v.version:18s} {created:20s} {v.metadata.parent_version or '-':18s} [{pointers}] {metrics}"
+        )
+
+
+@adapters.command("promote")
+@click.argument("version")
+@click.option("--pointer", default=CURRENT, show_default=True, help="Pointer to move")
+@_model_option
+def promote_cmd(version: str, pointer: str, model_name: str | None) -> None:
+    """Point `current` (or --pointer) at VERSION (a version, unique prefix, or another pointer's name)."""
+    registry = registry_for(model_name)
+    try:
+        before = registry.pointer(pointer).target
+        target = registry.promote(version, pointer)
+    except AdapterRegistryError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{pointer} -> {target} (was {before or 'unset'})")
+
+
+@adapters.command("rollback")
+@click.option("--pointer", default=CURRENT, show_default=True, help="Pointer to move back")
+@_model_option
+def rollback_cmd(pointer: str, model_name: str | None) -> None:
+    """Move `current` (or --pointer) back to the version it named before."""
+    registry = registry_for(model_name)
+    try:
+        before = registry.pointer(pointer).target
+        target = registry.rollback(pointer)
+    except AdapterRegistryError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{pointer} -> {target} (rolled back from {before})")
+
+
+@adapters.command("pointer")
+@click.argument("name")
+@click.argument("version", required=False)
+@_model_option
+def pointer_cmd(name: str, version: str | None, model_name: str | None) -> None:
+    """Show pointer NAME, or set it to VERSION: user-named pointers keep adapters for different training
+    emphases (e.g. `empathy-heavy`) next to `current`."""
+    registry = registry_for(model_name)
+    try:
+        if version is None:
+            state = registry.pointer(name).read()
+            if state is None:
+                raise AdapterRegistryError(f"no pointer {name!r} under {registry.root}")
+            click.echo(
+                f"{name} -> {state['version']} (history: {', '.join(state.get('history', [])) or 'none'})"
+            )
+            return
+        target = registry.set_pointer(name, version)
+    except AdapterRegistryError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{name} -> {target}")

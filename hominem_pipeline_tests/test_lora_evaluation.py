@@ -1,0 +1,195 @@
+"""The evaluation on the tiny model: an untouched adapter shows zero deltas and passes; an adapter trained
+on facts lowers their NLL; a damaging adapter fails the regression gate. Plus the gate's and the channel
+interference's rules on given numbers, and the regression set's validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hominem_pipeline.adapters import AdapterRegistry
+from hominem_pipeline.evaluation.config import (
+    GenerationSettings,
+    LoraEvalConfig,
+    Tolerances,
+    load_regression_set,
+)
+from hominem_pipeline.evaluation.evaluate import (
+    ArmMetrics,
+    RewardSummary,
+    channel_interference,
+    evaluate_version,
+    find_regressions,
+    summarise_reward_outputs,
+)
+from hominem_pipeline.settings import REPO_ROOT, ConfigError
+from hominem_pipeline_tests.adapter_helpers import lora_model, perturb, publish, train_steps
+
+REGRESSION_SET = load_regression_set(REPO_ROOT / "config" / "eval" / "regression_prompts.yaml")
+# Two prompts per scenario and five general ones keep the model passes short; the zero-delta test runs
+# the whole set.
+SMALL_SET = REGRESSION_SET.model_copy(
+    update={
+        "scenarios": [s for s in REGRESSION_SET.scenarios if s.id in {"eh-01", "eh-02", "as-01", "as-02"}],
+        "general": REGRESSION_SET.general[:5],
+    }
+)
+CFG = LoraEvalConfig(generation=GenerationSettings(max_new_tokens=6, batch_size=4, prompts_limit=4))
+HELD_OUT = [(p.question, p.answer) for k in REGRESSION_SET.knowledge for p in k.probes]
+SFT_ROWS = [{"instruction": "Tell me about Quorvin Bay.", "response": "Quorvin Bay freezes every March."}]
+
+
+@pytest.fixture(scope="module")
+def fact_registry(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path
+) -> tuple[AdapterRegistry, str]:
+    """A registry holding one adapter trained on the knowledge probes and one SFT row (trained once)."""
+    registry = AdapterRegistry(tmp_path_factory.mktemp("facts") / "artifacts", "tiny")
+    model, tok = lora_model(tiny_model_dir)
+    train_steps(
+        model, tok, HELD_OUT + [(r["instruction"], r["response"]) for r in SFT_ROWS], steps=10, lr=2e-2
+    )
+    version = publish(registry, model, tiny_model_dir, channel_contributions={"sft": {"loss_share": 1.0}})
+    return registry, version
+
+
+def _registry(tmp_path: Path) -> AdapterRegistry:
+    return AdapterRegistry(tmp_path / "artifacts", "tiny")
+
+
+def test_untouched_adapter_has_zero_deltas_and_passes(tmp_path: Path, tiny_model_dir: Path) -> None:
+    registry = _registry(tmp_path)
+    model, _ = lora_model(tiny_model_dir)  # LoRA B starts at zero: the adapter changes nothing
+    version = publish(registry, model, tiny_model_dir)
+    report = evaluate_version(registry, version, CFG, REGRESSION_SET)
+    metrics = report.flat_metrics()
+    assert metrics["delta.general_nll_rel"] == 0.0
+    assert metrics["delta.knowledge_nll"] == 0.0
+    assert metrics["delta.scenario_margin"] == 0.0
+    assert report.arms["base"].outputs == report.arms["candidate"].outputs
+    assert set(report.arms["base"].scenario_margin) == {
+        "empathy_vs_honesty",
+        "agency_support_vs_safety",
+        "all",
+    }
+    assert report.passed and report.regressions == []
+    assert report.interference.verdict == "none"
+    assert report.reward_model is None and "reward" in report.reward_model_note
+
+
+def test_adapter_trained_on_facts_lowers_their_nll(fact_registry: tuple[AdapterRegistry, str]) -> None:
+    registry, version = fact_registry
+    report = evaluate_version(registry, version, CFG, SMALL_SET, sft_rows=SFT_ROWS)
+    base, cand = report.arms["base"], report.arms["candidate"]
+    assert report.probes == {"held_out": len(HELD_OUT), "taught": 1, "from_sft_data": 1}
+    knowledge_drop = base.knowledge_nll - cand.knowledge_nll
+    general_change = abs(cand.general_nll - base.general_nll)
+    # The facts became clearly more likely, far more than the untouched general set moved.
+    assert knowledge_drop > 0.25 and knowledge_drop > 2 * general_change
+    assert base.knowledge_taught_nll - cand.knowledge_taught_nll > 0.25
+    assert report.interference.knowledge_gain == pytest.approx(knowledge_drop)
+    assert report.interference.knowledge_gain_per_sft_share == pytest.approx(knowledge_drop)
+
+
+def test_damaging_adapter_fails_the_gate(tmp_path: Path, tiny_model_dir: Path) -> None:
+    registry = _registry(tmp_path)
+    model, _ = lora_model(tiny_model_dir)
+    perturb(model)
+    version = publish(registry, model, tiny_model_dir)
+    report = evaluate_version(registry, version, CFG, SMALL_SET)
+    assert not report.passed
+    general = [r for r in report.regressions if r.metric == "general_nll"]
+    assert general and general[0].against == "base" and general[0].candidate > general[0].reference * 1.05
+
+
+def test_candidate_is_compared_with_current_too(
+    fact_registry: tuple[AdapterRegistry, str], tiny_model_dir: Path
+) -> None:
+    registry, knows = fact_registry
+    registry.promote(knows)
+    fresh, _ = lora_model(tiny_model_dir, seed=3)
+    forgot = publish(registry, fresh, tiny_model_dir, parent=knows)
+
+    report = evaluate_version(registry, forgot, CFG, SMALL_SET)
+    assert set(report.arms) == {"base", "candidate", "current"}
+    # As good as the base model, but it lost what the served adapter knew: that is a regression.
+    assert not [r for r in report.regressions if r.against == "base"]
+    assert [r.metric for r in report.regressions if r.against.startswith("current")] == ["knowledge_nll"]
+    assert not report.passed
+
+
+@dataclass
+class _Scores:
+    reward_vector: dict[str, float]
+    reward_intensity: float
+    safety_score: float
+    scalar_preference: float
+
+
+def _arm(knowledge: float, margin: float, empathy: float, safety: float) -> ArmMetrics:
+    return ArmMetrics(
+        general_nll=2.0,
+        knowledge_nll=knowledge,
+        knowledge_taught_nll=None,
+        scenario_margin={"empathy_vs_honesty": margin, "agency_support_vs_safety": margin, "all": margin},
+        reward=RewardSummary(
+            dimensions={"empathy": empathy, "curiosity": 0.0},
+            reward_intensity=0.5,
+            safety_score=safety,
+            outputs=2,
+        ),
+    )
+
+
+def test_gate_rules_on_reward_dimensions_and_safety() -> None:
+    tol = Tolerances()
+    base = _arm(knowledge=3.0, margin=0.5, empathy=0.4, safety=0.9)
+    within = _arm(knowledge=3.04, margin=0.45, empathy=0.35, safety=0.86)
+    assert find_regressions(within, base, "base", tol) == []
+    worse = _arm(knowledge=3.0, margin=0.5, empathy=0.2, safety=0.8)
+    assert sorted(r.metric for r in find_regressions(worse, base, "base", tol)) == [
+        "reward.empathy",
+        "reward.safety_score",
+    ]
+
+
+def test_channel_interference_verdicts() -> None:
+    tol = Tolerances()
+    base = _arm(knowledge=3.0, margin=0.5, empathy=0.4, safety=0.9)
+    memory_won = _arm(knowledge=2.0, margin=0.1, empathy=0.1, safety=0.9)
+    shares = {"sft": {"loss_share": 0.4}, "preference": {"loss_share": 0.6}}
+    verdict = channel_interference(base, memory_won, shares, tol)
+    assert verdict.verdict == "memory_over_reward"
+    assert verdict.dimensions_down_while_knowledge_up == ["empathy"]
+    assert verdict.knowledge_gain_per_sft_share == pytest.approx(1.0 / 0.4)
+    reward_won = _arm(knowledge=3.5, margin=1.0, empathy=0.4, safety=0.9)
+    assert channel_interference(base, reward_won, shares, tol).verdict == "reward_over_memory"
+    assert channel_interference(base, base, shares, tol).verdict == "none"
+    # Knowledge up and the average margin up, but one scenario fell: still memory over reward.
+    mixed = _arm(knowledge=2.0, margin=0.5, empathy=0.4, safety=0.9)
+    mixed.scenario_margin.update({"empathy_vs_honesty": 0.2, "agency_support_vs_safety": 0.9, "all": 0.55})
+    verdict = channel_interference(base, mixed, shares, tol)
+    assert verdict.verdict == "memory_over_reward" and verdict.scenarios_down == ["empathy_vs_honesty"]
+
+
+def test_reward_summary_means() -> None:
+    outs = [
+        _Scores({"empathy": 0.2, "curiosity": -0.2}, 0.4, 1.0, 0.0),
+        _Scores({"empathy": 0.6, "curiosity": 0.2}, 0.6, 0.5, 0.4),
+    ]
+    s = summarise_reward_outputs(outs)
+    assert s.dimensions == pytest.approx({"empathy": 0.4, "curiosity": 0.0})
+    assert (s.reward_intensity, s.safety_score, s.scalar_preference) == pytest.approx((0.5, 0.75, 0.2))
+
+
+def test_regression_set_requires_both_seed_scenarios(tmp_path: Path) -> None:
+    text = (REPO_ROOT / "config" / "eval" / "regression_prompts.yaml").read_text()
+    broken = tmp_path / "set.yaml"
+    broken.write_text(text.replace("scenario: agency_support_vs_safety", "scenario: empathy_vs_honesty"))
+    with pytest.raises(ConfigError, match="agency_support_vs_safety"):
+        load_regression_set(broken)
+    broken.write_text(text.replace("scenario: empathy_vs_honesty", "scenario: empathy_vs_truth", 1))
+    with pytest.raises(ConfigError, match="scenario"):
+        load_regression_set(broken)
