@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 
 from hominem_pipeline.cli import labels as _labels
+from hominem_pipeline.cli import train as _train
 
 
 @click.group()
@@ -19,6 +20,7 @@ def main() -> None:
 main.add_command(_labels.labels)
 main.add_command(_labels.summary)
 main.add_command(_labels.manifold)
+main.add_command(_train.train)
 
 if __name__ == "__main__":
     main()

@@ -96,12 +96,14 @@ def load_sft_pairs(
 ) -> tuple[list[SFTPair], bool]:
     """SFT pairs from the store (`TrainingDatabase.get_sft_pairs`) or the JSONL export.
     Returns (pairs, from_database)."""
-    if source in ("auto", "database") and db is not None:
-        pairs = list(db.get_sft_pairs(limit=limit))
+    # A store opened before the sft_pairs migration (the conversations issue) has no SFT table yet.
+    get = getattr(db, "get_sft_pairs", None) if db is not None else None
+    if source in ("auto", "database") and get is not None:
+        pairs = list(get(limit=limit))
         if pairs or source == "database":
             return pairs, True
     if source == "database":
-        raise RuntimeError("sft_source is 'database' but no store was given")
+        raise RuntimeError("sft_source is 'database' but the store has no SFT pairs table")
     pairs = load_sft_jsonl(jsonl_path)
     return (pairs[:limit] if limit else pairs), False
 

@@ -56,6 +56,10 @@ def model_name_for(spec: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "model"
 
 
+class NoTrainingData(RuntimeError):
+    """Nothing is left to learn from after loading, the safety gate and the weights."""
+
+
 @dataclass
 class TrainingResult:
     version: str
@@ -167,7 +171,7 @@ def train_dual(
     sft = sft if sft_w > 0 else []
     pref = pref if pref_w > 0 else []
     if not sft and not pref:
-        raise RuntimeError(f"nothing to train on after the safety gate and weighting: {data.counts}")
+        raise NoTrainingData(f"nothing to train on after the safety gate and weighting: {data.counts}")
 
     enc_sft = [encode(tok, e.prompt, e.chosen, config.max_prompt_tokens, config.max_length) for e in sft]
     enc_pref = [
@@ -231,12 +235,12 @@ def train_dual(
             losses, margins = dpo_losses(logps[:n], logps[n : 2 * n], ref_c, ref_r, config.beta)
             w = torch.tensor([pref[i].weight for i in idx], dtype=losses.dtype)
             l_pref = weighted_mean(losses, w)
-            scale = ema["preference"].update(float(l_pref)) if config.normalize_losses else 1.0
+            scale = ema["preference"].update(float(l_pref.detach())) if config.normalize_losses else 1.0
             total = total + pref_w * l_pref / scale
-            row.update(preference_loss=float(l_pref), preference_margin=float(margins.mean()),
+            row.update(preference_loss=float(l_pref.detach()), preference_margin=float(margins.mean()),
                        preference_accuracy=float((margins > 0).float().mean()),
                        preference_sampling=_draw_stats(plan.preference, pref))
-            loss_share["preference"] += pref_w * float(l_pref) / scale
+            loss_share["preference"] += pref_w * float(l_pref.detach()) / scale
             tokens["preference"] += int(counts[: 2 * n].sum())
             seen["preference"].update(pref[i].example_id for i in idx)
             lrs.append(config.preference_learning_rate)
@@ -248,10 +252,10 @@ def train_dual(
             nll = -logps[offset:] / counts[offset:].clamp(min=1)
             w = torch.tensor([sft[i].weight for i in idx], dtype=nll.dtype)
             l_sft = weighted_mean(nll, w)
-            scale = ema["sft"].update(float(l_sft)) if config.normalize_losses else 1.0
+            scale = ema["sft"].update(float(l_sft.detach())) if config.normalize_losses else 1.0
             total = total + sft_w * l_sft / scale
-            row.update(sft_loss=float(l_sft), sft_sampling=_draw_stats(plan.sft, sft))
-            loss_share["sft"] += sft_w * float(l_sft) / scale
+            row.update(sft_loss=float(l_sft.detach()), sft_sampling=_draw_stats(plan.sft, sft))
+            loss_share["sft"] += sft_w * float(l_sft.detach()) / scale
             tokens["sft"] += int(counts[offset:].sum())
             seen["sft"].update(sft[i].example_id for i in idx)
             lrs.append(config.sft_learning_rate)
@@ -263,7 +267,7 @@ def train_dual(
         total.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
         optimizer.step()
-        row.update(loss=float(total), grad_norm=float(grad_norm), lr=lr)
+        row.update(loss=float(total.detach()), grad_norm=float(grad_norm), lr=lr)
         if plan.sft is not None and db is not None:
             ids = [sft[i].example_id for i in plan.sft.indices if sft[i].from_database]
             if ids:
@@ -323,7 +327,9 @@ def train_dual(
     if not publish:
         return TrainingResult("", lora_root, False, metadata, rows)
     with staging_dir(lora_root) as tmp:
-        model.save_pretrained(str(tmp))
+        # Only LoRA weights train; with lm_head targeted PEFT would otherwise copy the (unchanged, tied)
+        # embedding matrix into every adapter.
+        model.save_pretrained(str(tmp), save_embedding_layers=False)
         # The log holds only what the data and config determine (no timings), so the folder hash is a
         # content address: the same cycle trained twice gives the same version.
         write_jsonl_atomic(tmp / "training_log.jsonl", rows)
