@@ -134,6 +134,23 @@ def reference_logprobs(model: Any, pairs: list[tuple[Encoded, Encoded]], pad_id:
     return out
 
 
+def _shared_forward(model: Any, seqs: list[Encoded], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    slot: dict[tuple[tuple[int, ...], int], int] = {}
+    unique: list[Encoded] = []
+    index = []
+    for s in seqs:
+        key = (tuple(s.input_ids), s.prompt_len)
+        if key not in slot:
+            slot[key] = len(unique)
+            unique.append(s)
+        index.append(slot[key])
+    logps, counts = sequence_logprobs(model, collate(unique, pad_id))
+    if len(unique) == len(seqs):
+        return logps, counts
+    idx = torch.tensor(index)
+    return logps[idx], counts[idx]
+
+
 def _draw_stats(draw: Draw | None, examples: list[Example]) -> dict[str, float]:
     if draw is None:
         return {}
@@ -222,8 +239,9 @@ def train_dual(
             seqs += [enc_pref[i][0] for i in plan.preference.indices] + [enc_pref[i][1] for i in plan.preference.indices]
         if plan.sft is not None:
             seqs += [enc_sft[i] for i in plan.sft.indices]
-        # Both channels share one forward pass: one padded batch of chosen, rejected and SFT sequences.
-        logps, counts = sequence_logprobs(model, collate(seqs, pad_id))
+        # Both channels share one forward pass: one padded batch of chosen, rejected and SFT sequences,
+        # each distinct sequence once (an SFT example may be a pair's chosen response).
+        logps, counts = _shared_forward(model, seqs, pad_id)
         row: dict[str, Any] = {"step": step}
         total = torch.zeros(())
         lrs = []
