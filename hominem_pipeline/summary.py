@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hominem_pipeline.atomic import Pointer
 from hominem_pipeline.settings import Settings
 from hominem_pipeline.store import TrainingDatabase
 
@@ -35,6 +36,16 @@ def build_summary(settings: Settings) -> str:
     ]:
         n = _count_lines(path)
         lines.append(f"  {label:24s} {path}  ({'missing' if n is None else f'{n} rows'})")
+    lora = settings.artifacts_dir / "lora"
+    if lora.is_dir():
+        lines.append("adapters:")
+        for model_dir in sorted(p for p in lora.iterdir() if p.is_dir()):
+            versions = sorted((p for p in model_dir.iterdir() if (p / "METADATA.json").is_file()),
+                              key=lambda p: p.stat().st_mtime)
+            if versions:
+                current = Pointer(model_dir, "current").target
+                lines.append(f"  {model_dir.name:24s} {len(versions)} version(s), newest {versions[-1].name}, "
+                             f"current {current or 'none'}  ({model_dir})")
     models = settings.models_cache_dir
     if models.is_dir():
         lines.append("models:")
