@@ -3,6 +3,7 @@
 import dagster as dg
 
 from hominem_pipeline.defs.assets.foundation import base_model, reward_labels, seed_prompts, trajectories
+from hominem_pipeline.defs.assets.reward_model import REWARD_MODEL_ASSETS, REWARD_MODEL_CHECKS
 from hominem_pipeline.defs.assets.training import dual_lora
 from hominem_pipeline.defs.checks import FOUNDATION_CHECKS
 from hominem_pipeline.defs.jobs import main_job
@@ -11,8 +12,8 @@ from hominem_pipeline.defs.resources import HominemResource, TeacherResource
 _hominem = HominemResource()
 
 defs = dg.Definitions(
-    assets=[seed_prompts, base_model, trajectories, reward_labels, dual_lora],
-    asset_checks=FOUNDATION_CHECKS,
+    assets=[seed_prompts, base_model, trajectories, reward_labels, *REWARD_MODEL_ASSETS, dual_lora],
+    asset_checks=[*FOUNDATION_CHECKS, *REWARD_MODEL_CHECKS],
     jobs=[main_job],
     resources={"hominem": _hominem, "teacher": TeacherResource(hominem=_hominem)},
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hominem_pipeline.atomic import Pointer
+from hominem_pipeline.reward_model.registry import describe, reward_model_root
 from hominem_pipeline.settings import Settings
 from hominem_pipeline.store import TrainingDatabase
 
@@ -46,6 +47,9 @@ def build_summary(settings: Settings) -> str:
                 current = Pointer(model_dir, "current").target
                 lines.append(f"  {model_dir.name:24s} {len(versions)} version(s), newest {versions[-1].name}, "
                              f"current {current or 'none'}  ({model_dir})")
+    if reward_model_root(settings.artifacts_dir).is_dir():
+        lines.append("reward model:")
+        lines.extend(describe(settings.artifacts_dir))
     models = settings.models_cache_dir
     if models.is_dir():
         lines.append("models:")

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import click
 
+from hominem_pipeline.cli import imports as _imports
 from hominem_pipeline.cli import labels as _labels
+from hominem_pipeline.cli import reward as _reward
 from hominem_pipeline.cli import train as _train
 
 
@@ -21,6 +23,8 @@ main.add_command(_labels.labels)
 main.add_command(_labels.summary)
 main.add_command(_labels.manifold)
 main.add_command(_train.train)
+main.add_command(_reward.reward)
+main.add_command(_imports.import_group)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,66 @@
+"""Reward-model training settings from `config/reward_model.toml`, validated (errors name file and field)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hominem_pipeline.settings import ConfigError, Settings, load_toml_model
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SplitConfig(_Strict):
+    validation_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    salt: str = "hominem-reward-v1"
+
+
+class RegressionConfig(_Strict):
+    alphas: list[float] = Field(
+        default_factory=lambda: [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0], min_length=1
+    )
+    cv_folds: int = Field(5, ge=2, le=50)
+
+    @field_validator("alphas")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if any(a <= 0 for a in v):
+            raise ValueError(f"every alpha must be > 0, got {v}")
+        return sorted(v)
+
+
+class PreferencesConfig(_Strict):
+    use_imported: bool = True
+    imported_limit: int = Field(2000, ge=0)
+    teacher_pairs: bool = True
+    teacher_pair_min_margin: float = Field(0.05, ge=0.0)
+    anchor_strength: float = Field(1.0, gt=0.0)
+
+
+class EmbeddingConfig(_Strict):
+    batch_size: int = Field(64, ge=1, le=4096)
+
+
+class RewardModelConfig(_Strict):
+    split: SplitConfig = SplitConfig()
+    regression: RegressionConfig = RegressionConfig()
+    preferences: PreferencesConfig = PreferencesConfig()
+    embedding: EmbeddingConfig = EmbeddingConfig()
+
+
+def config_path(settings: Settings) -> Path:
+    return settings.config_dir / "reward_model.toml"
+
+
+def load_reward_model_config(settings: Settings) -> RewardModelConfig:
+    """The validated config; defaults when the file is absent (a home made before the reward model)."""
+    path = config_path(settings)
+    if not path.is_file():
+        return RewardModelConfig()
+    cfg = load_toml_model(path, RewardModelConfig)
+    if not isinstance(cfg, RewardModelConfig):  # pragma: no cover - load_toml_model returns the model given
+        raise ConfigError(f"{path}: unexpected config type")
+    return cfg

@@ -1,0 +1,81 @@
+"""The reward_model asset in process: metrics as metadata, the version as data version, `current` moved
+only when the blocking check passes, and a model no better than the mean blocked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from hominem_pipeline.atomic import Pointer
+from hominem_pipeline.defs.assets.reward_model import reward_model, reward_model_beats_baseline
+from hominem_pipeline.defs.resources import HominemResource
+from hominem_pipeline.manifold import load_manifold
+from hominem_pipeline.reward_model.registry import reward_model_root
+from hominem_pipeline.settings import Settings
+from hominem_pipeline.store import TrainingDatabase
+from hominem_pipeline_tests.reward_data import constant_rows, make_home, planted_rows, write_jsonl
+
+
+def _run(home: Path, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    resources = {"hominem": HominemResource(home=str(home), config_dir=str(home / "config"))}
+    return dg.materialize(
+        [reward_model, reward_model_beats_baseline],
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def _materialization(result: dg.ExecuteInProcessResult) -> dg.AssetMaterialization:
+    [event] = result.get_asset_materialization_events()
+    return event.materialization
+
+
+def test_asset_publishes_version_with_metrics_and_check_gates_current(tmp_path: Path) -> None:
+    home = make_home(tmp_path)
+    settings = Settings(home=home, config_dir=home / "config")
+    manifold = load_manifold(settings.manifold_path)
+    write_jsonl(settings.reward_samples_export, planted_rows(manifold))
+    with TrainingDatabase(settings.database_path) as db:
+        db.insert_imported_preferences(
+            [
+                {
+                    "pair_id": f"p{i}",
+                    "prompt": f"Help me with chore {i}?",
+                    "chosen": "Sure, here is how.",
+                    "rejected": "No.",
+                    "source_file": "x.jsonl",
+                    "line_no": i,
+                }
+                for i in range(1, 6)
+            ]
+        )
+    instance = dg.DagsterInstance.ephemeral()
+
+    good = _run(home, instance)
+    assert good.success
+    [check] = good.get_asset_check_evaluations()
+    assert check.check_name == "reward_model_beats_baseline" and check.passed
+    mat = _materialization(good)
+    meta = {k: v.value for k, v in mat.metadata.items()}
+    version = meta["version"]
+    assert mat.tags["dagster/data_version"] == version
+    assert meta["accepted_as_current"] is True and meta["pairs_imported"] == 5
+    assert meta["validation/heads/empathy/mae"] < meta["validation/heads/empathy/baseline_mae"]
+    assert meta["validation/summary/mae_mean"] < meta["validation/summary/baseline_mae_mean"]
+    assert "pairs/accuracy" in meta and "length_bias/empathy/model" in meta
+    root = reward_model_root(settings.artifacts_dir)
+    assert Pointer(root, "current").target == version
+    assert json.loads((root / version / "METADATA.json").read_text())["training_data"]["pairs_imported"] == 5
+
+    # Labels with nothing to learn: a new version is published, the check fails, `current` stays put.
+    write_jsonl(settings.reward_samples_export, constant_rows(manifold))
+    bad = _run(home, instance)
+    [check] = bad.get_asset_check_evaluations()
+    assert not check.passed and "vs baseline" in check.description
+    bad_version = _materialization(bad).metadata["version"].value
+    assert bad_version != version
+    assert Pointer(root, "latest").target == bad_version
+    assert Pointer(root, "current").target == version
