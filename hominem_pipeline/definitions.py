@@ -2,16 +2,18 @@
 
 import dagster as dg
 
+from hominem_pipeline.defs.assets.conversations import CONVERSATION_ASSETS
 from hominem_pipeline.defs.assets.foundation import base_model, reward_labels, seed_prompts, trajectories
 from hominem_pipeline.defs.checks import FOUNDATION_CHECKS
+from hominem_pipeline.defs.conversation_checks import CONVERSATION_CHECKS
 from hominem_pipeline.defs.jobs import main_job
 from hominem_pipeline.defs.resources import HominemResource, TeacherResource
 
 _hominem = HominemResource()
 
 defs = dg.Definitions(
-    assets=[seed_prompts, base_model, trajectories, reward_labels],
-    asset_checks=FOUNDATION_CHECKS,
+    assets=[seed_prompts, base_model, trajectories, reward_labels, *CONVERSATION_ASSETS],
+    asset_checks=FOUNDATION_CHECKS + CONVERSATION_CHECKS,
     jobs=[main_job],
     resources={"hominem": _hominem, "teacher": TeacherResource(hominem=_hominem)},
 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from hominem_pipeline.cli import conversations as _conversations
 from hominem_pipeline.cli import labels as _labels
 
 
@@ -19,6 +20,8 @@ def main() -> None:
 main.add_command(_labels.labels)
 main.add_command(_labels.summary)
 main.add_command(_labels.manifold)
+main.add_command(_conversations.extract_sft)
+_conversations.register_import(main)  # `hominem import conversations`
 
 if __name__ == "__main__":
     main()
