@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from hominem_pipeline.events.log import EventLog, RejectedLine
+from hominem_pipeline.events.log import DayRead, EventLog, RejectedLine
 from hominem_pipeline.events.schema import FeedbackEvent, MessageEvent
 from hominem_pipeline.store import TrainingDatabase
 
@@ -50,21 +50,35 @@ def feedback_row(e: FeedbackEvent, day: date) -> dict:
 
 
 def ingest_day(db: TrainingDatabase, log: EventLog, day: date, batch_size: int = 5000) -> IngestResult:
-    """Store the day's complete records. Messages and feedback go in batches, each in its own
+    """Store the day's complete records, streaming the file in batches, each batch in its own
     transaction: a crash between batches leaves whole batches, and the next run adds the rest."""
-    read = log.read_day(day)
-    result = IngestResult(day=day, torn_tail_bytes=read.torn_tail_bytes, rejected=read.rejected, digest=read.digest)
-    messages = [e for e in read.events if isinstance(e, MessageEvent)]
-    feedback = [e for e in read.events if isinstance(e, FeedbackEvent)]
-    result.messages_in_file, result.feedback_in_file = len(messages), len(feedback)
-    result.conversations = len({e.conversation_id for e in messages})
-    for start in range(0, len(messages), batch_size):
+    stats = DayRead()
+    result = IngestResult(day=day)
+    conversations: set[str] = set()
+    messages: list[dict] = []
+    feedback: list[dict] = []
+
+    def flush() -> None:
         with _transaction(db):
-            result.new_messages += db.insert_messages(message_row(e, day) for e in messages[start : start + batch_size])
-    for start in range(0, len(feedback), batch_size):
-        with _transaction(db):
-            result.new_feedback += db.insert_feedback(feedback_row(e, day) for e in feedback[start : start + batch_size])
-    db.record_ingest_state(day, read.complete_bytes, read.lines, read.torn_tail_bytes)
+            result.new_messages += db.insert_messages(messages)
+            result.new_feedback += db.insert_feedback(feedback)
+        messages.clear()
+        feedback.clear()
+
+    for e in log.scan_day(day, stats):
+        if isinstance(e, MessageEvent):
+            result.messages_in_file += 1
+            conversations.add(e.conversation_id)
+            messages.append(message_row(e, day))
+        else:
+            result.feedback_in_file += 1
+            feedback.append(feedback_row(e, day))
+        if len(messages) + len(feedback) >= batch_size:
+            flush()
+    flush()
+    result.conversations = len(conversations)
+    result.torn_tail_bytes, result.rejected, result.digest = stats.torn_tail_bytes, stats.rejected, stats.digest
+    db.record_ingest_state(day, stats.complete_bytes, stats.lines, stats.torn_tail_bytes)
     return result
 
 

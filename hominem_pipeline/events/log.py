@@ -98,28 +98,33 @@ class EventLog:
             fsync_dir(self.root)
         return data.count(b"\n") - (1 if data.startswith(b"\n") else 0)
 
-    def read_day(self, day: date) -> DayRead:
-        """Every complete line of the day's file, parsed. A torn tail is counted, not parsed."""
-        result = DayRead()
+    def scan_day(self, day: date, stats: DayRead) -> Iterator[MessageEvent | FeedbackEvent]:
+        """Stream the day's complete lines as events, filling `stats` (bytes, lines, torn tail, rejected
+        lines, digest) as it goes; a torn tail is counted, not parsed. Memory holds one line."""
         path = self.path_for(day)
         if not path.is_file():
-            return result
+            return
         h = hashlib.sha256()
         with path.open("rb") as fh:
             for raw in fh:
                 if not raw.endswith(b"\n"):
-                    result.torn_tail_bytes = len(raw)
+                    stats.torn_tail_bytes = len(raw)
                     break
                 h.update(raw)
-                result.lines += 1
-                result.complete_bytes += len(raw)
+                stats.lines += 1
+                stats.complete_bytes += len(raw)
                 if not raw.strip():
                     continue
                 try:
-                    result.events.append(parse_event(raw))
+                    yield parse_event(raw)
                 except ValidationError as exc:
-                    result.rejected.append(RejectedLine(result.lines, _describe(exc)))
-        result.digest = h.hexdigest()[:16]
+                    stats.rejected.append(RejectedLine(stats.lines, _describe(exc)))
+        stats.digest = h.hexdigest()[:16]
+
+    def read_day(self, day: date) -> DayRead:
+        """Every complete line of the day's file, parsed (for small days and checks; ingestion streams)."""
+        result = DayRead()
+        result.events = list(self.scan_day(day, result))
         return result
 
     def iter_event_ids(self) -> Iterator[str]:

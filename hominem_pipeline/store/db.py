@@ -245,11 +245,19 @@ class TrainingDatabase:
         )
 
     # -- conversations (ingested from the event log) -------------------------------------------
-    def _insert_counting(self, table: str, sql: str, rows: list[tuple[Any, ...]]) -> int:
+    def _bulk_insert(self, table: str, rows: list[tuple[Any, ...]], key_index: int = 0, on_conflict: str = "DO NOTHING") -> int:
+        """Insert many rows in one statement (one list parameter per column, unnested), which is two
+        orders of magnitude faster than executemany in DuckDB. Rows repeating a key keep the first.
+        Returns how many rows are new."""
         if not rows:
             return 0
+        if not re.fullmatch(r"[a-z_]+", table):
+            raise ValueError("table must be a plain identifier")
+        unique = list({r[key_index]: r for r in reversed(rows)}.values())[::-1]
+        columns = [list(col) for col in zip(*unique, strict=True)]
         before = int(self.scalar(f"SELECT count(*) FROM {table}"))
-        self.con.executemany(sql, rows)
+        select = ", ".join(["unnest(?)"] * len(columns))
+        self.con.execute(f"INSERT INTO {table} SELECT {select} ON CONFLICT {on_conflict}", columns)
         return int(self.scalar(f"SELECT count(*) FROM {table}")) - before
 
     def insert_messages(self, rows: Iterable[dict[str, Any]]) -> int:
@@ -264,12 +272,7 @@ class TrainingDatabase:
             )
             for r in rows
         ]
-        return self._insert_counting(
-            "conversation_messages",
-            "INSERT INTO conversation_messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (event_id) DO NOTHING",
-            values,
-        )
+        return self._bulk_insert("conversation_messages", values)
 
     def insert_feedback(self, rows: Iterable[dict[str, Any]]) -> int:
         now = utcnow()
@@ -282,11 +285,7 @@ class TrainingDatabase:
             )
             for r in rows
         ]
-        return self._insert_counting(
-            "feedback_events",
-            "INSERT INTO feedback_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-            values,
-        )
+        return self._bulk_insert("feedback_events", values)
 
     def record_ingest_state(self, day: Any, bytes_ingested: int, lines: int, torn_tail_bytes: int) -> None:
         self.con.execute(
@@ -392,19 +391,16 @@ class TrainingDatabase:
             if refresh
             else "DO NOTHING"
         )
-        self.con.executemany(
-            "INSERT INTO sft_pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            f"ON CONFLICT (pair_id) {on_conflict}",
-            [
-                (
-                    p.pair_id, p.instruction, p.response, p.context, p.source, p.category, p.confidence,
-                    p.reward_intensity, p.safety_score, p.weight, p.conversation_id, p.message_id,
-                    len(p.instruction), len(p.response), json.dumps(p.metadata, sort_keys=True, default=str),
-                    _naive(p.created_at) or now, p.is_used, _naive(p.used_timestamp), p.training_epoch,
-                )
-                for p in pairs
-            ],
-        )
+        rows = [
+            (
+                p.pair_id, p.instruction, p.response, p.context, p.source, p.category, p.confidence,
+                p.reward_intensity, p.safety_score, p.weight, p.conversation_id, p.message_id,
+                len(p.instruction), len(p.response), json.dumps(p.metadata, sort_keys=True, default=str),
+                _naive(p.created_at) or now, p.is_used, _naive(p.used_timestamp), p.training_epoch,
+            )
+            for p in pairs
+        ]
+        self._bulk_insert("sft_pairs", rows, on_conflict=on_conflict)
 
     def get_sft_pairs(
         self,
