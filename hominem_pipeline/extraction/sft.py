@@ -144,6 +144,36 @@ def _is_introspection(turn: _Turn, reply: Message) -> bool:
     return reply.introspection or turn.user.introspection
 
 
+def texts_to_embed(conversation: Conversation, options: ExtractionOptions | None = None) -> list[str]:
+    """The texts extraction will embed for this conversation: drafts of user turns with more than one
+    draft, and (when included) internal-generated introspection. Lets a caller embed many
+    conversations' texts in one batch (see `PrecomputedEmbedder`)."""
+    opts = options or ExtractionOptions()
+    turns, _ = _turns(conversation, 0)
+    out: list[str] = []
+    for turn in turns:
+        plain = [r for r in turn.replies if not _is_introspection(turn, r)]
+        if len(plain) > 1:
+            out.extend(r.content for r in plain)
+        if opts.include_introspection:
+            out.extend(r.content for r in turn.replies if _is_introspection(turn, r) and r.internal_generated)
+    return out
+
+
+class PrecomputedEmbedder:
+    """Serves vectors computed ahead in one batch; anything not precomputed goes to `fallback`."""
+
+    def __init__(self, vectors: dict[str, np.ndarray], fallback: Any):
+        self.vectors = vectors
+        self.fallback = fallback
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self.vectors]
+        if missing:
+            self.vectors.update(zip(missing, self.fallback.embed(missing), strict=True))
+        return np.stack([self.vectors[t] for t in texts])
+
+
 def extract_sft_pairs_from_conversation(
     conversation: Conversation | Sequence[dict[str, Any]],
     include_context: bool = False,

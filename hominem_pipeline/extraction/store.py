@@ -19,7 +19,9 @@ from hominem_pipeline.extraction.sft import (
     Conversation,
     ExtractionOptions,
     ExtractionStats,
+    PrecomputedEmbedder,
     extract_sft_pairs_from_conversation,
+    texts_to_embed,
 )
 from hominem_pipeline.records import SFTPair
 from hominem_pipeline.store import TrainingDatabase
@@ -62,6 +64,7 @@ def extract_and_store_sft_pairs(
     intensity: IntensitySource | None = None,
     export_jsonl: Path | str | None = None,
     batch_pairs: int = 2000,
+    window_size: int = 20_000,
 ) -> ExtractionResult:
     """Extract pairs from one conversation, every conversation, those touched since a time, or those
     with a message in the given event-log days; store them (dedup by message id unless
@@ -96,15 +99,33 @@ def extract_and_store_sft_pairs(
         since=since,
         days=days,
     )
-    for rows in batches:
-        result.conversations += 1
-        pairs = extract_sft_pairs_from_conversation(
-            Conversation.from_rows(rows), options=opts, embedder=embedder, intensity=source, stats=result.stats
-        )
-        result.pairs_found += len(pairs)
-        pending.extend(pairs)
+    window: list[Conversation] = []
+
+    def extract_window() -> None:
+        # Drafts from many conversations are embedded in one call: per-call overhead dominates
+        # when each user turn has only two or three drafts.
+        texts = list(dict.fromkeys(t for c in window for t in texts_to_embed(c, opts)))
+        vectors = dict(zip(texts, embedder.embed(texts), strict=True)) if texts else {}
+        batch_embedder = PrecomputedEmbedder(vectors, embedder)
+        for conv in window:
+            pairs = extract_sft_pairs_from_conversation(
+                conv, options=opts, embedder=batch_embedder, intensity=source, stats=result.stats
+            )
+            result.pairs_found += len(pairs)
+            pending.extend(pairs)
+        window.clear()
         if len(pending) >= batch_pairs:
             flush()
+
+    window_messages = 0
+    for rows in batches:
+        result.conversations += 1
+        window.append(Conversation.from_rows(rows))
+        window_messages += len(rows)
+        if window_messages >= window_size:
+            extract_window()
+            window_messages = 0
+    extract_window()
     flush()
     if export_jsonl:
         result.export = Path(export_jsonl)
