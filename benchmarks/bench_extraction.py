@@ -1,7 +1,7 @@
 """Extraction + dedup at 10k / 100k / 1M messages: time and peak memory, against a named baseline.
 
 For each size a synthetic, realistic event log is written (conversations of 1-8 user turns, system
-prompts, ~2% of user turns with 2-3 assistant drafts of which half are near-duplicate paraphrases,
+prompts, ~1% of user turns with 2-3 assistant drafts (regenerated replies) of which half are near-duplicate paraphrases,
 ~1% introspection), ingested into a fresh DuckDB store, then measured in separate processes (so each
 peak RSS is that step's own):
   baseline  "scan":    stream every conversation out of the store, no extraction (the floor);
@@ -89,9 +89,9 @@ def write_log(root: Path, n_messages: int, seed: int = 0) -> int:
                 first = _reply(rng, topic)
                 r = rng.random()
                 drafts = [first]
-                if r < 0.01:
+                if r < 0.005:
                     drafts.append(_paraphrase(first))  # near-duplicate draft
-                elif r < 0.02:
+                elif r < 0.01:
                     drafts.append(_reply(rng, rng.choice(TOPICS)))  # a genuinely different draft
                     if rng.random() < 0.5:
                         drafts.append(_reply(rng, topic))

@@ -6,7 +6,7 @@ from hominem_pipeline.defs.assets.conversations import CONVERSATION_ASSETS
 from hominem_pipeline.defs.assets.foundation import base_model, reward_labels, seed_prompts, trajectories
 from hominem_pipeline.defs.checks import FOUNDATION_CHECKS
 from hominem_pipeline.defs.conversation_checks import CONVERSATION_CHECKS
-from hominem_pipeline.defs.jobs import main_job
+from hominem_pipeline.defs.jobs import conversations_job, main_job
 from hominem_pipeline.defs.resources import HominemResource, TeacherResource
 
 _hominem = HominemResource()
@@ -14,6 +14,6 @@ _hominem = HominemResource()
 defs = dg.Definitions(
     assets=[seed_prompts, base_model, trajectories, reward_labels, *CONVERSATION_ASSETS],
     asset_checks=FOUNDATION_CHECKS + CONVERSATION_CHECKS,
-    jobs=[main_job],
+    jobs=[main_job, conversations_job],
     resources={"hominem": _hominem, "teacher": TeacherResource(hominem=_hominem)},
 )
