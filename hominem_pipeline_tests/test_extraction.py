@@ -100,7 +100,7 @@ def test_pairing_rule_and_end_to_end_dedup_on_real_embeddings(embedder: Sentence
     assert [p.message_id for p in pairs] == ["a2", "a3", "a4"]
     assert pairs[0].reward_intensity == 0.8
     assert pairs[0].context == "system: Be kind.\nassistant: Hello! How can I help?"
-    # The kept draft (not the dropped one) is the next turn's context.
+    # Only a reply's first draft is context for the next turn: later drafts are alternatives to it.
     assert pairs[2].context.endswith("assistant: " + NEAR_A)
 
 
@@ -180,13 +180,21 @@ def test_extract_and_store_skips_existing_and_refreshes_on_request(tmp_path: Pat
         assert sum(1 for p in refreshed.values() if p.context) > 0
 
 
-def test_knowledge_updates_by_cues_and_a_teacher_failure_is_recorded(tmp_path: Path, tiny_model_dir: Path) -> None:
+def test_knowledge_updates_by_cues_and_a_teacher_failure_is_recorded(
+    tmp_path: Path, tiny_model_dir: Path, embedder: SentenceEmbedder
+) -> None:
     from hominem_pipeline.manifold import load_manifold
     from hominem_pipeline.settings import SamplingConfig
     from hominem_pipeline.teacher.local import LocalTeacher
 
     with _ingested_db(tmp_path) as db:
+        extract_and_store_sft_pairs(db, all_conversations=True, embedder=embedder)
         run = extract_and_store_knowledge_updates(db, "cues", all_conversations=True)
+        # The wrong answers the user corrected stay stored but lose their confidence (out of training).
+        wrong = {p.response for p in db.get_sft_pairs(source="conversation") if p.confidence == 0}
+        assert wrong == {"The capital of Australia is Sydney.", "Mars has one moon, Phobos.",
+                         "Python 3.8 is the newest stable release, so use that."}
+        assert run.superseded == 3
         pairs = db.get_sft_pairs(source="knowledge_update")
         found = {(p.instruction, p.category) for p in pairs}
         assert found == {

@@ -100,6 +100,7 @@ class SFTBuild:
     exported: int
     by_source: dict[str, int] = field(default_factory=dict)
     digest: str = ""
+    superseded: int = 0
 
 
 def build_sft_pairs(
@@ -125,12 +126,15 @@ def build_sft_pairs(
                 db, method, teacher=teacher_factory() if method == "teacher" and teacher_factory else None,
                 all_conversations=True,
             )
-        rows = sft_export_rows(db)
+        # Pairs whose answer the user corrected (confidence 0) stay in the store, out of training.
+        rows = [r for r in sft_export_rows(db) if r["confidence"] > 0]
+        superseded = int(db.scalar("SELECT count(*) FROM sft_pairs WHERE confidence = 0"))
     export = sft_export_path(settings)
     n = write_jsonl_atomic(export, rows)
     return SFTBuild(
         extraction=extraction, knowledge=knowledge, knowledge_method=method, intensity_source=source.name,
         export=export, exported=n, by_source=dict(Counter(r["source"] for r in rows)), digest=file_digest(export),
+        superseded=superseded,
     )
 
 

@@ -157,6 +157,7 @@ class KnowledgeRun:
     reused: int = 0
     failures: int = 0
     pairs_stored: int = 0
+    superseded: int = 0  # conversation pairs whose answer the user corrected: confidence set to 0
     failure_reasons: list[str] = field(default_factory=list)
 
 
@@ -180,6 +181,8 @@ def extract_and_store_knowledge_updates(
         outcome = extract_knowledge_updates(conv, method, teacher)
         if outcome.pairs:
             run.pairs_stored += db.insert_sft_pairs(outcome.pairs)
+            wrong = [p.metadata["wrong_answer_message_id"] for p in outcome.pairs if "wrong_answer_message_id" in p.metadata]
+            run.superseded += db.mark_sft_superseded(wrong, "corrected by the user (knowledge update)")
         if not outcome.ok:
             run.failures += 1
             run.failure_reasons.append(f"{conv.conversation_id}: {outcome.reason}")

@@ -385,9 +385,11 @@ class TrainingDatabase:
     def _insert_sft_rows(self, pairs: list[SFTPair], refresh: bool = False) -> None:
         now = utcnow()
         on_conflict = (
-            "DO UPDATE SET context = excluded.context, category = excluded.category, confidence = excluded.confidence, "
+            # A pair marked superseded (confidence 0, see mark_sft_superseded) stays so on refresh.
+            "DO UPDATE SET context = excluded.context, category = excluded.category, "
+            "confidence = CASE WHEN sft_pairs.confidence = 0 THEN 0 ELSE excluded.confidence END, "
             "reward_intensity = excluded.reward_intensity, safety_score = excluded.safety_score, "
-            "weight = excluded.weight, metadata = excluded.metadata"
+            "weight = excluded.weight, metadata = json_merge_patch(sft_pairs.metadata, excluded.metadata)"
             if refresh
             else "DO NOTHING"
         )
@@ -465,6 +467,20 @@ class TrainingDatabase:
             [ts, int(training_epoch), ids],
         )
         return int(n)
+
+    def mark_sft_superseded(self, message_ids: Sequence[str], reason: str) -> int:
+        """Set confidence 0 on conversation pairs whose answer the user corrected (a knowledge update
+        holds the right one), recording why in metadata. Returns how many pairs were marked."""
+        if not message_ids:
+            return 0
+        where = "source = 'conversation' AND confidence > 0 AND message_id IN (SELECT unnest(?))"
+        n = int(self.scalar(f"SELECT count(*) FROM sft_pairs WHERE {where}", [list(message_ids)]))
+        self.con.execute(
+            "UPDATE sft_pairs SET confidence = 0, metadata = json_merge_patch(metadata, json_object('superseded', ?)) "
+            f"WHERE {where}",
+            [reason, list(message_ids)],
+        )
+        return n
 
     def reset_sft_used(self, ids: Iterable[str]) -> int:
         """Clear is_used (maintenance re-emits curated older pairs). Returns how many were updated."""

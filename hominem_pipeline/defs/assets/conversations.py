@@ -101,6 +101,7 @@ def sft_pairs(
             "knowledge_method": built.knowledge_method,
             "knowledge_pairs_stored": k.pairs_stored if k else 0,
             "knowledge_failures": k.failures if k else 0,
+            "superseded_by_corrections": built.superseded,
             "export": dg.MetadataValue.path(str(built.export)),
         },
         data_version=dg.DataVersion(built.digest),
