@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from hominem_pipeline.cli import conversations as _conversations
 from hominem_pipeline.cli import imports as _imports
 from hominem_pipeline.cli import labels as _labels
 from hominem_pipeline.cli import reward as _reward
@@ -25,6 +26,8 @@ main.add_command(_labels.manifold)
 main.add_command(_train.train)
 main.add_command(_reward.reward)
 main.add_command(_imports.import_group)
+main.add_command(_conversations.extract_sft)
+_conversations.register_import(main)  # `hominem import conversations`
 
 if __name__ == "__main__":
     main()
