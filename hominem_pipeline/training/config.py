@@ -103,6 +103,9 @@ class TrainingConfig(_Strict):
     seed: int = 17
 
     sft_source: Literal["auto", "database", "jsonl"] = "auto"
+    sft_unused_only: bool = Field(
+        True, description="train on SFT rows not yet used (learned knowledge lives in the adapter it continues)"
+    )
     preferences_limit: int | None = Field(None, ge=1)
     sft_limit: int | None = Field(None, ge=1)
 

@@ -68,7 +68,9 @@ def run_training(
     pairs = load_preference_pairs(preferences_path(settings))
     if config.preferences_limit:
         pairs = pairs[: config.preferences_limit]
-    sft_pairs, from_db = load_sft_pairs(db, sft_jsonl_path(settings), config.sft_source, config.sft_limit)
+    sft_pairs, from_db = load_sft_pairs(
+        db, sft_jsonl_path(settings), config.sft_source, config.sft_limit, config.sft_unused_only
+    )
     needs_scoring = any(p.reward_intensity is None or p.safety_score is None for p in pairs)
     reward_model, note = load_reward_model(settings) if needs_scoring else (None, "not needed")
     log.info("training: %d preference pairs, %d SFT pairs (%s); scoring: %s",
