@@ -16,9 +16,10 @@ from hominem_pipeline.defs.assets.training import dual_lora
 from hominem_pipeline.defs.resources import HominemResource
 from hominem_pipeline.records import PreferencePair, SFTPair
 from hominem_pipeline.settings import Settings
+from hominem_pipeline.store import TrainingDatabase
 
 
-def _seed_data(home: Path) -> None:
+def _seed_data(home: Path, sft_in_store: bool = False) -> None:
     t = datetime(2026, 11, 1, 12)
     pairs = [
         PreferencePair(prompt=f"I am nervous about {topic}.", chosen=f"That is understandable; what part of {topic} worries you?",
@@ -30,7 +31,11 @@ def _seed_data(home: Path) -> None:
     sft = [SFTPair(instruction=f"Where does {n} live?", response=f"{n} lives in {c}.", source="knowledge_update",
                    created_at=t) for n, c in [("Ada", "Lisbon"), ("Bo", "Oslo"), ("Cy", "Quito"), ("Di", "Hanoi")]]
     write_jsonl_atomic(home / "data/preferences/preferences.jsonl", [p.model_dump(mode="json") for p in pairs])
-    write_jsonl_atomic(home / "data/sft/sft_training.jsonl", [s.model_dump(mode="json") for s in sft])
+    if sft_in_store:
+        with TrainingDatabase(Settings().database_path) as db:
+            db.insert_sft_pairs(sft)
+    else:
+        write_jsonl_atomic(home / "data/sft/sft_training.jsonl", [s.model_dump(mode="json") for s in sft])
 
 
 def test_hominem_train_publishes_an_adapter_and_refuses_a_bad_config(hominem_home: Path, tiny_model_dir: Path) -> None:
@@ -61,7 +66,7 @@ def test_hominem_train_publishes_an_adapter_and_refuses_a_bad_config(hominem_hom
 
 
 def test_dual_lora_asset_trains_with_diversity_sampler_and_reports_metadata(hominem_home: Path, tiny_model_dir: Path) -> None:
-    _seed_data(hominem_home)
+    _seed_data(hominem_home, sft_in_store=True)
     resource = HominemResource(home=str(hominem_home), config_dir=str(hominem_home / "config"))
     result = dg.materialize(
         [dual_lora],
@@ -80,3 +85,4 @@ def test_dual_lora_asset_trains_with_diversity_sampler_and_reports_metadata(homi
     assert "preference_loss" in rows[0] and "sft_loss" not in rows[0]
     assert "sft_loss" in rows[1] and "preference_loss" not in rows[1]
     assert meta["cluster_coverage"]["preference"] > 0
+    assert meta["sft_used_marked"] == 2  # the SFT step consumed two store rows and marked them used

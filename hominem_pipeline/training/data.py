@@ -94,16 +94,14 @@ def load_sft_jsonl(path: Path) -> list[SFTPair]:
 def load_sft_pairs(
     db: Any | None, jsonl_path: Path, source: str, limit: int | None, unused_only: bool = True
 ) -> tuple[list[SFTPair], bool]:
-    """SFT pairs from the store (`TrainingDatabase.get_sft_pairs`) or the JSONL export.
-    Returns (pairs, from_database)."""
-    # A store opened before the sft_pairs migration (the conversations issue) has no SFT table yet.
-    get = getattr(db, "get_sft_pairs", None) if db is not None else None
-    if source in ("auto", "database") and get is not None:
-        pairs = list(get(is_used=False if unused_only else None, limit=limit))
-        if pairs or source == "database":
-            return pairs, True
+    """SFT pairs from the store (`TrainingDatabase.get_sft_pairs`) when one is given, else the JSONL
+    export. Returns (pairs, from_database)."""
+    if source in ("auto", "database") and db is not None:
+        # The store is the source of truth: its JSONL export does not see the `is_used` updates made
+        # by training, so falling back to it would re-train used rows.
+        return list(db.get_sft_pairs(is_used=False if unused_only else None, limit=limit)), True
     if source == "database":
-        raise RuntimeError("sft_source is 'database' but the store has no SFT pairs table")
+        raise RuntimeError("sft_source is 'database' but no store was opened")
     pairs = [p for p in load_sft_jsonl(jsonl_path) if not (unused_only and p.is_used)]
     return (pairs[:limit] if limit else pairs), False
 
