@@ -162,15 +162,16 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--baselines", default="trl,trl-precompute", help="which TRL runs: trl, trl-precompute")
     ap.add_argument("--which", choices=["ours", "trl", "trl-precompute"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.which:
         child(args)
         return
     results = {}
-    for which in ("trl", "trl-precompute", "ours"):
+    for which in [b for b in args.baselines.split(",") if b] + ["ours"]:
         cmd = [sys.executable, __file__, "--which", which] + [
-            a for k, v in vars(args).items() if k != "which" for a in (f"--{k.replace('_', '-')}", str(v))
+            a for k, v in vars(args).items() if k not in ("which", "baselines") for a in (f"--{k.replace('_', '-')}", str(v))
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
@@ -178,6 +179,7 @@ def main() -> None:
             print(f"{which} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}", file=sys.stderr)
             sys.exit(1)
         results[which] = json.loads(line[-1][7:])
+        print(f"{which}: {results[which]}", flush=True)
     base = results["trl"]["step_s"]
     print(f"model {args.model}, LoRA r=8 q_proj,v_proj, batch {args.batch} pairs, max_length {args.max_length}, "
           f"{args.steps} timed steps after {args.warmup} warm-up, {args.threads} threads, fp32")
