@@ -5,7 +5,7 @@ the NLL of those facts asked in NEW phrasings, and of an untouched general set, 
 Reward: a pure preference run (sft_weight 0) on pairs preferring a warm, question-asking style, then the
 log-probability margin log p(chosen) - log p(rejected) on held-out pairs of that style, base vs adapter.
 
-    PYTHONPATH=$PWD python benchmarks/proof_it_learns.py [--steps 40]
+    PYTHONPATH=$PWD python benchmarks/proof_it_learns.py [--steps 8] [--lr 3e-3]
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ def cold(s: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="embedded:smollm2-135m-instruct")
-    ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=3e-3)
     args = ap.parse_args()
 
     import torch
