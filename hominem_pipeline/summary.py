@@ -39,6 +39,12 @@ def build_summary(settings: Settings) -> str:
     ]:
         n = _count_lines(path)
         lines.append(f"  {label:24s} {path}  ({'missing' if n is None else f'{n} rows'})")
+    events = settings.data_dir / "events"
+    days = sorted(p.stem for p in events.glob("*.jsonl")) if events.is_dir() else []
+    lines.append(f"  {'event log':24s} {events}  ({len(days)} day files{', ' + days[0] + ' .. ' + days[-1] if days else ''})")
+    if reward_model_root(settings.artifacts_dir).is_dir():
+        lines.append("reward model:")
+        lines.extend(describe(settings.artifacts_dir))
     lora = settings.artifacts_dir / "lora"
     if lora.is_dir():
         lines.append("adapters:")
@@ -49,12 +55,6 @@ def build_summary(settings: Settings) -> str:
                 current = Pointer(model_dir, "current").target
                 lines.append(f"  {model_dir.name:24s} {len(versions)} version(s), newest {versions[-1].name}, "
                              f"current {current or 'none'}  ({model_dir})")
-    if reward_model_root(settings.artifacts_dir).is_dir():
-        lines.append("reward model:")
-        lines.extend(describe(settings.artifacts_dir))
-    events = settings.data_dir / "events"
-    days = sorted(p.stem for p in events.glob("*.jsonl")) if events.is_dir() else []
-    lines.append(f"  {'event log':24s} {events}  ({len(days)} day files{', ' + days[0] + ' .. ' + days[-1] if days else ''})")
     models = settings.models_cache_dir
     if models.is_dir():
         lines.append("models:")
