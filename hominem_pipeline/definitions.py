@@ -2,18 +2,30 @@
 
 import dagster as dg
 
+from hominem_pipeline.defs.assets.conversations import CONVERSATION_ASSETS
 from hominem_pipeline.defs.assets.evaluation import EVALUATION_ASSETS, EVALUATION_CHECKS
 from hominem_pipeline.defs.assets.foundation import base_model, reward_labels, seed_prompts, trajectories
 from hominem_pipeline.defs.assets.reward_model import REWARD_MODEL_ASSETS, REWARD_MODEL_CHECKS
+from hominem_pipeline.defs.assets.training import dual_lora
 from hominem_pipeline.defs.checks import FOUNDATION_CHECKS
-from hominem_pipeline.defs.jobs import main_job
+from hominem_pipeline.defs.conversation_checks import CONVERSATION_CHECKS
+from hominem_pipeline.defs.jobs import conversations_job, main_job
 from hominem_pipeline.defs.resources import HominemResource, TeacherResource
 
 _hominem = HominemResource()
 
 defs = dg.Definitions(
-    assets=[seed_prompts, base_model, trajectories, reward_labels, *REWARD_MODEL_ASSETS, *EVALUATION_ASSETS],
-    asset_checks=[*FOUNDATION_CHECKS, *REWARD_MODEL_CHECKS, *EVALUATION_CHECKS],
-    jobs=[main_job],
+    assets=[
+        seed_prompts,
+        base_model,
+        trajectories,
+        reward_labels,
+        *REWARD_MODEL_ASSETS,
+        *CONVERSATION_ASSETS,
+        dual_lora,
+        *EVALUATION_ASSETS,
+    ],
+    asset_checks=[*FOUNDATION_CHECKS, *REWARD_MODEL_CHECKS, *CONVERSATION_CHECKS, *EVALUATION_CHECKS],
+    jobs=[main_job, conversations_job],
     resources={"hominem": _hominem, "teacher": TeacherResource(hominem=_hominem)},
 )

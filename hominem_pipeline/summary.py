@@ -34,9 +34,14 @@ def build_summary(settings: Settings) -> str:
     for label, path in [
         ("trajectories", settings.trajectories_export),
         ("reward labels", settings.reward_samples_export),
+        ("sft pairs", settings.data_dir / "sft" / "sft_training.jsonl"),
+        ("preference pairs", settings.data_dir / "preferences" / "preferences.jsonl"),
     ]:
         n = _count_lines(path)
         lines.append(f"  {label:24s} {path}  ({'missing' if n is None else f'{n} rows'})")
+    events = settings.data_dir / "events"
+    days = sorted(p.stem for p in events.glob("*.jsonl")) if events.is_dir() else []
+    lines.append(f"  {'event log':24s} {events}  ({len(days)} day files{', ' + days[0] + ' .. ' + days[-1] if days else ''})")
     if reward_model_root(settings.artifacts_dir).is_dir():
         lines.append("reward model:")
         lines.extend(describe(settings.artifacts_dir))

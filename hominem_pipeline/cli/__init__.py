@@ -9,9 +9,11 @@ import click
 
 from hominem_pipeline.cli import adapters as _adapters
 from hominem_pipeline.cli import compare as _compare
+from hominem_pipeline.cli import conversations as _conversations
 from hominem_pipeline.cli import imports as _imports
 from hominem_pipeline.cli import labels as _labels
 from hominem_pipeline.cli import reward as _reward
+from hominem_pipeline.cli import train as _train
 
 
 @click.group()
@@ -25,8 +27,11 @@ main.add_command(_labels.summary)
 main.add_command(_labels.manifold)
 main.add_command(_adapters.adapters)
 main.add_command(_compare.compare)
+main.add_command(_train.train)
 main.add_command(_reward.reward)
 main.add_command(_imports.import_group)
+main.add_command(_conversations.extract_sft)
+_conversations.register_import(main)  # `hominem import conversations`
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,134 @@
+"""Append-only, fsync'd, one-file-per-day JSONL event log that any process may append to.
+
+Appends take an exclusive `flock` on the day's file, write whole lines with O_APPEND, and fsync before
+returning, so concurrent writers never interleave and an acknowledged event survives a crash. A writer
+that finds the file ending mid-line (a crashed writer's torn tail) first terminates that fragment, so the
+torn bytes become one rejected line instead of corrupting the next record. Readers take no lock: they
+only consume complete (newline-terminated) lines and leave a torn tail for a later read.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from hominem_pipeline.atomic import fsync_dir
+from hominem_pipeline.events.schema import FeedbackEvent, MessageEvent, parse_event
+
+
+def today_utc() -> date:
+    return datetime.now(UTC).date()
+
+
+@dataclass
+class RejectedLine:
+    line_no: int
+    reason: str
+
+
+@dataclass
+class DayRead:
+    """What one pass over a day's file found."""
+
+    events: list[MessageEvent | FeedbackEvent] = field(default_factory=list)
+    complete_bytes: int = 0  # bytes of newline-terminated lines read
+    lines: int = 0
+    torn_tail_bytes: int = 0  # bytes after the last newline (a write in progress or a crashed one)
+    rejected: list[RejectedLine] = field(default_factory=list)
+    digest: str = ""  # sha256 of the complete lines: the partition's data version
+
+
+def _describe(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors())
+
+
+class EventLog:
+    """`root/YYYY-MM-DD.jsonl`, one file per UTC day."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+
+    def path_for(self, day: date) -> Path:
+        return self.root / f"{day.isoformat()}.jsonl"
+
+    def days(self) -> list[date]:
+        out = []
+        for p in self.root.glob("*.jsonl"):
+            try:
+                out.append(date.fromisoformat(p.stem))
+            except ValueError:
+                continue
+        return sorted(out)
+
+    def append(self, events: Iterable[MessageEvent | FeedbackEvent], day: date | None = None) -> int:
+        """Append events to the day's file (default: today, UTC). Returns how many were written."""
+        data = "".join(e.to_line() for e in events).encode("utf-8")
+        if not data:
+            return 0
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.path_for(day or today_utc())
+        created = not path.exists()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                size = os.fstat(fd).st_size
+                if size:
+                    with open(path, "rb") as fh:
+                        fh.seek(size - 1)
+                        if fh.read(1) != b"\n":
+                            data = b"\n" + data  # close a crashed writer's torn line
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+        if created:
+            fsync_dir(self.root)
+        return data.count(b"\n") - (1 if data.startswith(b"\n") else 0)
+
+    def scan_day(self, day: date, stats: DayRead) -> Iterator[MessageEvent | FeedbackEvent]:
+        """Stream the day's complete lines as events, filling `stats` (bytes, lines, torn tail, rejected
+        lines, digest) as it goes; a torn tail is counted, not parsed. Memory holds one line."""
+        path = self.path_for(day)
+        if not path.is_file():
+            return
+        h = hashlib.sha256()
+        with path.open("rb") as fh:
+            for raw in fh:
+                if not raw.endswith(b"\n"):
+                    stats.torn_tail_bytes = len(raw)
+                    break
+                h.update(raw)
+                stats.lines += 1
+                stats.complete_bytes += len(raw)
+                if not raw.strip():
+                    continue
+                try:
+                    yield parse_event(raw)
+                except ValidationError as exc:
+                    stats.rejected.append(RejectedLine(stats.lines, _describe(exc)))
+        stats.digest = h.hexdigest()[:16]
+
+    def read_day(self, day: date) -> DayRead:
+        """Every complete line of the day's file, parsed (for small days and checks; ingestion streams)."""
+        result = DayRead()
+        result.events = list(self.scan_day(day, result))
+        return result
+
+    def iter_event_ids(self) -> Iterator[str]:
+        """Ids of every complete record in the log (for writers that must not append a record twice)."""
+        for day in self.days():
+            for e in self.read_day(day).events:
+                yield e.event_id

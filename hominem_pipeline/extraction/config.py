@@ -1,0 +1,79 @@
+"""`config/conversations.toml`: extraction rules, knowledge updates, conversation labels, preferences."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hominem_pipeline.extraction.sft import ExtractionOptions
+from hominem_pipeline.settings import Settings, load_toml_model
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExtractionConfig(_Strict):
+    dedup_threshold: float = Field(0.92, gt=0.0, le=1.0)
+    include_context: bool = False
+    context_turns: int = Field(6, ge=0, le=100)
+    include_introspection: bool = False
+    introspection_weight: float = Field(0.3, ge=0.0, le=1.0)
+    introspection_min_safety: float = Field(0.7, ge=0.0, le=1.0)
+    use_reward_model: bool = True
+
+    def options(self) -> ExtractionOptions:
+        return ExtractionOptions(
+            include_context=self.include_context, context_turns=self.context_turns,
+            include_introspection=self.include_introspection, introspection_weight=self.introspection_weight,
+            introspection_min_safety=self.introspection_min_safety, dedup_threshold=self.dedup_threshold,
+        )
+
+
+class KnowledgeConfig(_Strict):
+    method: Literal["auto", "teacher", "cues", "off"] = "auto"
+
+
+class LabelsConfig(_Strict):
+    emotion: bool = True
+    max_turns_per_run: int = Field(40, ge=0)
+    batch_size: int = Field(8, ge=1, le=256)
+
+
+class PreferencesConfig(_Strict):
+    min_margin: float = Field(0.05, ge=0.0)
+    min_valence_gap: float = Field(1.0, ge=0.0)
+
+
+class ConversationsConfig(_Strict):
+    extraction: ExtractionConfig = ExtractionConfig()
+    knowledge_updates: KnowledgeConfig = KnowledgeConfig()
+    labels: LabelsConfig = LabelsConfig()
+    preferences: PreferencesConfig = PreferencesConfig()
+
+
+def load_conversations_config(settings: Settings) -> ConversationsConfig:
+    path = settings.config_dir / "conversations.toml"
+    if not path.is_file():
+        return ConversationsConfig()
+    return load_toml_model(path, ConversationsConfig)  # type: ignore[return-value]
+
+
+# Where this channel's files live (seed 000 puts the two training exports here).
+def events_dir(settings: Settings) -> Path:
+    return settings.data_dir / "events"
+
+
+def sft_export_path(settings: Settings) -> Path:
+    return settings.data_dir / "sft" / "sft_training.jsonl"
+
+
+def preferences_export_path(settings: Settings) -> Path:
+    return settings.data_dir / "preferences" / "preferences.jsonl"
+
+
+def conversation_labels_export_path(settings: Settings, day: date) -> Path:
+    return settings.data_dir / "labeled" / "conversations" / f"{day.isoformat()}.jsonl"

@@ -1,0 +1,193 @@
+"""Knowledge updates (seed 000 5.5.4): factual corrections and general-knowledge updates found in a
+conversation, formatted as SFT pairs with `source="knowledge_update"`.
+
+Two methods, chosen by config (`auto` picks by teacher backend):
+- `teacher`: the teacher reads the conversation and answers in JSON (validated with pydantic; every
+  update must quote the user's words it rests on, and the quote must be in the conversation). What a
+  teacher cannot do is recorded as a failed attempt with its reason, never turned into invented pairs.
+- `cues`: for the embedded 135M teacher, which cannot be trusted to write JSON or facts: a user message
+  that corrects the assistant (cue words such as "actually", "that's wrong", "update:") marks a
+  correction, and the pair is (the question the wrong answer replied to, the assistant's answer after
+  the correction). Only words said in the conversation are used; confidence is kept low.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hominem_pipeline.extraction.sft import Conversation
+from hominem_pipeline.records import SFTPair, content_hash
+from hominem_pipeline.teacher.parsing import RatingParseError, extract_json_object
+
+Method = Literal["auto", "teacher", "cues", "off"]
+
+_CORRECTION = re.compile(
+    r"\b(actually|that'?s (?:wrong|incorrect|not (?:right|true|correct))|that is (?:wrong|incorrect)|"
+    r"you'?re wrong|correction|not quite|in fact)\b|(?:^|\s)no,",
+    re.IGNORECASE,
+)
+_UPDATE = re.compile(r"\b(update:|as of \d{4}|no longer|outdated|end of life|has changed|now (?:is|are))", re.IGNORECASE)
+
+PROMPT = """Below is a conversation between a user and an assistant.
+
+{transcript}
+
+Find each place where the user corrects a factual mistake of the assistant, or tells it a new fact
+(a knowledge update). For each one, write a training example: a question a future user might ask, and the
+correct, self-contained answer. Quote the user's words the example rests on, exactly.
+Reply with JSON only: {{"updates": [{{"kind": "factual_correction" or "knowledge_update",
+"instruction": "...", "response": "...", "evidence": "exact words of the user"}}]}}.
+If there is none, reply {{"updates": []}}."""
+
+
+class KnowledgeUpdate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    kind: Literal["factual_correction", "knowledge_update"]
+    instruction: str = Field(min_length=3)
+    response: str = Field(min_length=2)
+    evidence: str = Field(min_length=3)
+
+
+class KnowledgeUpdates(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    updates: list[KnowledgeUpdate]
+
+
+@dataclass
+class KnowledgeOutcome:
+    method: str
+    pairs: list[SFTPair] = field(default_factory=list)
+    ok: bool = True
+    reason: str | None = None
+    raw_output: str | None = None
+
+
+def transcript(conversation: Conversation) -> str:
+    return "\n".join(f"{m.role.capitalize()}: {m.content}" for m in conversation.messages if m.role != "system")
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def by_cues(conversation: Conversation) -> KnowledgeOutcome:
+    out = KnowledgeOutcome(method="cues")
+    msgs = [m for m in conversation.messages if m.role in ("user", "assistant")]
+    for i, m in enumerate(msgs):
+        if m.role != "user" or i < 2 or msgs[i - 1].role != "assistant":
+            continue
+        correction, update = _CORRECTION.search(m.content), _UPDATE.search(m.content)
+        if not (correction or update):
+            continue
+        question = next((q for q in reversed(msgs[: i - 1]) if q.role == "user"), None)
+        answer = next((a for a in msgs[i + 1 :] if a.role == "assistant"), None)
+        if question is None or answer is None:
+            continue
+        kind = "knowledge_update" if update else "factual_correction"
+        out.pairs.append(
+            SFTPair(
+                pair_id=content_hash("knowledge", question.content, answer.content),
+                instruction=question.content, response=answer.content, source="knowledge_update", category=kind,
+                confidence=0.5, conversation_id=conversation.conversation_id, message_id=answer.message_id,
+                created_at=answer.ts,
+                metadata={"method": "cues", "evidence": m.content, "evidence_message_id": m.message_id,
+                          "wrong_answer_message_id": msgs[i - 1].message_id},
+            )
+        )
+    return out
+
+
+def by_teacher(conversation: Conversation, teacher: Any, seed: int = 0) -> KnowledgeOutcome:
+    out = KnowledgeOutcome(method=f"teacher:{teacher.identity}")
+    try:
+        [[raw]] = teacher.generate([PROMPT.format(transcript=transcript(conversation))], 1, seed=seed)
+    except Exception as exc:  # the teacher's own errors (TeacherError, transport) become a recorded failure
+        out.ok, out.reason = False, f"teacher failed: {exc}"
+        return out
+    out.raw_output = raw
+    try:
+        parsed = KnowledgeUpdates.model_validate(extract_json_object(raw))
+    except (RatingParseError, ValidationError) as exc:
+        out.ok, out.reason = False, f"unusable answer: {str(exc)[:300]}"
+        return out
+    user_text = _norm(" ".join(m.content for m in conversation.messages if m.role == "user"))
+    rejected = []
+    for u in parsed.updates:
+        if _norm(u.evidence) not in user_text:
+            rejected.append(u.evidence[:80])
+            continue
+        out.pairs.append(
+            SFTPair(
+                pair_id=content_hash("knowledge", u.instruction, u.response),
+                instruction=u.instruction, response=u.response, source="knowledge_update", category=u.kind,
+                confidence=0.8, conversation_id=conversation.conversation_id,
+                metadata={"method": out.method, "evidence": u.evidence},
+            )
+        )
+    if rejected:
+        out.reason = f"{len(rejected)} update(s) dropped: evidence not found in the user's words ({rejected})"
+    return out
+
+
+def extract_knowledge_updates(conversation: Conversation, method: str, teacher: Any = None) -> KnowledgeOutcome:
+    if method == "cues":
+        return by_cues(conversation)
+    if method == "teacher":
+        if teacher is None:
+            raise ValueError("knowledge updates by teacher need a teacher")
+        return by_teacher(conversation, teacher)
+    raise ValueError(f"knowledge update method must be 'teacher' or 'cues', got {method!r}")
+
+
+def resolve_method(method: str, teacher_backend: str) -> str:
+    """`auto`: the JSON prompt for an OpenAI-compatible teacher, cues for the embedded local one."""
+    if method == "auto":
+        return "teacher" if teacher_backend == "openai" else "cues"
+    return method
+
+
+@dataclass
+class KnowledgeRun:
+    conversations: int = 0
+    attempted: int = 0
+    reused: int = 0
+    failures: int = 0
+    pairs_stored: int = 0
+    superseded: int = 0  # conversation pairs whose answer the user corrected: confidence set to 0
+    failure_reasons: list[str] = field(default_factory=list)
+
+
+def extract_and_store_knowledge_updates(
+    db: Any, method: str, teacher: Any = None, days: list | None = None, conversation_ids: list[str] | None = None,
+    all_conversations: bool = False,
+) -> KnowledgeRun:
+    """Run one method over the chosen conversations; successful attempts are not repeated, failures are
+    recorded (with the teacher's raw output) and retried next time."""
+    run = KnowledgeRun()
+    identity = method if method != "teacher" else f"teacher:{teacher.identity}"
+    for rows in db.iter_conversation_messages(conversation_ids=conversation_ids, days=days if not all_conversations else None):
+        conv = Conversation.from_rows(rows)
+        run.conversations += 1
+        attempt_id = content_hash("knowledge", conv.conversation_id, str(len(rows)), rows[-1]["event_id"], identity)
+        prior = db.knowledge_attempt(attempt_id)
+        if prior and prior["ok"]:
+            run.reused += 1
+            continue
+        run.attempted += 1
+        outcome = extract_knowledge_updates(conv, method, teacher)
+        if outcome.pairs:
+            run.pairs_stored += db.insert_sft_pairs(outcome.pairs)
+            wrong = [p.metadata["wrong_answer_message_id"] for p in outcome.pairs if "wrong_answer_message_id" in p.metadata]
+            run.superseded += db.mark_sft_superseded(wrong, "corrected by the user (knowledge update)")
+        if not outcome.ok:
+            run.failures += 1
+            run.failure_reasons.append(f"{conv.conversation_id}: {outcome.reason}")
+        db.record_knowledge_attempt(
+            {"attempt_id": attempt_id, "conversation_id": conv.conversation_id, "method": identity, "ok": outcome.ok,
+             "pairs_found": len(outcome.pairs), "reason": outcome.reason, "raw_output": outcome.raw_output}
+        )
+    return run

@@ -1,0 +1,158 @@
+"""The dual-channel training config (`config/training/lora_dual.yaml`): one validated pydantic model.
+
+A pure preference run (`config/training/lora_dpo.yaml`) is the same config with `sft_weight: 0`.
+Bad values fail loudly, naming the file and the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hominem_pipeline.settings import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoraSettings(_Strict):
+    rank: int = Field(8, ge=1, le=512)
+    alpha: int = Field(16, ge=1, le=4096)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"], min_length=1)
+
+
+class RecencySettings(_Strict):
+    """`weight = exp(-age / tau)`; with `decay: both`, `max(fast, slow)`. Age is measured from the newest
+    example of the cycle, so a run is a function of its data, not of the wall clock."""
+
+    enabled: bool = True
+    tau_fast_s: float = Field(1800.0, gt=0, description="emotion / recency channel")
+    tau_slow_s: float = Field(7200.0, gt=0, description="knowledge channel")
+    preference_decay: Literal["fast", "slow", "both"] = "fast"
+    sft_decay: Literal["fast", "slow", "both"] = "slow"
+    min_weight: float = Field(
+        0.05, ge=0.0, le=1.0, description="floor so that old data still teaches a little; 0 = pure decay"
+    )
+
+
+class DiversitySettings(_Strict):
+    enabled: bool = True
+    embedding_model: str = "embedded:all-minilm-l6-v2"
+    k: int = Field(20, ge=20, le=100, description="k-means clusters (capped at the number of examples)")
+    per_cluster: int = Field(2, ge=1, le=2, description="examples drawn from one cluster into one batch")
+    farthest_first_basis: bool = False
+
+
+class SafetyGateSettings(_Strict):
+    """Below `block` the example is skipped; between `block` and `caution` its weight is scaled by
+    `caution_factor`; a pair whose chosen response is below `block` is refused (never reinforced)."""
+
+    block_threshold: float = Field(0.3, ge=0.0, le=1.0)
+    caution_threshold: float = Field(0.6, ge=0.0, le=1.0)
+    caution_factor: float = Field(0.5, ge=0.0, le=1.0)
+    unscored: Literal["neutral", "skip"] = Field(
+        "neutral", description="pairs with no safety/intensity and no reward model to score them"
+    )
+    neutral_intensity: float = Field(0.5, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _order(self) -> SafetyGateSettings:
+        if self.block_threshold > self.caution_threshold:
+            raise ValueError(
+                f"safety_gate.block_threshold ({self.block_threshold}) must be <= "
+                f"caution_threshold ({self.caution_threshold})"
+            )
+        return self
+
+
+class ProbeSettings(_Strict):
+    """Per-dimension gradient directions for the Reward Health Index (docs/TRAINING.md)."""
+
+    interval: int = Field(5, ge=0, description="every N steps; 0 = never")
+    batch_size: int = Field(8, ge=1, le=256)
+
+
+class TrainingConfig(_Strict):
+    base_model: str | None = Field(None, description="model spec; null = the student in config/inference.toml")
+    model_name: str | None = Field(None, description="folder name under artifacts/lora/; null = from base_model")
+    continue_from_current: bool = True
+    lora: LoraSettings = LoraSettings()
+
+    sft_weight: float = Field(0.4, ge=0.0, le=1.0)
+    preference_weight: float = Field(0.6, ge=0.0, le=1.0)
+    batch_mixing: Literal["interleaved", "mixed", "alternating"] = "interleaved"
+    sft_batch_size: int = Field(2, ge=1, le=1024)
+    preference_batch_size: int = Field(2, ge=1, le=1024)
+    sft_learning_rate: float = Field(2e-4, gt=0, le=1.0)
+    preference_learning_rate: float = Field(1e-4, gt=0, le=1.0)
+    normalize_losses: bool = True
+    dynamic_weighting: bool = False
+    beta: float = Field(0.1, gt=0)
+
+    max_prompt_tokens: int = Field(128, ge=8, le=32768)
+    max_length: int = Field(192, ge=16, le=65536)
+    max_steps: int = Field(20, ge=0, description="0 = run `epochs` full passes")
+    epochs: int = Field(1, ge=1, le=1000)
+    max_grad_norm: float = Field(1.0, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    seed: int = 17
+
+    sft_source: Literal["auto", "database", "jsonl"] = "auto"
+    sft_unused_only: bool = Field(
+        True, description="train on SFT rows not yet used (learned knowledge lives in the adapter it continues)"
+    )
+    preferences_limit: int | None = Field(None, ge=1)
+    sft_limit: int | None = Field(None, ge=1)
+
+    recency: RecencySettings = RecencySettings()
+    diversity: DiversitySettings = DiversitySettings()
+    safety_gate: SafetyGateSettings = SafetyGateSettings()
+    probe: ProbeSettings = ProbeSettings()
+
+    @model_validator(mode="after")
+    def _channel_weights(self) -> TrainingConfig:
+        total = self.sft_weight + self.preference_weight
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(
+                f"sft_weight ({self.sft_weight}) + preference_weight ({self.preference_weight}) = {total:g}; "
+                "the channel weights must sum to 1"
+            )
+        if self.sft_weight > 0 and self.preference_weight < 0.5:
+            raise ValueError(
+                f"preference_weight is {self.preference_weight}; it must stay >= 0.5 so the memory channel "
+                "cannot dominate into verbatim memorisation (set sft_weight: 0 for a pure preference run)"
+            )
+        return self
+
+    @property
+    def learning_rate(self) -> float:
+        """The step learning rate when both channels share one step: the channel-weighted mean."""
+        return self.sft_weight * self.sft_learning_rate + self.preference_weight * self.preference_learning_rate
+
+
+def load_training_config(path: Path | str, overrides: dict | None = None) -> TrainingConfig:
+    """Read and validate a training YAML file; `overrides` are dotted keys (e.g. "lora.rank") applied on top."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"training config not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    for key, value in (overrides or {}).items():
+        *parents, leaf = key.split(".")
+        node = raw
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    try:
+        return TrainingConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc

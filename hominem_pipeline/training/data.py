@@ -1,0 +1,245 @@
+"""Training examples for both channels: loading, reward-model scoring of unscored pairs, recency weights
+and the safety gate. Produces `Example`s whose `weight` is the per-example gain on its loss.
+
+An example whose final weight is 0 (intensity 0, blocked by the safety gate, refused) is dropped here,
+before sampling and batching, so it changes nothing downstream: not the clusters, not the batch
+composition, not the random stream. That is what makes "weight 0 = as if absent" exact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from hominem_pipeline.records import PreferencePair, SFTPair
+from hominem_pipeline.training.config import RecencySettings, SafetyGateSettings, TrainingConfig
+from hominem_pipeline.validation import read_jsonl
+
+log = logging.getLogger(__name__)
+
+Channel = Literal["sft", "preference"]
+
+
+@dataclass
+class Example:
+    """One training example of either channel. For SFT, `chosen` is the response and `rejected` is None."""
+
+    channel: Channel
+    example_id: str
+    prompt: str
+    chosen: str
+    rejected: str | None
+    reward_intensity: float
+    safety_score: float
+    recency_weight: float
+    weight: float  # reward_intensity x recency x safety-gate factor (x SFT row weight)
+    gate: str  # "pass" | "caution"
+    created_at: datetime | None = None
+    dimension_deltas: dict[str, float] = field(default_factory=dict)
+    from_database: bool = False
+
+
+@dataclass
+class PreparedData:
+    examples: list[Example]
+    counts: dict[str, int]  # what the gate and the scoring did, for the metadata
+    data_hashes: dict[str, str]
+    scored_by: str | None
+    recency_stats: dict[str, dict[str, float]]
+
+
+def _rows_hash(rows: list[dict[str, Any]]) -> str:
+    h = hashlib.sha256()
+    for r in rows:
+        h.update(json.dumps(r, sort_keys=True, default=str).encode())
+        h.update(b"\n")
+    return h.hexdigest()[:16]
+
+
+def load_preference_pairs(path: Path) -> list[PreferencePair]:
+    """Rows of `data/preferences/preferences.jsonl`; a bad row fails naming its line and field."""
+    if not Path(path).is_file():
+        return []
+    pairs = []
+    for lineno, row in enumerate(read_jsonl(path), 1):
+        try:
+            pairs.append(PreferencePair.model_validate(row))
+        except ValidationError as exc:
+            raise ValueError(f"{path}: row {lineno}: {exc}") from exc
+    return pairs
+
+
+def load_sft_jsonl(path: Path) -> list[SFTPair]:
+    """Rows of `data/sft/sft_training.jsonl` (the fallback when the store has no SFT pairs)."""
+    if not Path(path).is_file():
+        return []
+    pairs = []
+    for lineno, row in enumerate(read_jsonl(path), 1):
+        try:
+            pairs.append(SFTPair.model_validate(row))
+        except ValidationError as exc:
+            raise ValueError(f"{path}: row {lineno}: {exc}") from exc
+    return pairs
+
+
+def load_sft_pairs(
+    db: Any | None, jsonl_path: Path, source: str, limit: int | None, unused_only: bool = True
+) -> tuple[list[SFTPair], bool]:
+    """SFT pairs from the store (`TrainingDatabase.get_sft_pairs`) when one is given, else the JSONL
+    export. Returns (pairs, from_database)."""
+    if source in ("auto", "database") and db is not None:
+        # The store is the source of truth: its JSONL export does not see the `is_used` updates made
+        # by training, so falling back to it would re-train used rows.
+        return list(db.get_sft_pairs(is_used=False if unused_only else None, limit=limit)), True
+    if source == "database":
+        raise RuntimeError("sft_source is 'database' but no store was opened")
+    pairs = [p for p in load_sft_jsonl(jsonl_path) if not (unused_only and p.is_used)]
+    return (pairs[:limit] if limit else pairs), False
+
+
+def recency_weights(
+    created: list[datetime | None], decay: str, settings: RecencySettings
+) -> list[float]:
+    """`exp(-age/tau)`, `max(fast, slow)` for `both`, floored at `min_weight`. Age counts from the newest
+    dated example, so the same data always gives the same weights. Undated examples weigh 1."""
+    if not settings.enabled:
+        return [1.0] * len(created)
+    dated = [c for c in created if c is not None]
+    if not dated:
+        return [1.0] * len(created)
+    newest = max(dated)
+    taus = {"fast": [settings.tau_fast_s], "slow": [settings.tau_slow_s]}.get(
+        decay, [settings.tau_fast_s, settings.tau_slow_s]
+    )
+    out = []
+    for c in created:
+        if c is None:
+            out.append(1.0)
+            continue
+        age = max(0.0, (newest - c).total_seconds())
+        out.append(max(settings.min_weight, max(math.exp(-age / t) for t in taus)))
+    return out
+
+
+def gate_factor(safety: float, gate: SafetyGateSettings) -> tuple[float, str]:
+    """(factor, verdict): 0 and 'blocked' below block, caution_factor and 'caution' below caution, else 1."""
+    if safety < gate.block_threshold:
+        return 0.0, "blocked"
+    if safety < gate.caution_threshold:
+        return gate.caution_factor, "caution"
+    return 1.0, "pass"
+
+
+def score_unscored_pairs(pairs: list[PreferencePair], reward_model: Any) -> tuple[list[PreferencePair], int]:
+    """Fill intensity/safety/deltas of pairs that lack them with the reward model; records `scored_by`."""
+    todo = [i for i, p in enumerate(pairs) if p.reward_intensity is None or p.safety_score is None]
+    if not todo or reward_model is None:
+        return pairs, 0
+    texts = []
+    for i in todo:
+        texts += [(pairs[i].prompt, pairs[i].chosen), (pairs[i].prompt, pairs[i].rejected)]
+    outputs = reward_model.score_batch(texts)
+    out = list(pairs)
+    for j, i in enumerate(todo):
+        c, r = outputs[2 * j], outputs[2 * j + 1]
+        dims = {d: float(c.reward_vector[d]) - float(r.reward_vector[d]) for d in c.reward_vector}
+        update: dict[str, Any] = {
+            "reward_intensity": float(max(0.0, min(1.0, (c.reward_intensity + r.reward_intensity) / 2))),
+            # The pair teaches the chosen response, so the pair is as safe as what it reinforces.
+            "safety_score": float(c.safety_score),
+            "chosen_safety": float(c.safety_score),
+            "rejected_safety": float(r.safety_score),
+            "dimension_deltas": pairs[i].dimension_deltas or dims,
+            "scored_by": str(reward_model.version),
+        }
+        if c.scalar_preference is not None and r.scalar_preference is not None:
+            update["margin"] = float(c.scalar_preference) - float(r.scalar_preference)
+        out[i] = pairs[i].model_copy(update=update)
+    return out, len(todo)
+
+
+def prepare_examples(
+    config: TrainingConfig,
+    preference_pairs: list[PreferencePair],
+    sft_pairs: list[SFTPair],
+    sft_from_database: bool = False,
+    reward_model: Any | None = None,
+) -> PreparedData:
+    """Score, weight and gate both channels. Examples whose weight ends at 0 are left out (see module doc)."""
+    gate = config.safety_gate
+    counts: Counter[str] = Counter()
+    scored_by = None
+    if config.preference_weight > 0:
+        preference_pairs, n_scored = score_unscored_pairs(preference_pairs, reward_model)
+        counts["preference_scored_by_reward_model"] = n_scored
+        if n_scored:
+            scored_by = str(reward_model.version)
+    else:
+        preference_pairs = []
+    if config.sft_weight == 0:
+        sft_pairs = []
+
+    examples: list[Example] = []
+    stats: dict[str, dict[str, float]] = {}
+    pref_rec = recency_weights([p.created_at for p in preference_pairs], config.recency.preference_decay, config.recency)
+    for p, rec in zip(preference_pairs, pref_rec, strict=True):
+        counts["preference_loaded"] += 1
+        if p.reward_intensity is None or p.safety_score is None:
+            if gate.unscored == "skip":
+                counts["preference_skipped_unscored"] += 1
+                continue
+            counts["preference_neutral_unscored"] += 1
+        intensity = p.reward_intensity if p.reward_intensity is not None else gate.neutral_intensity
+        safety = p.safety_score if p.safety_score is not None else 1.0
+        if p.chosen_safety is not None and p.chosen_safety < gate.block_threshold:
+            counts["preference_refused_unsafe_chosen"] += 1
+            continue
+        factor, verdict = gate_factor(safety, gate)
+        if verdict == "blocked":
+            counts["preference_blocked"] += 1
+            continue
+        weight = intensity * rec * factor
+        if weight <= 0.0:
+            counts["preference_zero_weight"] += 1
+            continue
+        counts[f"preference_{verdict}"] += 1
+        examples.append(
+            Example("preference", p.pair_id, p.prompt, p.chosen, p.rejected, intensity, safety, rec, weight,
+                    verdict, p.created_at, dict(p.dimension_deltas))
+        )
+    sft_rec = recency_weights([s.created_at for s in sft_pairs], config.recency.sft_decay, config.recency)
+    for s, rec in zip(sft_pairs, sft_rec, strict=True):
+        counts["sft_loaded"] += 1
+        # Knowledge rows are rarely reward-scored; an unscored fact teaches at full gain.
+        intensity = s.reward_intensity if s.reward_intensity is not None else 1.0
+        safety = s.safety_score if s.safety_score is not None else 1.0
+        factor, verdict = gate_factor(safety, gate)
+        if verdict == "blocked":
+            counts["sft_blocked"] += 1
+            continue
+        weight = intensity * rec * factor * s.weight * s.confidence
+        if weight <= 0.0:
+            counts["sft_zero_weight"] += 1
+            continue
+        counts[f"sft_{verdict}"] += 1
+        examples.append(
+            Example("sft", s.pair_id, s.instruction, s.response, None, intensity, safety, rec, weight, verdict,
+                    s.created_at, from_database=sft_from_database)
+        )
+    for channel, recs in (("preference", pref_rec), ("sft", sft_rec)):
+        if recs:
+            stats[channel] = {"min": min(recs), "mean": sum(recs) / len(recs), "max": max(recs)}
+    hashes = {
+        "preferences": _rows_hash([p.model_dump(mode="json") for p in preference_pairs]),
+        "sft": _rows_hash([s.model_dump(mode="json", exclude={"is_used", "used_timestamp", "training_epoch"}) for s in sft_pairs]),
+    }
+    return PreparedData(examples, dict(counts), hashes, scored_by, stats)

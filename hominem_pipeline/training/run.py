@@ -1,0 +1,89 @@
+"""One training cycle from the project's files: what both faces (`hominem train`, the `dual_lora` asset)
+call. Reads the exports and the store, scores unscored pairs with the current reward model, trains,
+publishes. Plain Python; no Dagster.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hominem_pipeline.models import resolve_model
+from hominem_pipeline.settings import REPO_ROOT, Settings
+from hominem_pipeline.training.config import TrainingConfig, load_training_config
+from hominem_pipeline.training.data import load_preference_pairs, load_sft_pairs, prepare_examples
+from hominem_pipeline.training.trainer import Progress, TrainingResult, model_name_for, train_dual
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = "training/lora_dual.yaml"
+
+
+def preferences_path(settings: Settings) -> Path:
+    return settings.data_dir / "preferences" / "preferences.jsonl"
+
+
+def sft_jsonl_path(settings: Settings) -> Path:
+    return settings.data_dir / "sft" / "sft_training.jsonl"
+
+
+def lora_root(settings: Settings, config: TrainingConfig) -> Path:
+    spec = config.base_model or settings.inference.student.model
+    return settings.artifacts_dir / "lora" / (config.model_name or model_name_for(spec))
+
+
+def resolve_config_path(settings: Settings, path: Path | str | None) -> Path:
+    """A given path as is; otherwise the project's config dir, then the repository's default file."""
+    if path is not None:
+        return Path(path)
+    own = settings.config_dir / DEFAULT_CONFIG
+    return own if own.is_file() else REPO_ROOT / "config" / DEFAULT_CONFIG
+
+
+def load_config(settings: Settings, path: Path | str | None = None, overrides: dict | None = None) -> TrainingConfig:
+    return load_training_config(resolve_config_path(settings, path), overrides)
+
+
+def load_reward_model(settings: Settings) -> tuple[Any | None, str]:
+    """(model, note): the current reward model if one is published, else None and why not."""
+    try:
+        from hominem_pipeline.reward_model import load_current
+    except ImportError:
+        return None, "no reward-model module in this build"
+    model = load_current(settings.artifacts_dir)
+    if model is None:
+        return None, "no reward model published yet"
+    return model, f"reward model {model.version}"
+
+
+def run_training(
+    settings: Settings,
+    config: TrainingConfig,
+    *,
+    db: Any | None = None,
+    progress: Progress | None = None,
+) -> TrainingResult:
+    """Load both channels, weight and gate them, train, publish under artifacts/lora/<model>/<version>/."""
+    pairs = load_preference_pairs(preferences_path(settings))
+    if config.preferences_limit:
+        pairs = pairs[: config.preferences_limit]
+    sft_pairs, from_db = load_sft_pairs(
+        db, sft_jsonl_path(settings), config.sft_source, config.sft_limit, config.sft_unused_only
+    )
+    needs_scoring = any(p.reward_intensity is None or p.safety_score is None for p in pairs)
+    reward_model, note = load_reward_model(settings) if needs_scoring else (None, "not needed")
+    log.info("training: %d preference pairs, %d SFT pairs (%s); scoring: %s",
+             len(pairs), len(sft_pairs), "store" if from_db else "jsonl", note)
+    data = prepare_examples(config, pairs, sft_pairs, from_db, reward_model)
+    base = resolve_model(config.base_model or settings.inference.student.model, settings.models_cache_dir)
+    return train_dual(
+        config,
+        data,
+        base_model_path=base,
+        lora_root=lora_root(settings, config),
+        db=db if from_db else None,
+        reward_model_version=str(reward_model.version) if reward_model is not None else None,
+        progress=progress,
+        notes={"reward_model": note, "sft_source": "store" if from_db else "jsonl"},
+    )

@@ -1,0 +1,372 @@
+"""The dual-channel trainer: SFT (memory) + reward-weighted DPO (values) into one LoRA adapter.
+
+One loop for every configuration: `L = sft_weight * L_sft + preference_weight * L_pref`, each example's
+loss scaled by its weight (reward_intensity x recency x safety gate). The DPO reference is the adapter as
+it stood at the start of the cycle (the published `current` adapter, or the base model on the first
+cycle), frozen, so its log-probs are computed once per cycle and cached: one forward per step.
+The result is published as a PEFT folder under `artifacts/lora/<model>/<version>/`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hominem_pipeline.atomic import (
+    Pointer,
+    hash_tree,
+    publish_dir,
+    staging_dir,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
+from hominem_pipeline.models import resolve_embedding_model
+from hominem_pipeline.training.config import TrainingConfig
+from hominem_pipeline.training.data import Example, PreparedData
+from hominem_pipeline.training.losses import (
+    Encoded,
+    collate,
+    dpo_losses,
+    encode,
+    sequence_logprobs,
+    weighted_mean,
+)
+from hominem_pipeline.training.probe import gradient_probe
+from hominem_pipeline.training.sampler import Draw, build_sampler, mixing_schedule
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, dict[str, Any]], None]
+
+
+def model_name_for(spec: str) -> str:
+    """Folder name under artifacts/lora/ for a base-model spec: `embedded:x` -> x, a path -> its name."""
+    name = spec.split(":", 1)[1] if spec.startswith("embedded:") else Path(spec.rstrip("/")).name
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "model"
+
+
+class NoTrainingData(RuntimeError):
+    """Nothing is left to learn from after loading, the safety gate and the weights."""
+
+
+@dataclass
+class TrainingResult:
+    version: str
+    path: Path
+    published: bool  # False when an identical version already existed
+    metadata: dict[str, Any]
+    log_rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def channel_weights(config: TrainingConfig, n_sft: int, n_pref: int) -> tuple[float, float]:
+    """Effective (sft, preference) weights. A channel with no data hands its weight to the other; with
+    `dynamic_weighting` the weights lean towards the channel with more data, preference kept >= 0.5."""
+    if n_sft == 0 or config.sft_weight == 0:
+        return 0.0, 1.0
+    if n_pref == 0:
+        return 1.0, 0.0
+    s, p = config.sft_weight, config.preference_weight
+    if config.dynamic_weighting:
+        s, p = s * n_sft, p * n_pref
+        s, p = s / (s + p), p / (s + p)
+        if p < 0.5:
+            s, p = 0.5, 0.5
+    return s, p
+
+
+class _EMA:
+    """Running magnitude of a channel's loss, for `normalize_losses`."""
+
+    def __init__(self, momentum: float = 0.9):
+        self.value: float | None = None
+        self.momentum = momentum
+
+    def update(self, x: float) -> float:
+        self.value = x if self.value is None else self.momentum * self.value + (1 - self.momentum) * x
+        return max(self.value, 1e-6)
+
+
+def load_policy(base_path: str, config: TrainingConfig, adapter_dir: Path | None) -> tuple[Any, Any]:
+    """Base model + the adapter to continue (trainable), or a fresh LoRA from the config."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(base_path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+    base.config.use_cache = False
+    if adapter_dir is not None:
+        model = PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=True)
+    else:
+        lora = LoraConfig(
+            r=config.lora.rank,
+            lora_alpha=config.lora.alpha,
+            lora_dropout=config.lora.dropout,
+            target_modules=list(config.lora.target_modules),
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(base, lora)
+    return model, tok
+
+
+@torch.no_grad()
+def reference_logprobs(model: Any, pairs: list[tuple[Encoded, Encoded]], pad_id: int) -> list[tuple[float, float]]:
+    """Log-probs of (chosen, rejected) under the frozen reference, one pair per forward so that a pair's
+    numbers never depend on which other pairs are in the data (exact reproducibility)."""
+    model.eval()
+    out = []
+    for chosen, rejected in pairs:
+        lp, _ = sequence_logprobs(model, collate([chosen, rejected], pad_id))
+        out.append((float(lp[0]), float(lp[1])))
+    model.train()
+    return out
+
+
+def _shared_forward(model: Any, seqs: list[Encoded], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    slot: dict[tuple[tuple[int, ...], int], int] = {}
+    unique: list[Encoded] = []
+    index = []
+    for s in seqs:
+        key = (tuple(s.input_ids), s.prompt_len)
+        if key not in slot:
+            slot[key] = len(unique)
+            unique.append(s)
+        index.append(slot[key])
+    logps, counts = sequence_logprobs(model, collate(unique, pad_id))
+    if len(unique) == len(seqs):
+        return logps, counts
+    idx = torch.tensor(index)
+    return logps[idx], counts[idx]
+
+
+def _draw_stats(draw: Draw | None, examples: list[Example]) -> dict[str, float]:
+    if draw is None:
+        return {}
+    w = [examples[i].weight for i in draw.indices]
+    return {"weight_mean": float(np.mean(w)), "probability_mean": float(np.mean(draw.probabilities))}
+
+
+def train_dual(
+    config: TrainingConfig,
+    data: PreparedData,
+    *,
+    base_model_path: str,
+    lora_root: Path,
+    db: Any | None = None,
+    reward_model_version: str | None = None,
+    progress: Progress | None = None,
+    publish: bool = True,
+    notes: dict[str, str] | None = None,
+) -> TrainingResult:
+    """Run one training cycle and publish the adapter. `lora_root` is `artifacts/lora/<model_name>/`;
+    its `current` pointer (if any) is read to continue training, never moved."""
+    torch.manual_seed(config.seed)
+    current = Pointer(lora_root, "current").target if config.continue_from_current else None
+    adapter_dir = lora_root / current if current else None
+    previous_meta: dict[str, Any] = {}
+    if adapter_dir is not None and (adapter_dir / "METADATA.json").is_file():
+        previous_meta = json.loads((adapter_dir / "METADATA.json").read_text())
+    cycle = int(previous_meta.get("cycle", 0)) + 1
+    model, tok = load_policy(base_model_path, config, adapter_dir)
+    pad_id = tok.pad_token_id
+
+    sft = [e for e in data.examples if e.channel == "sft"]
+    pref = [e for e in data.examples if e.channel == "preference"]
+    sft_w, pref_w = channel_weights(config, len(sft), len(pref))
+    sft = sft if sft_w > 0 else []
+    pref = pref if pref_w > 0 else []
+    if not sft and not pref:
+        raise NoTrainingData(f"nothing to train on after the safety gate and weighting: {data.counts}")
+
+    enc_sft = [encode(tok, e.prompt, e.chosen, config.max_prompt_tokens, config.max_length) for e in sft]
+    enc_pref = [
+        (
+            encode(tok, e.prompt, e.chosen, config.max_prompt_tokens, config.max_length),
+            encode(tok, e.prompt, e.rejected or "", config.max_prompt_tokens, config.max_length),
+        )
+        for e in pref
+    ]
+    t0 = time.perf_counter()
+    ref = reference_logprobs(model, enc_pref, pad_id)
+    ref_seconds = time.perf_counter() - t0
+
+    embed_path = resolve_embedding_model(config.diversity.embedding_model) if config.diversity.enabled else None
+    samplers = {}
+    for name, exs, bs in (("sft", sft, config.sft_batch_size), ("preference", pref, config.preference_batch_size)):
+        samplers[name] = build_sampler(
+            [f"{e.prompt}\n{e.chosen}" for e in exs], [e.weight for e in exs], bs,
+            diversity=config.diversity.enabled, embedding_model=embed_path, k=config.diversity.k,
+            per_cluster=config.diversity.per_cluster, farthest_first_basis=config.diversity.farthest_first_basis,
+            seed=config.seed,
+        ) if exs else None
+    if config.max_steps > 0:
+        n_steps = config.max_steps
+    else:
+        per_epoch = [s.batches_per_epoch() for s in samplers.values() if s is not None]
+        factor = 2 if config.batch_mixing == "alternating" and sft and pref else 1
+        n_steps = config.epochs * max(per_epoch) * factor
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    ema = {"sft": _EMA(), "preference": _EMA()}
+    probe_idx = [i for i, e in enumerate(pref) if e.dimension_deltas][: config.probe.batch_size]
+
+    rows: list[dict[str, Any]] = []
+    probes: list[dict[str, Any]] = []
+    seen = {"sft": set(), "preference": set()}
+    tokens = Counter()
+    loss_share = Counter()
+    sft_used = 0
+    step_seconds: list[float] = []
+    model.train()
+    schedule = mixing_schedule(config.batch_mixing, samplers["sft"], samplers["preference"], n_steps, sft_w, config.seed)
+    for step, plan in enumerate(schedule, 1):
+        t_step = time.perf_counter()
+        seqs: list[Encoded] = []
+        if plan.preference is not None:
+            seqs += [enc_pref[i][0] for i in plan.preference.indices] + [enc_pref[i][1] for i in plan.preference.indices]
+        if plan.sft is not None:
+            seqs += [enc_sft[i] for i in plan.sft.indices]
+        # Both channels share one forward pass: one padded batch of chosen, rejected and SFT sequences,
+        # each distinct sequence once (an SFT example may be a pair's chosen response).
+        logps, counts = _shared_forward(model, seqs, pad_id)
+        row: dict[str, Any] = {"step": step}
+        total = torch.zeros(())
+        lrs = []
+        if plan.preference is not None:
+            idx = plan.preference.indices
+            n = len(idx)
+            ref_c = torch.tensor([ref[i][0] for i in idx])
+            ref_r = torch.tensor([ref[i][1] for i in idx])
+            losses, margins = dpo_losses(logps[:n], logps[n : 2 * n], ref_c, ref_r, config.beta)
+            w = torch.tensor([pref[i].weight for i in idx], dtype=losses.dtype)
+            l_pref = weighted_mean(losses, w)
+            scale = ema["preference"].update(float(l_pref.detach())) if config.normalize_losses else 1.0
+            total = total + pref_w * l_pref / scale
+            row.update(preference_loss=float(l_pref.detach()), preference_margin=float(margins.mean()),
+                       preference_accuracy=float((margins > 0).float().mean()),
+                       preference_sampling=_draw_stats(plan.preference, pref))
+            loss_share["preference"] += pref_w * float(l_pref.detach()) / scale
+            tokens["preference"] += int(counts[: 2 * n].sum())
+            seen["preference"].update(pref[i].example_id for i in idx)
+            lrs.append(config.preference_learning_rate)
+            offset = 2 * n
+        else:
+            offset = 0
+        if plan.sft is not None:
+            idx = plan.sft.indices
+            nll = -logps[offset:] / counts[offset:].clamp(min=1)
+            w = torch.tensor([sft[i].weight for i in idx], dtype=nll.dtype)
+            l_sft = weighted_mean(nll, w)
+            scale = ema["sft"].update(float(l_sft.detach())) if config.normalize_losses else 1.0
+            total = total + sft_w * l_sft / scale
+            row.update(sft_loss=float(l_sft.detach()), sft_sampling=_draw_stats(plan.sft, sft))
+            loss_share["sft"] += sft_w * float(l_sft.detach()) / scale
+            tokens["sft"] += int(counts[offset:].sum())
+            seen["sft"].update(sft[i].example_id for i in idx)
+            lrs.append(config.sft_learning_rate)
+        # One channel in the step: its own learning rate; both: the channel-weighted mean.
+        lr = lrs[0] if len(lrs) == 1 else sft_w * config.sft_learning_rate + pref_w * config.preference_learning_rate
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+        optimizer.step()
+        row.update(loss=float(total.detach()), grad_norm=float(grad_norm), lr=lr)
+        if plan.sft is not None and db is not None:
+            ids = [sft[i].example_id for i in plan.sft.indices if sft[i].from_database]
+            if ids:
+                db.update_sft_used(ids, training_epoch=cycle)
+                sft_used += len(ids)
+        if config.probe.interval and probe_idx and step % config.probe.interval == 0:
+            probes.append({"step": step, **gradient_probe(model, params, [enc_pref[i] for i in probe_idx],
+                                                          [ref[i] for i in probe_idx],
+                                                          [pref[i].dimension_deltas for i in probe_idx],
+                                                          config.beta, pad_id)})
+        rows.append(row)
+        step_seconds.append(time.perf_counter() - t_step)
+        if progress:
+            progress(step, n_steps, row)
+
+    coverage = {k: s.coverage() for k, s in samplers.items() if s is not None}
+    total_share = sum(loss_share.values()) or 1.0
+    contributions = {
+        ch: {
+            "examples_available": len(exs),
+            "examples_seen": len(seen[ch]),
+            "tokens": tokens[ch],
+            "loss_share": loss_share[ch] / total_share,
+            "weight": wt,
+        }
+        for ch, exs, wt in (("sft", sft, sft_w), ("preference", pref, pref_w))
+    }
+    metrics = _final_metrics(rows)
+    metadata = {
+        "kind": "hominem-dual-lora",
+        "cycle": cycle,
+        "continued_from": current,
+        "base_model": base_model_path,
+        "config": config.model_dump(mode="json"),
+        "data_hashes": data.data_hashes,
+        "data_counts": data.counts,
+        "channel_contributions": contributions,
+        "reward_model_version": reward_model_version,
+        "pairs_scored_by": data.scored_by,
+        "notes": notes or {},
+        "dpo_reference": "adapter at the start of the cycle" + (f" ({current})" if current else " (base model)"),
+        "recency": data.recency_stats,
+        "cluster_coverage": coverage,
+        "sft_used_marked": sft_used,
+        "steps": len(rows),
+        "metrics": metrics,
+        "gradient_probes": probes,
+        "grad_norms": [r["grad_norm"] for r in rows],
+        "timing": {
+            "reference_logprobs_s": ref_seconds,
+            "train_s": sum(step_seconds),
+            "seconds_per_step": float(np.mean(step_seconds)) if step_seconds else None,
+            "tokens_per_s": (sum(tokens.values()) / sum(step_seconds)) if step_seconds else None,
+        },
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+    if not publish:
+        return TrainingResult("", lora_root, False, metadata, rows)
+    with staging_dir(lora_root) as tmp:
+        # Only LoRA weights train; with lm_head targeted PEFT would otherwise copy the (unchanged, tied)
+        # embedding matrix into every adapter.
+        model.save_pretrained(str(tmp), save_embedding_layers=False)
+        # The log holds only what the data and config determine (no timings), so the folder hash is a
+        # content address: the same cycle trained twice gives the same version.
+        write_jsonl_atomic(tmp / "training_log.jsonl", rows)
+        write_json_atomic(tmp / "gradient_probes.json", probes)
+        version = hash_tree(tmp)[:16]
+        metadata["version"] = version
+        write_json_atomic(tmp / "METADATA.json", metadata)
+        final = lora_root / version
+        published = publish_dir(tmp, final)
+    return TrainingResult(version, final, published, metadata, rows)
+
+
+def _final_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:
+    out: dict[str, float] = {"steps": float(len(rows))}
+    for key in ("loss", "sft_loss", "preference_loss", "preference_margin", "preference_accuracy", "grad_norm"):
+        vals = [r[key] for r in rows if key in r]
+        if vals:
+            out[f"{key}_first"] = vals[0]
+            out[f"{key}_last"] = vals[-1]
+            tail = vals[-max(1, len(vals) // 4) :]
+            out[f"{key}_tail_mean"] = float(np.mean(tail))
+    return out
