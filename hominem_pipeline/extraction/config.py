@@ -39,7 +39,7 @@ class KnowledgeConfig(_Strict):
 
 class LabelsConfig(_Strict):
     emotion: bool = True
-    max_turns_per_run: int = Field(40, ge=0)
+    max_turns_per_run: int = Field(8, ge=0)
     batch_size: int = Field(8, ge=1, le=256)
 
 
