@@ -49,8 +49,12 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	ln -sf $(CURDIR)/dagster.yaml $@
 
+# The sample chat histories feed the memory channel; importing is idempotent (content-hash event ids).
+# Imports land in today's event-log file, so today's partition of the daily assets is materialised.
 run: $(STAMP_RUN) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster asset materialize -m hominem_pipeline.definitions --select '*'
+	$(BIN)/hominem import conversations examples/conversations/sample_conversations.jsonl
+	$(BIN)/hominem import conversations examples/conversations/lmstudio_conversation.json
+	$(BIN)/dagster asset materialize -m hominem_pipeline.definitions --select '*' --partition $$(date -u +%F)
 	$(BIN)/hominem summary
 
 dev: $(STAMP_RUN) $(DAGSTER_HOME)/dagster.yaml
