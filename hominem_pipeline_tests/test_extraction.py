@@ -183,7 +183,6 @@ def test_extract_and_store_skips_existing_and_refreshes_on_request(tmp_path: Pat
 def test_knowledge_updates_by_cues_and_a_teacher_failure_is_recorded(
     tmp_path: Path, tiny_model_dir: Path, embedder: SentenceEmbedder
 ) -> None:
-    from hominem_pipeline.manifold import load_manifold
     from hominem_pipeline.settings import SamplingConfig
     from hominem_pipeline.teacher.local import LocalTeacher
 
@@ -208,8 +207,7 @@ def test_knowledge_updates_by_cues_and_a_teacher_failure_is_recorded(
 
         # A teacher that cannot answer in the asked JSON (the tiny random model) gives no invented pairs:
         # each attempt is recorded as failed, with its reason and raw output, and retried next run.
-        teacher = LocalTeacher(str(tiny_model_dir), load_manifold(REPO_ROOT / "config/schemas/reward.yaml"),
-                               sampling=SamplingConfig(max_new_tokens=8), rationale=False)
+        teacher = LocalTeacher(str(tiny_model_dir), sampling=SamplingConfig(max_new_tokens=8), rationale=False)
         one = db.scalar("SELECT conversation_id FROM conversation_messages WHERE content LIKE 'How many moons%'")
         run = extract_and_store_knowledge_updates(db, "teacher", teacher=teacher, conversation_ids=[one])
         assert run.failures == 1 and run.pairs_stored == 0 and "unusable answer" in run.failure_reasons[0]

@@ -76,7 +76,7 @@ def label_days(settings: Settings, days: list[date], reward_teacher: Any, force:
     raters: list[tuple[str, Any, RewardManifold]] = [("reward", reward_teacher, load_manifold(settings.manifold_path))]
     if cfg.emotion:
         emotion = load_manifold(emotion_manifold_path(settings))
-        emotion_teacher = build_emotion_teacher(settings, emotion)
+        emotion_teacher = build_emotion_teacher(settings)
         _share_local_model(reward_teacher, emotion_teacher)
         raters.append(("emotion", emotion_teacher, emotion))
     out = []

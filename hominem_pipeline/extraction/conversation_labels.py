@@ -40,7 +40,7 @@ def assistant_turns_of_day(db: Any, day: date) -> list[dict[str, Any]]:
     return out
 
 
-def build_emotion_teacher(settings: Settings, emotion: RewardManifold) -> Any:
+def build_emotion_teacher(settings: Settings) -> Any:
     """The configured teacher, rating on the emotion axes instead of the reward manifold (no rationale:
     the reward label already carries one)."""
     from hominem_pipeline.teacher import build_teacher
@@ -49,7 +49,7 @@ def build_emotion_teacher(settings: Settings, emotion: RewardManifold) -> Any:
     quiet.__dict__["pipeline"] = settings.pipeline.model_copy(
         update={"labeling": settings.pipeline.labeling.model_copy(update={"rationale": False})}
     )
-    return build_teacher(quiet, emotion)
+    return build_teacher(quiet)
 
 
 def label_day(
@@ -75,7 +75,7 @@ def label_day(
             todo = todo[:max_turns]
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
-            outcomes = teacher.rate([(t["prompt"], t["content"]) for _, t in batch])
+            outcomes = teacher.rate([(t["prompt"], t["content"]) for _, t in batch], manifold)
             for (label_id, t), o in zip(batch, outcomes, strict=True):
                 if o.ok:
                     lab = o.label
