@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,9 @@ from hominem_pipeline.manifold import RewardManifold, validate_label
 REQUIRED_ROW_FIELDS = ("label_id", "trajectory_id", "prompt", "response", "reward_vector", "reward_intensity", "safety_score")
 
 
-def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
-    """Rows of a JSONL file. A line that is not a JSON object raises with its line number."""
-    rows = []
+def scan_jsonl(path: Path | str) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """Stream a JSONL file: (line number, object, None) for each JSON-object line, (line number, None,
+    reason) for a bad one. Blank lines are skipped; line numbers are the file's own."""
     with Path(path).open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -23,11 +24,25 @@ def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON: {exc.msg}") from exc
+                yield lineno, None, f"not valid JSON: {exc.msg}"
+                continue
             if not isinstance(obj, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object")
-            rows.append(obj)
-    return rows
+                yield lineno, None, "expected a JSON object"
+                continue
+            yield lineno, obj, None
+
+
+def iter_jsonl(path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each line; the first bad line raises ValueError naming file and line."""
+    for lineno, obj, reason in scan_jsonl(path):
+        if obj is None:
+            raise ValueError(f"{path}:{lineno}: {reason}")
+        yield lineno, obj
+
+
+def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
+    """Rows of a JSONL file. A line that is not a JSON object raises with its line number."""
+    return [obj for _, obj in iter_jsonl(path)]
 
 
 def label_row_problems(rows: list[dict[str, Any]], manifold: RewardManifold) -> list[str]:

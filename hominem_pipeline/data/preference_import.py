@@ -8,7 +8,6 @@ A pair's id hashes (prompt, chosen, rejected), so importing the same file twice 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from hominem_pipeline.records import content_hash
 from hominem_pipeline.store import TrainingDatabase
+from hominem_pipeline.validation import scan_jsonl
 
 _ASSISTANT = "\n\nAssistant:"
 
@@ -91,35 +91,27 @@ def parse_preference_file(path: Path | str) -> tuple[list[dict[str, Any]], Impor
     path = Path(path)
     report = ImportReport(file=str(path.resolve()))
     rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            report.lines += 1
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                report.rejected.append((lineno, f"not valid JSON: {exc.msg}"))
-                continue
-            if not isinstance(obj, dict):
-                report.rejected.append((lineno, "expected a JSON object {prompt, chosen, rejected}"))
-                continue
-            try:
-                row = ImportedPreferenceRow.model_validate(obj)
-            except ValidationError as exc:
-                report.rejected.append((lineno, _reason(exc)))
-                continue
-            report.valid += 1
-            rows.append(
-                {
-                    "pair_id": content_hash(row.prompt, row.chosen, row.rejected),
-                    "prompt": row.prompt,
-                    "chosen": row.chosen,
-                    "rejected": row.rejected,
-                    "source_file": report.file,
-                    "line_no": lineno,
-                }
-            )
+    for lineno, obj, reason in scan_jsonl(path):
+        report.lines += 1
+        if obj is None:
+            report.rejected.append((lineno, str(reason)))
+            continue
+        try:
+            row = ImportedPreferenceRow.model_validate(obj)
+        except ValidationError as exc:
+            report.rejected.append((lineno, _reason(exc)))
+            continue
+        report.valid += 1
+        rows.append(
+            {
+                "pair_id": content_hash(row.prompt, row.chosen, row.rejected),
+                "prompt": row.prompt,
+                "chosen": row.chosen,
+                "rejected": row.rejected,
+                "source_file": report.file,
+                "line_no": lineno,
+            }
+        )
     return rows, report
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hominem_pipeline.events.log import EventLog
 from hominem_pipeline.events.schema import MessageEvent
 from hominem_pipeline.records import content_hash
+from hominem_pipeline.validation import scan_jsonl
 
 
 class ChatImportError(ValueError):
@@ -209,15 +210,9 @@ def read_chat_file(path: Path | str, now: datetime | None = None) -> tuple[str, 
         return "lmstudio", [_events(msgs, "lmstudio", started, {"name": conv.name} if conv.name else {})], skipped
 
     conversations, skipped = [], 0
-    for line_no, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ChatImportError(f"{path}:{line_no}: not valid JSON: {exc.msg}") from exc
-        if not isinstance(obj, dict):
-            raise ChatImportError(f"{path}:{line_no}: expected a JSON object with a 'messages' list")
+    for line_no, obj, reason in scan_jsonl(path):
+        if obj is None:
+            raise ChatImportError(f"{path}:{line_no}: {reason}")
         try:
             conv = OpenAIConversation.model_validate(obj)
         except ValidationError as exc:

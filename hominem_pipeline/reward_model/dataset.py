@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hominem_pipeline.manifold import RewardManifold
 from hominem_pipeline.records import content_hash
+from hominem_pipeline.validation import iter_jsonl
 
 SCALAR_HEADS = ("reward_intensity", "safety_score", "scalar_preference")
 
@@ -122,20 +123,7 @@ def sample_from_row(row: dict[str, Any], manifold: RewardManifold, where: str = 
 def load_samples(path: Path | str, manifold: RewardManifold) -> list[Sample]:
     """Samples from a reward-labels JSONL export. Any bad line fails the load, naming file and line."""
     path = Path(path)
-    samples = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}: not valid JSON: {exc.msg}") from exc
-            if not isinstance(obj, dict):
-                raise ValueError(f"{where}: expected a JSON object")
-            samples.append(sample_from_row(obj, manifold, where))
-    return samples
+    return [sample_from_row(obj, manifold, f"{path}:{lineno}") for lineno, obj in iter_jsonl(path)]
 
 
 def data_hash(samples: list[Sample], pairs: list[Pair]) -> str:

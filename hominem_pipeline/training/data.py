@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from hominem_pipeline.records import PreferencePair, SFTPair
 from hominem_pipeline.training.config import RecencySettings, SafetyGateSettings, TrainingConfig
-from hominem_pipeline.validation import read_jsonl
+from hominem_pipeline.validation import iter_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def load_preference_pairs(path: Path) -> list[PreferencePair]:
     if not Path(path).is_file():
         return []
     pairs = []
-    for lineno, row in enumerate(read_jsonl(path), 1):
+    for lineno, row in iter_jsonl(path):
         try:
             pairs.append(PreferencePair.model_validate(row))
         except ValidationError as exc:
@@ -83,7 +83,7 @@ def load_sft_jsonl(path: Path) -> list[SFTPair]:
     if not Path(path).is_file():
         return []
     pairs = []
-    for lineno, row in enumerate(read_jsonl(path), 1):
+    for lineno, row in iter_jsonl(path):
         try:
             pairs.append(SFTPair.model_validate(row))
         except ValidationError as exc:
