@@ -468,6 +468,33 @@ def evaluate_version(
     )
 
 
+def evaluate_published(
+    settings: Any, model_name: str, version: str, log: Any = None
+) -> tuple[EvalReport, Path]:
+    """Evaluate one published adapter with the project's eval config, SFT probes and current reward
+    model, and write its report. What the `lora_eval` asset and scripts call."""
+    from hominem_pipeline.evaluation.config import load_eval_inputs
+
+    cfg, regression_set = load_eval_inputs(settings.config_dir)
+    reward_model, note = load_reward_model(settings.artifacts_dir)
+    if reward_model is None and log is not None:
+        log(f"behavioural alignment not scored: {note}")
+    sft_path = Path(cfg.sft_probes.path)
+    sft_rows = read_sft_rows(sft_path if sft_path.is_absolute() else settings.home / sft_path, cfg.sft_probes.max_rows)
+    if log is not None:
+        log(f"evaluating {model_name}/{version} ({len(sft_rows)} SFT rows as probes)")
+    report = evaluate_version(
+        AdapterRegistry(settings.artifacts_dir, model_name),
+        version,
+        cfg,
+        regression_set,
+        reward_model=reward_model,
+        reward_model_note=note,
+        sft_rows=sft_rows,
+    )
+    return report, write_report(report, settings.artifacts_dir)
+
+
 def report_path(artifacts_dir: Path, model_name: str, version: str) -> Path:
     return Path(artifacts_dir) / "lora_eval" / model_name / f"{version}.json"
 

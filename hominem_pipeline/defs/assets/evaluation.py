@@ -12,16 +12,7 @@ import dagster as dg
 
 from hominem_pipeline.adapters import CURRENT, AdapterRegistry
 from hominem_pipeline.defs.resources import HominemResource
-from hominem_pipeline.evaluation.config import load_eval_inputs
-from hominem_pipeline.evaluation.evaluate import (
-    EvalReport,
-    evaluate_version,
-    load_reward_model,
-    read_report,
-    read_sft_rows,
-    report_markdown,
-    write_report,
-)
+from hominem_pipeline.evaluation.evaluate import EvalReport, evaluate_published, read_report, report_markdown
 
 GROUP = "lora"
 DUAL_LORA = dg.AssetKey("dual_lora")
@@ -67,27 +58,7 @@ def lora_eval(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg
             metadata={"evaluated": False, "reason": reason}, data_version=dg.DataVersion("none")
         )
     model_name, version = published_adapter(upstream)
-    settings = hominem.settings()
-    cfg, regression_set = load_eval_inputs(settings.config_dir)
-    registry = AdapterRegistry(settings.artifacts_dir, model_name)
-    reward_model, note = load_reward_model(settings.artifacts_dir)
-    if reward_model is None:
-        context.log.warning(f"behavioural alignment not scored: {note}")
-    sft_path = Path(cfg.sft_probes.path)
-    sft_rows = read_sft_rows(
-        sft_path if sft_path.is_absolute() else settings.home / sft_path, cfg.sft_probes.max_rows
-    )
-    context.log.info(f"evaluating {model_name}/{version} ({len(sft_rows)} SFT rows as probes)")
-    report = evaluate_version(
-        registry,
-        version,
-        cfg,
-        regression_set,
-        reward_model=reward_model,
-        reward_model_note=note,
-        sft_rows=sft_rows,
-    )
-    path = write_report(report, settings.artifacts_dir)
+    report, path = evaluate_published(hominem.settings(), model_name, version, log=context.log.info)
     return dg.MaterializeResult(
         metadata={
             "evaluated": True,
@@ -97,7 +68,7 @@ def lora_eval(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg
             "passed": report.passed,
             "regressions": len(report.gate_failures),
             "interference": report.interference.verdict,
-            "reward_model": note,
+            "reward_model": report.reward_model_note,
             "regression_set_hash": report.regression_set_hash,
             **report.flat_metrics(),
             "summary": dg.MetadataValue.md(report_markdown(report)),
