@@ -128,6 +128,16 @@ def load_causal_lm(path_or_id: str, dtype: Any = None) -> tuple[Any, Any]:
     return model, tok
 
 
+def chat_prompt(tokenizer: Any, prompt: str) -> str:
+    """A user prompt as the model sees it when served: its chat template with the assistant turn opened.
+    Training, evaluation and serving all format prompts through this, so they agree token for token."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
+    return f"User: {prompt}\nAssistant: "
+
+
 def build_tiny_model(out_dir: Path, tokenizer_source: str, seed: int = 0) -> Path:
     """A tiny random Llama (hidden 64, 2 layers, 4 heads) with a real chat tokenizer, for tests."""
     import torch

@@ -6,14 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from hominem_pipeline.models import chat_prompt
 
-def prompt_text(tokenizer: Any, prompt: str) -> str:
-    """The prompt as the model sees it at inference: its chat template with the assistant turn opened."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
-    return f"User: {prompt}\nAssistant: "
+# Re-exported under the evaluation's name: one formatting for training, evaluation and serving.
+prompt_text = chat_prompt
 
 
 def response_nll(

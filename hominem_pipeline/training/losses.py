@@ -13,6 +13,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from hominem_pipeline.models import chat_prompt
+
 
 @dataclass
 class Encoded:
@@ -26,11 +28,7 @@ class Encoded:
 
 def encode(tok: Any, prompt: str, completion: str, max_prompt_tokens: int, max_length: int) -> Encoded:
     """Chat-template the prompt (as the model sees it when served), append completion + end of turn."""
-    if getattr(tok, "chat_template", None):
-        text = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False)
-    else:
-        text = prompt + "\n"
-    prompt_ids = tok(text, add_special_tokens=False)["input_ids"][-max_prompt_tokens:]
+    prompt_ids = tok(chat_prompt(tok, prompt), add_special_tokens=False)["input_ids"][-max_prompt_tokens:]
     end = tok.eos_token or ""
     completion_ids = tok(completion + end, add_special_tokens=False)["input_ids"]
     completion_ids = completion_ids[: max(1, max_length - len(prompt_ids))]
