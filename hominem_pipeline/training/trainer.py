@@ -267,7 +267,7 @@ def train_dual(
         if not torch.isfinite(total):
             # A NaN adapter or reward score would otherwise train, publish and be promoted silently.
             raise NonFiniteLoss(
-                f"step {step}: loss is {float(total)} ({', '.join(f'{c} {v[0]}' for c, v in parts.items())}); "
+                f"step {step}: loss is {float(total.detach())} ({', '.join(f'{c} {v[0]}' for c, v in parts.items())}); "
                 "the cycle stopped and nothing was published"
             )
         # One channel in the step: its own learning rate; both: the channel-weighted mean.
