@@ -197,6 +197,25 @@ def score_unscored_sft(pairs: list[SFTPair], reward_model: Any) -> tuple[list[SF
     return out, len(todo)
 
 
+def _score_and_gate(
+    channel: str, intensity: float | None, safety: float | None, gate: SafetyGateSettings, counts: Counter[str]
+) -> tuple[float, float, float, str] | None:
+    """(intensity, safety, gate factor, verdict) of one example, the same rule for both channels; None
+    when it is left out: unscored under `unscored: skip`, or blocked (for a pair: its chosen is unsafe)."""
+    if intensity is None or safety is None:
+        if gate.unscored == "skip":
+            counts[f"{channel}_skipped_unscored"] += 1
+            return None
+        counts[f"{channel}_neutral_unscored"] += 1
+    intensity = intensity if intensity is not None else gate.neutral_intensity
+    safety = safety if safety is not None else 1.0
+    factor, verdict = gate_factor(safety, gate)
+    if verdict == "blocked":
+        counts["preference_refused_unsafe_chosen" if channel == "preference" else f"{channel}_blocked"] += 1
+        return None
+    return intensity, safety, factor, verdict
+
+
 def prepare_examples(
     config: TrainingConfig,
     preference_pairs: list[PreferencePair],
@@ -229,19 +248,13 @@ def prepare_examples(
     pref_rec = recency_weights([p.created_at for p in preference_pairs], config.recency.preference_decay, config.recency)
     for p, rec in zip(preference_pairs, pref_rec, strict=True):
         counts["preference_loaded"] += 1
-        if p.reward_intensity is None or p.safety_score is None:
-            if gate.unscored == "skip":
-                counts["preference_skipped_unscored"] += 1
-                continue
-            counts["preference_neutral_unscored"] += 1
-        intensity = p.reward_intensity if p.reward_intensity is not None else gate.neutral_intensity
         # The gate acts on what the pair teaches: the chosen response (older exports stored the lower of
         # the two as safety_score, which blocked "prefer the safe answer over the unsafe one").
-        safety = p.chosen_safety if p.chosen_safety is not None else (p.safety_score if p.safety_score is not None else 1.0)
-        factor, verdict = gate_factor(safety, gate)
-        if verdict == "blocked":
-            counts["preference_refused_unsafe_chosen"] += 1
+        gated = _score_and_gate("preference", p.reward_intensity,
+                                p.chosen_safety if p.chosen_safety is not None else p.safety_score, gate, counts)
+        if gated is None:
             continue
+        intensity, safety, factor, verdict = gated
         times = replays.get(p.pair_id, 0)
         if replay.max_cycles and times >= replay.max_cycles:
             counts["preference_replay_capped"] += 1
@@ -260,18 +273,10 @@ def prepare_examples(
     sft_rec = recency_weights([s.created_at for s in sft_pairs], config.recency.sft_decay, config.recency)
     for s, rec in zip(sft_pairs, sft_rec, strict=True):
         counts["sft_loaded"] += 1
-        if s.reward_intensity is None or s.safety_score is None:
-            # No reward model to score it: the same rule as unscored preference pairs.
-            if gate.unscored == "skip":
-                counts["sft_skipped_unscored"] += 1
-                continue
-            counts["sft_neutral_unscored"] += 1
-        intensity = s.reward_intensity if s.reward_intensity is not None else gate.neutral_intensity
-        safety = s.safety_score if s.safety_score is not None else 1.0
-        factor, verdict = gate_factor(safety, gate)
-        if verdict == "blocked":
-            counts["sft_blocked"] += 1
+        gated = _score_and_gate("sft", s.reward_intensity, s.safety_score, gate, counts)
+        if gated is None:
             continue
+        intensity, safety, factor, verdict = gated
         weight = intensity * rec * factor * s.weight * s.confidence
         if weight <= 0.0:
             counts["sft_zero_weight"] += 1
