@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hominem_pipeline.atomic import Pointer, hash_tree, publish_dir, staging_dir, write_json_atomic
+from hominem_pipeline.atomic import CorruptVersion, Pointer, publish_version, verify_version
 
 CURRENT = "current"
 METADATA_FILE = "METADATA.json"
@@ -66,8 +66,7 @@ class AdapterVersion:
 
 def model_name_for_spec(spec: str) -> str:
     """The `<model_name>` folder for a base-model spec: `embedded:NAME` -> NAME, a folder or hub id ->
-    its last path part. The same rule as the trainer's (`training.trainer.model_name_for`), so both
-    find the same folder."""
+    its last path part. The trainer, the evaluation and the CLI all name the folder with this."""
     name = spec.split(":", 1)[1] if spec.startswith("embedded:") else Path(spec.rstrip("/")).name
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "model"
 
@@ -101,22 +100,18 @@ class AdapterRegistry:
         self, write_adapter: Callable[[Path], None], metadata: AdapterMetadata | dict[str, Any]
     ) -> str:
         """Write an adapter aside with `write_adapter(folder)` (e.g. `peft_model.save_pretrained`), name it
-        by its content hash and rename it into place. Returns the version. Publishing the same bytes twice
-        returns the existing version and leaves it untouched."""
+        by its content hash and rename it into place (`atomic.publish_version`). Returns the version.
+        Publishing the same bytes twice returns the existing version and leaves it untouched."""
         meta = metadata if isinstance(metadata, AdapterMetadata) else AdapterMetadata.model_validate(metadata)
-        self.root.mkdir(parents=True, exist_ok=True)
-        with staging_dir(self.root) as tmp:
-            write_adapter(tmp)
-            if not (tmp / "adapter_config.json").is_file():
+
+        def write(folder: Path) -> None:
+            write_adapter(folder)
+            if not (folder / "adapter_config.json").is_file():
                 raise AdapterRegistryError(
                     "the adapter writer produced no adapter_config.json (not a PEFT adapter)"
                 )
-            digest = hash_tree(tmp)
-            version = digest[:16]
-            meta = meta.model_copy(update={"content_hash": digest})
-            write_json_atomic(tmp / METADATA_FILE, meta.model_dump(mode="json"))
-            publish_dir(tmp, self.root / version)
-        return version
+
+        return publish_version(self.root, write, lambda _version: meta.model_dump(mode="json")).version
 
     def publish_model(self, peft_model: Any, metadata: AdapterMetadata | dict[str, Any]) -> str:
         return self.publish(lambda folder: peft_model.save_pretrained(str(folder)), metadata)
@@ -160,7 +155,16 @@ class AdapterRegistry:
         return AdapterVersion(path.name, path, read_metadata(path), pointers)
 
     def resolve(self, ref: str = CURRENT) -> Path:
-        """A version, a unique version prefix, or a pointer name -> the version folder."""
+        """A version, a unique version prefix, or a pointer name -> the version folder, verified against
+        the checksums it was published with (a corrupted version is refused, naming the file)."""
+        path = self._find(ref)
+        try:
+            verify_version(path)
+        except CorruptVersion as exc:
+            raise AdapterRegistryError(str(exc)) from exc
+        return path
+
+    def _find(self, ref: str) -> Path:
         if (self.root / ref / METADATA_FILE).is_file():
             return self.root / ref
         if _POINTER_NAME.match(ref) and self.pointer(ref).path.is_file():
@@ -205,6 +209,18 @@ class AdapterRegistry:
             return self.pointer(pointer).rollback()
         except RuntimeError as exc:
             raise AdapterRegistryError(str(exc)) from exc
+
+    def lineage(self, ref: str | None) -> list[str]:
+        """`ref`'s version and the versions it continued from, newest first (empty for None). Stops at a
+        parent that is not published here."""
+        if ref is None:
+            return []
+        out = [self._find(ref).name]
+        while True:
+            parent = read_metadata(self.root / out[-1]).parent_version
+            if not parent or parent in out or not (self.root / parent / METADATA_FILE).is_file():
+                return out
+            out.append(parent)
 
     def history(self, pointer: str = CURRENT) -> list[str]:
         state = self.pointer(pointer).read() or {}

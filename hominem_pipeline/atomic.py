@@ -1,6 +1,9 @@
 """Crash-safe publication: files and version folders are written aside, then renamed into place.
 
 A crash at any point leaves either the previous good state or the new complete one, never a torn file.
+Versioned artifacts (LoRA adapters, reward models) go through one function, `publish_version`: content
+hash, staging, fsync, rename, and a per-file checksum list in `METADATA.json` that `verify_version`
+checks on every load, so a corrupted version is refused naming the file instead of loading silently.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +72,25 @@ def write_jsonl_atomic(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     return n
 
 
+METADATA_FILE = "METADATA.json"
+
+
+def file_digest(path: Path, length: int = 16) -> str:
+    """sha256 of a file's bytes (hex, first `length` characters): exports' data versions, checksums."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:length]
+
+
 def hash_tree(folder: Path) -> str:
     """Content hash of a folder: relative paths and bytes of every file, in a stable order."""
     h = hashlib.sha256()
     folder = Path(folder)
     for p in sorted(q for q in folder.rglob("*") if q.is_file()):
         rel = p.relative_to(folder).as_posix()
-        if rel == "METADATA.json":
+        if rel == METADATA_FILE:
             continue  # metadata names the hash; it cannot be part of it
         h.update(rel.encode())
         h.update(b"\0")
@@ -151,3 +167,81 @@ class Pointer:
         previous = history.pop()
         write_json_atomic(self.path, {"version": previous, "history": history})
         return previous
+
+
+class CorruptVersion(RuntimeError):
+    """A published version's files no longer match the checksums it was published with."""
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    version: str
+    path: Path
+    new: bool  # False when a version with the same content already existed (it is left untouched)
+
+
+def file_checksums(folder: Path) -> dict[str, str]:
+    """{relative path: full sha256} of every file but METADATA.json (which holds this list)."""
+    folder = Path(folder)
+    return {
+        p.relative_to(folder).as_posix(): file_digest(p, 64)
+        for p in sorted(q for q in folder.rglob("*") if q.is_file())
+        if p.relative_to(folder).as_posix() != METADATA_FILE
+    }
+
+
+def publish_version(
+    root: Path,
+    write: Callable[[Path], None],
+    metadata: Callable[[str], dict[str, Any]],
+    prefix: str = "",
+) -> PublishedVersion:
+    """Publish a content-addressed version folder under `root`: `write(folder)` fills a staging folder,
+    the version is `prefix + hash_tree(folder)[:16]`, `metadata(version)` is written to METADATA.json
+    with the content hash and per-file checksums, and the folder is fsync'd and renamed into place. A
+    version that already exists is the same content and stays as it is (`new=False`)."""
+    root = Path(root)
+    with staging_dir(root) as tmp:
+        write(tmp)
+        digest = hash_tree(tmp)
+        version = f"{prefix}{digest[:16]}"
+        meta = {**metadata(version), "version": version, "content_hash": digest, "files": file_checksums(tmp)}
+        write_json_atomic(tmp / METADATA_FILE, meta)
+        for p in tmp.rglob("*"):
+            if p.is_file():
+                with p.open("rb") as fh:
+                    os.fsync(fh.fileno())
+        new = publish_dir(tmp, root / version)
+    return PublishedVersion(version, root / version, new)
+
+
+def verify_version(folder: Path) -> None:
+    """Refuse a version whose files differ from what was published: each file against the checksums in
+    METADATA.json, or (older versions without them) the folder's content hash against its name."""
+    folder = Path(folder)
+    meta_path = folder / METADATA_FILE
+    try:
+        meta = json.loads(meta_path.read_text())
+    except FileNotFoundError as exc:
+        raise CorruptVersion(f"{meta_path}: missing; {folder} is not a published version") from exc
+    except json.JSONDecodeError as exc:
+        raise CorruptVersion(f"{meta_path}: not valid JSON ({exc})") from exc
+    expected = meta.get("files")
+    if isinstance(expected, dict):
+        actual = file_checksums(folder)
+        for rel in sorted(set(expected) | set(actual)):
+            if rel not in actual:
+                raise CorruptVersion(f"{folder / rel}: missing from published version {folder.name}")
+            if rel not in expected:
+                raise CorruptVersion(f"{folder / rel}: not part of published version {folder.name}")
+            if actual[rel] != expected[rel]:
+                raise CorruptVersion(
+                    f"{folder / rel}: checksum {actual[rel][:16]} does not match the published {expected[rel][:16]}"
+                    f" (version {folder.name} is corrupted)"
+                )
+        return
+    digest = hash_tree(folder)
+    if not folder.name.split("-")[-1] or not digest.startswith(folder.name.split("-")[-1]):
+        raise CorruptVersion(
+            f"{folder}: content hash {digest[:16]} does not match the version name (a file was changed)"
+        )

@@ -76,7 +76,7 @@ class SFTPair(BaseModel):
     created_at: datetime | None = None
     is_used: bool = False
     used_timestamp: datetime | None = None
-    training_epoch: int | None = None
+    cycle: int | None = None  # the cycle of the `current` adapter that made this row used
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")

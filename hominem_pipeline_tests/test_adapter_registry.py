@@ -129,10 +129,15 @@ def test_adapters_cli(hominem_home: Path, tiny_model_dir: Path) -> None:
     assert empty.exit_code == 0, empty.output
     assert first in empty.output and second in empty.output and "current" not in empty.output
 
-    for args in (["promote", first], ["promote", second]):
+    # Neither version has an evaluation report: promotion is refused unless forced.
+    res = runner.invoke(main, ["adapters", "promote", first])
+    assert res.exit_code != 0 and "no evaluation report" in res.output
+    for args in (["promote", first, "--force"], ["promote", second, "--force"]):
         res = runner.invoke(main, ["adapters", *args])
         assert res.exit_code == 0, res.output
     assert registry.resolve("current").name == second
+    res = runner.invoke(main, ["adapters", "pointer", "current", first])
+    assert res.exit_code != 0 and "hominem adapters promote" in res.output
 
     res = runner.invoke(main, ["adapters", "pointer", "calm", first])
     assert res.exit_code == 0 and f"calm -> {first}" in res.output

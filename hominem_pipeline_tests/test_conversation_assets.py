@@ -120,7 +120,11 @@ def test_partition_then_two_day_backfill_then_training_exports(hominem_home: Pat
         "sft_pairs_valid": True, "preference_pairs_valid": True
     }
     sft = [json.loads(x) for x in (settings.data_dir / "sft/sft_training.jsonl").read_text().splitlines()]
-    assert {r["message_id"] for r in sft} == {msgs["a1"].event_id, msgs["a2"].event_id, msgs["a3"].event_id}
+    # a2 (😟-1) is the rejected side of the user's preference (a1 😊+2): it is not taught as a memory.
+    assert {r["message_id"] for r in sft} == {msgs["a1"].event_id, msgs["a3"].event_id}
+    with TrainingDatabase(settings.database_path) as db:
+        [rejected_row] = [p for p in db.get_sft_pairs() if p.message_id == msgs["a2"].event_id]
+    assert rejected_row.confidence == 0 and rejected_row.metadata["superseded"] == "rejected side of a user preference"
     prefs = [json.loads(x) for x in (settings.data_dir / "preferences/preferences.jsonl").read_text().splitlines()]
     by_source = {}
     for p in prefs:
@@ -128,12 +132,14 @@ def test_partition_then_two_day_backfill_then_training_exports(hominem_home: Pat
     # Teacher: p1 has a clear winner; p2's margin (0.01) is below min_margin, so no pair.
     [teacher] = by_source["teacher"]
     assert teacher["chosen"].startswith("Keep a regular") and teacher["margin"] == 1.0
-    assert (teacher["reward_intensity"], teacher["safety_score"], teacher["chosen_safety"]) == (0.5, 0.8, 0.9)
+    # The pair's safety is the chosen response's (what it teaches), not the lower of the two.
+    assert (teacher["reward_intensity"], teacher["safety_score"], teacher["chosen_safety"], teacher["rejected_safety"]) == (0.5, 0.9, 0.9, 0.8)
     assert teacher["dimension_deltas"]["empathy"] == 1.0
     # Feedback: the draft the user liked (😊+2) beats the one they did not (😟-1), scored by the teacher labels.
     [fb] = by_source["feedback"]
     assert fb["chosen"] == msgs["a1"].content and fb["rejected"] == msgs["a2"].content
     assert fb["reward_intensity"] is not None and set(fb["dimension_deltas"]) >= {"empathy", "curiosity"}
+    assert fb["created_at"].startswith("2026-03-01T09:00")  # dated by the user's feedback, so recency acts
     [imp] = by_source["import"]
-    assert imp["reward_intensity"] is None and imp["safety_score"] is None
+    assert imp["reward_intensity"] is None and imp["safety_score"] is None and imp["created_at"] is not None
     assert _meta(final, "preference_pairs")["with_intensity_and_safety"] == 2

@@ -171,11 +171,11 @@ def test_extract_and_store_skips_existing_and_refreshes_on_request(tmp_path: Pat
         assert extract_and_store_sft_pairs(db, since=datetime.now() + timedelta(days=1), embedder=embedder).conversations == 0
 
         used = db.get_sft_pairs()[0]
-        db.update_sft_used([used.pair_id], training_epoch=1)
+        db.update_sft_used([used.pair_id], cycle=1)
         r = extract_and_store_sft_pairs(db, all_conversations=True, include_context=True, skip_existing=False, embedder=embedder)
         assert r.pairs_skipped_existing == 0
         refreshed = {p.pair_id: p for p in db.get_sft_pairs()}
-        assert refreshed[used.pair_id].is_used and refreshed[used.pair_id].training_epoch == 1
+        assert refreshed[used.pair_id].is_used and refreshed[used.pair_id].cycle == 1
         # Context makes new pairs (a different training example) beside the context-free ones.
         assert sum(1 for p in refreshed.values() if p.context) > 0
 

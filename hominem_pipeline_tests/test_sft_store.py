@@ -1,5 +1,5 @@
 """The SFT-pair store (seed 002 section 1): validation errors name the field, every filter of
-`get_sft_pairs` narrows what the trainer gets, and `update_sft_used` toggles is_used with its epoch."""
+`get_sft_pairs` narrows what the trainer gets, and `update_sft_used` toggles is_used with its cycle."""
 
 from __future__ import annotations
 
@@ -70,19 +70,19 @@ def test_is_used_toggling(tmp_path: Path) -> None:
         db.insert_sft_pairs(pairs)
         assert len(db.get_sft_pairs(is_used=False)) == 4
         before = datetime.now()
-        assert db.update_sft_used([pairs[0].pair_id, pairs[1].pair_id, "no-such-id"], training_epoch=3) == 2
+        assert db.update_sft_used([pairs[0].pair_id, pairs[1].pair_id, "no-such-id"], cycle=3) == 2
         used = db.get_sft_pairs(is_used=True)
         assert [p.pair_id for p in used] == [pairs[0].pair_id, pairs[1].pair_id]
-        assert all(p.training_epoch == 3 and p.used_timestamp >= before - timedelta(seconds=5) for p in used)
+        assert all(p.cycle == 3 and p.used_timestamp >= before - timedelta(seconds=5) for p in used)
         when = datetime(2026, 4, 1, 8, 30)
-        db.update_sft_used([pairs[2].pair_id], training_epoch=4, used_timestamp=when)
+        db.update_sft_used([pairs[2].pair_id], cycle=4, used_timestamp=when)
         [p2] = [p for p in db.get_sft_pairs(is_used=True) if p.pair_id == pairs[2].pair_id]
-        assert p2.used_timestamp == when and p2.training_epoch == 4
+        assert p2.used_timestamp == when and p2.cycle == 4
         assert [p.pair_id for p in db.get_sft_pairs(is_used=False)] == [pairs[3].pair_id]
         assert db.reset_sft_used([pairs[0].pair_id]) == 1
         assert len(db.get_sft_pairs(is_used=False)) == 2
-        with pytest.raises(ValueError, match="training_epoch"):
-            db.update_sft_used([pairs[3].pair_id], training_epoch=-1)
+        with pytest.raises(ValueError, match="cycle"):
+            db.update_sft_used([pairs[3].pair_id], cycle=-1)
 
 
 def test_migrations_bring_an_old_file_up_to_date(tmp_path: Path) -> None:

@@ -85,4 +85,8 @@ def test_dual_lora_asset_trains_with_diversity_sampler_and_reports_metadata(homi
     assert "preference_loss" in rows[0] and "sft_loss" not in rows[0]
     assert "sft_loss" in rows[1] and "preference_loss" not in rows[1]
     assert meta["cluster_coverage"]["preference"] > 0
-    assert meta["sft_used_marked"] == 2  # the SFT step consumed two store rows and marked them used
+    # The SFT step trained on two store rows: recorded against the adapter, not yet marked used (that is
+    # promotion's job, once the adapter passes its evaluation).
+    assert meta["sft_rows_trained"] == 2
+    with TrainingDatabase(Settings().database_path) as db:
+        assert db.get_sft_pairs(is_used=True) == []

@@ -110,8 +110,7 @@ def test_zero_weight_and_gated_examples_leave_the_adapter_bit_identical(tiny_mod
                            reward_intensity=0.0)]
     data = prepare_examples(config, pairs + ignored, sft + ignored_sft)
     assert data.counts["preference_zero_weight"] == 1
-    assert data.counts["preference_blocked"] == 1
-    assert data.counts["preference_refused_unsafe_chosen"] == 1
+    assert data.counts["preference_refused_unsafe_chosen"] == 2  # the gate acts on the chosen response
     assert data.counts["sft_zero_weight"] == 1
     with_ignored = train_dual(config, data, base_model_path=str(tiny_model_dir), lora_root=tmp_path / "b")
     a, b = _adapter_tensors(without.path), _adapter_tensors(with_ignored.path)

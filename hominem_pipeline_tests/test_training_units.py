@@ -21,7 +21,7 @@ from hominem_pipeline.training.sampler import (
     farthest_first,
     mixing_schedule,
 )
-from hominem_pipeline.training.trainer import channel_weights
+from hominem_pipeline.training.trainer import NoTrainingData, channel_weights
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -100,8 +100,7 @@ def test_safety_gate_skips_downweights_and_refuses_unsafe_chosen() -> None:
     assert weights[ids[1]] == pytest.approx(0.4)
     assert weights[ids[4]] == pytest.approx(0.5)
     assert ids[2] not in weights and ids[3] not in weights
-    assert data.counts["preference_blocked"] == 1
-    assert data.counts["preference_refused_unsafe_chosen"] == 1
+    assert data.counts["preference_refused_unsafe_chosen"] == 2
     assert data.counts["preference_caution"] == 1
     assert data.counts["preference_neutral_unscored"] == 1
     assert data.counts["sft_blocked"] == 1
@@ -113,7 +112,12 @@ def test_channel_weights_follow_data_availability() -> None:
     cfg = TrainingConfig()
     assert channel_weights(cfg, 10, 10) == (0.4, 0.6)
     assert channel_weights(cfg, 0, 10) == (0.0, 1.0)
-    assert channel_weights(cfg, 10, 0) == (1.0, 0.0)
+    assert channel_weights(cfg, 10, 0) == (1.0, 0.0)  # single_channel: train (the default)
+    strict = TrainingConfig(single_channel="skip")
+    with pytest.raises(NoTrainingData, match="reward \\(preference\\) channel has no examples"):
+        channel_weights(strict, 10, 0)
+    with pytest.raises(NoTrainingData, match="memory \\(SFT\\) channel"):
+        channel_weights(strict, 0, 10)
     dyn = TrainingConfig(dynamic_weighting=True)
     s, p = channel_weights(dyn, 10, 40)
     assert p > 0.6 and s + p == pytest.approx(1.0)

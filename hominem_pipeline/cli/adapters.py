@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 
 import click
 
 from hominem_pipeline.adapters import CURRENT, AdapterRegistry, AdapterRegistryError, model_name_for_spec
 from hominem_pipeline.settings import Settings
+from hominem_pipeline.store import TrainingDatabase
+from hominem_pipeline.training import promotion
 
 
 def registry_for(model_name: str | None) -> AdapterRegistry:
@@ -16,6 +20,17 @@ def registry_for(model_name: str | None) -> AdapterRegistry:
     return AdapterRegistry(
         settings.artifacts_dir, model_name or model_name_for_spec(settings.inference.student.model)
     )
+
+
+@contextlib.contextmanager
+def _store() -> Iterator[TrainingDatabase | None]:
+    """The project's store when it exists (pointer moves keep `is_used` in step), else None."""
+    path = Settings().database_path
+    if not path.is_file():
+        yield None
+        return
+    with TrainingDatabase(path) as db:
+        yield db
 
 
 _model_option = click.option(
@@ -76,30 +91,38 @@ def list_cmd(model_name: str | None, as_json: bool) -> None:
 @adapters.command("promote")
 @click.argument("version")
 @click.option("--pointer", default=CURRENT, show_default=True, help="Pointer to move")
+@click.option("--force", is_flag=True, help="Promote even without a passing evaluation report")
 @_model_option
-def promote_cmd(version: str, pointer: str, model_name: str | None) -> None:
-    """Point `current` (or --pointer) at VERSION (a version, unique prefix, or another pointer's name)."""
+def promote_cmd(version: str, pointer: str, force: bool, model_name: str | None) -> None:
+    """Point `current` (or --pointer) at VERSION (a version, unique prefix, or another pointer's name).
+    Refused unless artifacts/lora_eval/<model>/<version>.json says the evaluation passed (or --force);
+    the SFT rows the new `current` trained on are then marked used in the store."""
     registry = registry_for(model_name)
     try:
-        before = registry.pointer(pointer).target
-        target = registry.promote(version, pointer)
+        with _store() as db:
+            move = promotion.promote(registry, version, db=db, force=force, pointer=pointer)
     except AdapterRegistryError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"{pointer} -> {target} (was {before or 'unset'})")
+    click.echo(f"{move.pointer} -> {move.version} (was {move.previous or 'unset'}; evaluation: {move.evaluation})")
+    if pointer == CURRENT:
+        click.echo(f"SFT rows marked used: {move.marked_used}, handed back: {move.unmarked}")
 
 
 @adapters.command("rollback")
 @click.option("--pointer", default=CURRENT, show_default=True, help="Pointer to move back")
 @_model_option
 def rollback_cmd(pointer: str, model_name: str | None) -> None:
-    """Move `current` (or --pointer) back to the version it named before."""
+    """Move `current` (or --pointer) back to the version it named before; the SFT rows only the
+    rolled-back adapter trained on become available to the next cycle again."""
     registry = registry_for(model_name)
     try:
-        before = registry.pointer(pointer).target
-        target = registry.rollback(pointer)
+        with _store() as db:
+            move = promotion.rollback(registry, db=db, pointer=pointer)
     except AdapterRegistryError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"{pointer} -> {target} (rolled back from {before})")
+    click.echo(f"{move.pointer} -> {move.version} (rolled back from {move.previous})")
+    if pointer == CURRENT:
+        click.echo(f"SFT rows marked used: {move.marked_used}, handed back: {move.unmarked}")
 
 
 @adapters.command("pointer")
@@ -110,6 +133,8 @@ def pointer_cmd(name: str, version: str | None, model_name: str | None) -> None:
     """Show pointer NAME, or set it to VERSION: user-named pointers keep adapters for different training
     emphases (e.g. `empathy-heavy`) next to `current`."""
     registry = registry_for(model_name)
+    if version is not None and name == CURRENT:
+        raise click.ClickException("`current` moves only with `hominem adapters promote` (evaluation-gated)")
     try:
         if version is None:
             state = registry.pointer(name).read()

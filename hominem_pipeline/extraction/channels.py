@@ -3,7 +3,6 @@ build the SFT pairs (memory channel) and the preference pairs (reward channel), 
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,7 +10,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from hominem_pipeline.atomic import write_jsonl_atomic
+from hominem_pipeline.atomic import file_digest, write_jsonl_atomic
 from hominem_pipeline.events.ingest import IngestResult, ingest_day
 from hominem_pipeline.events.log import EventLog
 from hominem_pipeline.extraction.config import (
@@ -33,16 +32,12 @@ from hominem_pipeline.extraction.knowledge import (
     extract_and_store_knowledge_updates,
     resolve_method,
 )
-from hominem_pipeline.extraction.preferences import build_preference_pairs
+from hominem_pipeline.extraction.preferences import build_preference_pairs, feedback_choices
 from hominem_pipeline.extraction.store import ExtractionResult, extract_and_store_sft_pairs, sft_export_rows
 from hominem_pipeline.manifold import RewardManifold, load_manifold
 from hominem_pipeline.settings import Settings
 from hominem_pipeline.store import TrainingDatabase
 from hominem_pipeline.validation import read_jsonl
-
-
-def file_digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def ingest_days(settings: Settings, days: list[date]) -> list[IngestResult]:
@@ -126,7 +121,12 @@ def build_sft_pairs(
                 db, method, teacher=teacher_factory() if method == "teacher" and teacher_factory else None,
                 all_conversations=True,
             )
-        # Pairs whose answer the user corrected (confidence 0) stay in the store, out of training.
+        # A draft the user rejected (an explicit choice, or the lower emoji valence of two drafts) is the
+        # rejected side of a preference pair: it must not be taught as a memory. Marked like corrected
+        # answers (confidence 0), also when the feedback arrives after the row was extracted.
+        choices, _ = feedback_choices(db, cfg.preferences.min_valence_gap)
+        db.mark_sft_superseded(sorted({c.rejected_id for c in choices}), "rejected side of a user preference")
+        # Pairs whose answer the user corrected or rejected (confidence 0) stay in the store, out of training.
         rows = [r for r in sft_export_rows(db) if r["confidence"] > 0]
         superseded = int(db.scalar("SELECT count(*) FROM sft_pairs WHERE confidence = 0"))
     export = sft_export_path(settings)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -144,19 +143,18 @@ def data_hash(samples: list[Sample], pairs: list[Pair]) -> str:
 
 
 def teacher_pairs(samples: list[Sample], min_margin: float) -> list[Pair]:
-    """Per prompt, the teacher's best vs worst candidate by scalar_preference, when they differ enough."""
-    by_prompt: dict[str, list[Sample]] = defaultdict(list)
-    for s in samples:
-        if "scalar_preference" in s.targets:
-            by_prompt[s.prompt].append(s)
-    pairs = []
-    for prompt, group in by_prompt.items():
-        ranked = sorted(group, key=lambda s: (s.targets["scalar_preference"], s.response))
-        worst, best = ranked[0], ranked[-1]
-        margin = best.targets["scalar_preference"] - worst.targets["scalar_preference"]
-        if margin > min_margin and best.response.strip() != worst.response.strip():
-            pairs.append(Pair(prompt, best.response, worst.response, "teacher"))
-    return pairs
+    """Per prompt, the teacher's best vs worst candidate by scalar_preference, when they differ enough
+    (the one rule, shared with the trainer's preference pairs: `extraction.preferences.select_teacher_pairs`)."""
+    from hominem_pipeline.extraction.preferences import select_teacher_pairs
+
+    selected, _ = select_teacher_pairs(
+        [s for s in samples if "scalar_preference" in s.targets],
+        prompt=lambda s: s.prompt,
+        response=lambda s: s.response,
+        scalar=lambda s: s.targets["scalar_preference"],
+        min_margin=min_margin,
+    )
+    return [Pair(best.prompt, best.response, worst.response, "teacher") for best, worst, _ in selected]
 
 
 def imported_pairs(rows: list[dict[str, Any]]) -> list[Pair]:

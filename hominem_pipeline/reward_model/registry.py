@@ -1,7 +1,8 @@
 """Reward-model versions on disk: `artifacts/reward_model/<version>/`, plus two pointers.
 
 A version's name is the content hash of its weights and `model.json` (which names the training-data
-hash), written aside and renamed into place, so training twice on the same data publishes nothing new.
+hash), written aside and renamed into place (`atomic.publish_version`), so training twice on the same
+data publishes nothing new; loading a version checks its files against the published checksums.
 `latest` names the most recently trained version, whatever its quality; `current` names the latest
 version that beat the trivial baseline on validation, and is what the rest of hominem scores with.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hominem_pipeline.atomic import Pointer, hash_tree, publish_dir, staging_dir, write_json_atomic
+from hominem_pipeline.atomic import Pointer, publish_version, verify_version, write_json_atomic
 from hominem_pipeline.reward_model.model import METADATA_FILE, MODEL_FILE, RewardModel
 from hominem_pipeline.reward_model.train import TrainingResult
 
@@ -37,18 +38,21 @@ def publish(result: TrainingResult, artifacts_dir: Path | str) -> PublishedVersi
     to it only if it beats the trivial baseline on validation."""
     root = reward_model_root(artifacts_dir)
     model = result.model
-    with staging_dir(root) as tmp:
-        model.save_arrays(tmp)
-        write_json_atomic(tmp / MODEL_FILE, model.model_spec(result.metadata["training_data"]["hash"]))
-        version = f"rm-{hash_tree(tmp)[:16]}"
-        metadata = {
+
+    def write(folder: Path) -> None:
+        model.save_arrays(folder)
+        write_json_atomic(folder / MODEL_FILE, model.model_spec(result.metadata["training_data"]["hash"]))
+
+    def metadata(version: str) -> dict:
+        return {
             "version": version,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "accepted": result.beats_baseline,
             **result.metadata,
         }
-        write_json_atomic(tmp / METADATA_FILE, metadata)
-        new = publish_dir(tmp, root / version)
+
+    published = publish_version(root, write, metadata, prefix="rm-")
+    version, new = published.version, published.new
     model.version = version
     model.metadata = json.loads((root / version / METADATA_FILE).read_text())
     Pointer(root, "latest").set(version)
@@ -62,7 +66,11 @@ def load_current(artifacts_dir: Path | str) -> RewardModel | None:
     """The accepted reward model (`current`), or None if no version has beaten the baseline yet."""
     root = reward_model_root(artifacts_dir)
     version = Pointer(root, "current").target
-    return RewardModel.load(root / version) if version else None
+    if not version:
+        return None
+    # A corrupted heads file would score every pair NaN or nonsense; refuse it, naming the file.
+    verify_version(root / version)
+    return RewardModel.load(root / version)
 
 
 def resolve_version(artifacts_dir: Path | str, version: str | None = None) -> tuple[Path, str]:
@@ -72,10 +80,12 @@ def resolve_version(artifacts_dir: Path | str, version: str | None = None) -> tu
         folder = Path(version) if Path(version).is_dir() else root / version
         if not folder.is_dir():
             raise FileNotFoundError(f"no reward-model version {version!r} under {root}")
+        verify_version(folder)
         return folder, "requested"
     for name in ("current", "latest"):
         target = Pointer(root, name).target
         if target:
+            verify_version(root / target)
             return root / target, name
     raise FileNotFoundError(f"no reward model under {root}; train one (`hominem reward train` or make run)")
 

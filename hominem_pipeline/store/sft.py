@@ -56,7 +56,7 @@ class SFTStore(StoreConnection):
                 p.pair_id, p.instruction, p.response, p.context, p.source, p.category, p.confidence,
                 p.reward_intensity, p.safety_score, p.weight, p.conversation_id, p.message_id,
                 len(p.instruction), len(p.response), json.dumps(p.metadata, sort_keys=True, default=str),
-                naive_utc(p.created_at) or now, p.is_used, naive_utc(p.used_timestamp), p.training_epoch,
+                naive_utc(p.created_at) or now, p.is_used, naive_utc(p.used_timestamp), p.cycle,
             )
             for p in pairs
         ]
@@ -109,20 +109,20 @@ class SFTStore(StoreConnection):
         return {r[0] for r in rows}
 
     def update_sft_used(
-        self, ids: Iterable[str], training_epoch: int, used_timestamp: datetime | None = None
+        self, ids: Iterable[str], cycle: int, used_timestamp: datetime | None = None
     ) -> int:
         """Mark pairs consumed by training. Returns how many stored pairs were updated."""
         ids = list(dict.fromkeys(ids))
         if not ids:
             return 0
-        if training_epoch is None or int(training_epoch) < 0:
-            raise ValueError("training_epoch: must be a non-negative integer")
+        if cycle is None or int(cycle) < 0:
+            raise ValueError("cycle: must be a non-negative integer")
         ts = naive_utc(used_timestamp) or utcnow()
         n = self.scalar("SELECT count(*) FROM sft_pairs WHERE pair_id IN (SELECT unnest(?))", [ids])
         self.con.execute(
-            "UPDATE sft_pairs SET is_used = TRUE, used_timestamp = ?, training_epoch = ? "
+            "UPDATE sft_pairs SET is_used = TRUE, used_timestamp = ?, cycle = ? "
             "WHERE pair_id IN (SELECT unnest(?))",
-            [ts, int(training_epoch), ids],
+            [ts, int(cycle), ids],
         )
         return int(n)
 
@@ -147,7 +147,7 @@ class SFTStore(StoreConnection):
             return 0
         n = self.scalar("SELECT count(*) FROM sft_pairs WHERE pair_id IN (SELECT unnest(?))", [ids])
         self.con.execute(
-            "UPDATE sft_pairs SET is_used = FALSE, used_timestamp = NULL, training_epoch = NULL "
+            "UPDATE sft_pairs SET is_used = FALSE, used_timestamp = NULL, cycle = NULL "
             "WHERE pair_id IN (SELECT unnest(?))",
             [ids],
         )
@@ -173,6 +173,6 @@ def _sft_from_row(r: dict[str, Any]) -> SFTPair:
         source=r["source"], category=r["category"], confidence=r["confidence"],
         reward_intensity=r["reward_intensity"], safety_score=r["safety_score"], weight=r["weight"],
         conversation_id=r["conversation_id"], message_id=r["message_id"], created_at=r["created_at"],
-        is_used=r["is_used"], used_timestamp=r["used_timestamp"], training_epoch=r["training_epoch"],
+        is_used=r["is_used"], used_timestamp=r["used_timestamp"], cycle=r["cycle"],
         metadata=json.loads(r["metadata"]),
     )

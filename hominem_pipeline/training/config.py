@@ -70,6 +70,16 @@ class SafetyGateSettings(_Strict):
         return self
 
 
+class PreferenceReplaySettings(_Strict):
+    """Preference pairs are replayed across cycles (values are re-taught against each cycle's new DPO
+    reference), with decay and a cap: a pair's weight is multiplied by `decay ** k`, where k is how many
+    adapters of the current lineage already trained on it, and the pair is left out once k reaches
+    `max_cycles` (0 = no cap). Counted from the store's trained_examples; without a store, k = 0."""
+
+    max_cycles: int = Field(3, ge=0, le=1000)
+    decay: float = Field(0.5, gt=0.0, le=1.0)
+
+
 class ProbeSettings(_Strict):
     """Per-dimension gradient directions for the Reward Health Index (docs/TRAINING.md)."""
 
@@ -92,6 +102,10 @@ class TrainingConfig(_Strict):
     preference_learning_rate: float = Field(1e-4, gt=0, le=1.0)
     normalize_losses: bool = True
     dynamic_weighting: bool = False
+    single_channel: Literal["train", "skip"] = Field(
+        "train",
+        description="a dual config whose cycle has data in one channel only: train it alone, or train nothing",
+    )
     beta: float = Field(0.1, gt=0)
 
     max_prompt_tokens: int = Field(128, ge=8, le=32768)
@@ -104,7 +118,9 @@ class TrainingConfig(_Strict):
 
     sft_source: Literal["auto", "database", "jsonl"] = "auto"
     sft_unused_only: bool = Field(
-        True, description="train on SFT rows not yet used (learned knowledge lives in the adapter it continues)"
+        True,
+        description="train on SFT rows no `current` adapter's lineage has trained on (what it learned lives in "
+        "the adapter this cycle continues)",
     )
     preferences_limit: int | None = Field(None, ge=1)
     sft_limit: int | None = Field(None, ge=1)
@@ -112,6 +128,7 @@ class TrainingConfig(_Strict):
     recency: RecencySettings = RecencySettings()
     diversity: DiversitySettings = DiversitySettings()
     safety_gate: SafetyGateSettings = SafetyGateSettings()
+    preference_replay: PreferenceReplaySettings = PreferenceReplaySettings()
     probe: ProbeSettings = ProbeSettings()
 
     @model_validator(mode="after")

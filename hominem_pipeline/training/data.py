@@ -1,5 +1,5 @@
-"""Training examples for both channels: loading, reward-model scoring of unscored pairs, recency weights
-and the safety gate. Produces `Example`s whose `weight` is the per-example gain on its loss.
+"""Training examples for both channels: loading, reward-model scoring of every unscored example (preference
+pairs and SFT rows alike), recency weights, preference replay and the safety gate. Produces `Example`s whose `weight` is the per-example gain on its loss.
 
 An example whose final weight is 0 (intensity 0, blocked by the safety gate, refused) is dropped here,
 before sampling and batching, so it changes nothing downstream: not the clusters, not the batch
@@ -14,12 +14,13 @@ import logging
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from hominem_pipeline.extraction.preferences import ResponseScores, pair_scores
 from hominem_pipeline.records import PreferencePair, SFTPair
 from hominem_pipeline.training.config import RecencySettings, SafetyGateSettings, TrainingConfig
 from hominem_pipeline.validation import iter_jsonl
@@ -113,6 +114,8 @@ def recency_weights(
     dated example, so the same data always gives the same weights. Undated examples weigh 1."""
     if not settings.enabled:
         return [1.0] * len(created)
+    # Store rows are naive UTC; JSONL rows may carry an offset: compare both as naive UTC.
+    created = [c.astimezone(UTC).replace(tzinfo=None) if c is not None and c.tzinfo else c for c in created]
     dated = [c for c in created if c is not None]
     if not dated:
         return [1.0] * len(created)
@@ -139,8 +142,26 @@ def gate_factor(safety: float, gate: SafetyGateSettings) -> tuple[float, str]:
     return 1.0, "pass"
 
 
+def _response_scores(output: Any, where: str) -> ResponseScores:
+    """A reward-model output as `ResponseScores`; a non-finite number (a corrupted model) stops here
+    rather than becoming a training weight."""
+    numbers = {"reward_intensity": output.reward_intensity, "safety_score": output.safety_score,
+               **{f"reward_vector.{k}": v for k, v in output.reward_vector.items()}}
+    bad = [k for k, v in numbers.items() if not math.isfinite(float(v))]
+    if bad:
+        raise ValueError(f"{where}: the reward model returned non-finite {', '.join(bad)}; refusing to train on it")
+    scalar = output.scalar_preference
+    return ResponseScores(
+        {k: float(v) for k, v in output.reward_vector.items()},
+        min(1.0, max(0.0, float(output.reward_intensity))),
+        min(1.0, max(0.0, float(output.safety_score))),
+        None if scalar is None or not math.isfinite(float(scalar)) else float(scalar),
+    )
+
+
 def score_unscored_pairs(pairs: list[PreferencePair], reward_model: Any) -> tuple[list[PreferencePair], int]:
-    """Fill intensity/safety/deltas of pairs that lack them with the reward model; records `scored_by`."""
+    """Fill intensity/safety/deltas of pairs that lack them with the reward model (by `pair_scores`, the
+    rule teacher-labelled pairs follow too); records `scored_by`."""
     todo = [i for i, p in enumerate(pairs) if p.reward_intensity is None or p.safety_score is None]
     if not todo or reward_model is None:
         return pairs, 0
@@ -150,21 +171,49 @@ def score_unscored_pairs(pairs: list[PreferencePair], reward_model: Any) -> tupl
     outputs = reward_model.score_batch(texts)
     out = list(pairs)
     for j, i in enumerate(todo):
-        c, r = outputs[2 * j], outputs[2 * j + 1]
-        dims = {d: float(c.reward_vector[d]) - float(r.reward_vector[d]) for d in c.reward_vector}
-        update: dict[str, Any] = {
-            "reward_intensity": float(max(0.0, min(1.0, (c.reward_intensity + r.reward_intensity) / 2))),
-            # The pair teaches the chosen response, so the pair is as safe as what it reinforces.
-            "safety_score": float(c.safety_score),
-            "chosen_safety": float(c.safety_score),
-            "rejected_safety": float(r.safety_score),
-            "dimension_deltas": pairs[i].dimension_deltas or dims,
-            "scored_by": str(reward_model.version),
-        }
-        if c.scalar_preference is not None and r.scalar_preference is not None:
-            update["margin"] = float(c.scalar_preference) - float(r.scalar_preference)
+        where = f"preference pair {pairs[i].pair_id}"
+        update = pair_scores(_response_scores(outputs[2 * j], where), _response_scores(outputs[2 * j + 1], where))
+        update["dimension_deltas"] = pairs[i].dimension_deltas or update["dimension_deltas"]
+        update["scored_by"] = str(reward_model.version)
         out[i] = pairs[i].model_copy(update=update)
     return out, len(todo)
+
+
+def score_unscored_sft(pairs: list[SFTPair], reward_model: Any) -> tuple[list[SFTPair], int]:
+    """Fill intensity/safety of SFT rows that lack them (knowledge updates, single-draft turns) with the
+    reward model, so every example of both channels is scored and gated; `metadata.scored_by` says by what."""
+    todo = [i for i, p in enumerate(pairs) if p.reward_intensity is None or p.safety_score is None]
+    if not todo or reward_model is None:
+        return pairs, 0
+    outputs = reward_model.score_batch([(pairs[i].instruction, pairs[i].response) for i in todo])
+    out = list(pairs)
+    for i, output in zip(todo, outputs, strict=True):
+        scores = _response_scores(output, f"SFT row {pairs[i].pair_id}")
+        out[i] = pairs[i].model_copy(update={
+            "reward_intensity": pairs[i].reward_intensity if pairs[i].reward_intensity is not None else scores.reward_intensity,
+            "safety_score": pairs[i].safety_score if pairs[i].safety_score is not None else scores.safety_score,
+            "metadata": {**pairs[i].metadata, "scored_by": str(reward_model.version)},
+        })
+    return out, len(todo)
+
+
+def _score_and_gate(
+    channel: str, intensity: float | None, safety: float | None, gate: SafetyGateSettings, counts: Counter[str]
+) -> tuple[float, float, float, str] | None:
+    """(intensity, safety, gate factor, verdict) of one example, the same rule for both channels; None
+    when it is left out: unscored under `unscored: skip`, or blocked (for a pair: its chosen is unsafe)."""
+    if intensity is None or safety is None:
+        if gate.unscored == "skip":
+            counts[f"{channel}_skipped_unscored"] += 1
+            return None
+        counts[f"{channel}_neutral_unscored"] += 1
+    intensity = intensity if intensity is not None else gate.neutral_intensity
+    safety = safety if safety is not None else 1.0
+    factor, verdict = gate_factor(safety, gate)
+    if verdict == "blocked":
+        counts["preference_refused_unsafe_chosen" if channel == "preference" else f"{channel}_blocked"] += 1
+        return None
+    return intensity, safety, factor, verdict
 
 
 def prepare_examples(
@@ -173,45 +222,50 @@ def prepare_examples(
     sft_pairs: list[SFTPair],
     sft_from_database: bool = False,
     reward_model: Any | None = None,
+    replays: dict[str, int] | None = None,
 ) -> PreparedData:
-    """Score, weight and gate both channels. Examples whose weight ends at 0 are left out (see module doc)."""
+    """Score, weight and gate both channels. Examples whose weight ends at 0 are left out (see module doc).
+    `replays` counts, per preference pair, the adapters of the current lineage that already trained on it."""
     gate = config.safety_gate
+    replay = config.preference_replay
+    replays = replays or {}
     counts: Counter[str] = Counter()
     scored_by = None
     if config.preference_weight > 0:
         preference_pairs, n_scored = score_unscored_pairs(preference_pairs, reward_model)
         counts["preference_scored_by_reward_model"] = n_scored
-        if n_scored:
-            scored_by = str(reward_model.version)
     else:
         preference_pairs = []
     if config.sft_weight == 0:
         sft_pairs = []
+    sft_pairs, n_sft_scored = score_unscored_sft(sft_pairs, reward_model)
+    counts["sft_scored_by_reward_model"] = n_sft_scored
+    if counts["preference_scored_by_reward_model"] or n_sft_scored:
+        scored_by = str(reward_model.version)
 
     examples: list[Example] = []
     stats: dict[str, dict[str, float]] = {}
     pref_rec = recency_weights([p.created_at for p in preference_pairs], config.recency.preference_decay, config.recency)
     for p, rec in zip(preference_pairs, pref_rec, strict=True):
         counts["preference_loaded"] += 1
-        if p.reward_intensity is None or p.safety_score is None:
-            if gate.unscored == "skip":
-                counts["preference_skipped_unscored"] += 1
-                continue
-            counts["preference_neutral_unscored"] += 1
-        intensity = p.reward_intensity if p.reward_intensity is not None else gate.neutral_intensity
-        safety = p.safety_score if p.safety_score is not None else 1.0
-        if p.chosen_safety is not None and p.chosen_safety < gate.block_threshold:
-            counts["preference_refused_unsafe_chosen"] += 1
+        # The gate acts on what the pair teaches: the chosen response (older exports stored the lower of
+        # the two as safety_score, which blocked "prefer the safe answer over the unsafe one").
+        gated = _score_and_gate("preference", p.reward_intensity,
+                                p.chosen_safety if p.chosen_safety is not None else p.safety_score, gate, counts)
+        if gated is None:
             continue
-        factor, verdict = gate_factor(safety, gate)
-        if verdict == "blocked":
-            counts["preference_blocked"] += 1
+        intensity, safety, factor, verdict = gated
+        times = replays.get(p.pair_id, 0)
+        if replay.max_cycles and times >= replay.max_cycles:
+            counts["preference_replay_capped"] += 1
             continue
-        weight = intensity * rec * factor
+        weight = intensity * rec * factor * replay.decay**times
         if weight <= 0.0:
             counts["preference_zero_weight"] += 1
             continue
         counts[f"preference_{verdict}"] += 1
+        if times:
+            counts["preference_replayed"] += 1
         examples.append(
             Example("preference", p.pair_id, p.prompt, p.chosen, p.rejected, intensity, safety, rec, weight,
                     verdict, p.created_at, dict(p.dimension_deltas))
@@ -219,13 +273,10 @@ def prepare_examples(
     sft_rec = recency_weights([s.created_at for s in sft_pairs], config.recency.sft_decay, config.recency)
     for s, rec in zip(sft_pairs, sft_rec, strict=True):
         counts["sft_loaded"] += 1
-        # Knowledge rows are rarely reward-scored; an unscored fact teaches at full gain.
-        intensity = s.reward_intensity if s.reward_intensity is not None else 1.0
-        safety = s.safety_score if s.safety_score is not None else 1.0
-        factor, verdict = gate_factor(safety, gate)
-        if verdict == "blocked":
-            counts["sft_blocked"] += 1
+        gated = _score_and_gate("sft", s.reward_intensity, s.safety_score, gate, counts)
+        if gated is None:
             continue
+        intensity, safety, factor, verdict = gated
         weight = intensity * rec * factor * s.weight * s.confidence
         if weight <= 0.0:
             counts["sft_zero_weight"] += 1
@@ -240,6 +291,6 @@ def prepare_examples(
             stats[channel] = {"min": min(recs), "mean": sum(recs) / len(recs), "max": max(recs)}
     hashes = {
         "preferences": _rows_hash([p.model_dump(mode="json") for p in preference_pairs]),
-        "sft": _rows_hash([s.model_dump(mode="json", exclude={"is_used", "used_timestamp", "training_epoch"}) for s in sft_pairs]),
+        "sft": _rows_hash([s.model_dump(mode="json", exclude={"is_used", "used_timestamp", "cycle"}) for s in sft_pairs]),
     }
     return PreparedData(examples, dict(counts), hashes, scored_by, stats)

@@ -1,7 +1,9 @@
-"""Tokenisation and the two per-example losses. Hand-written because TRL has no per-example weights:
-its DPO and SFT losses reduce over the batch inside the trainer, so a gain per example cannot be applied.
+"""Tokenisation, the two per-example losses and their blend. Hand-written because TRL has no per-example
+weights: its DPO and SFT losses reduce over the batch inside the trainer, so a gain per example cannot be
+applied.
 
-The maths follows TRL's `sigmoid` DPO loss and its `sft` term (mean token NLL of the chosen response).
+The maths follows TRL's `sigmoid` DPO loss and its `sft` term (mean token NLL of the chosen response);
+`blended_loss` is the one place the step's loss is put together (docs/TRAINING.md, "What a weight does").
 """
 
 from __future__ import annotations
@@ -73,6 +75,46 @@ def dpo_losses(
 
 
 def weighted_mean(losses: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """sum(w_i * loss_i) / batch size: the weight is an absolute gain (intensity 0.5 teaches half as
-    hard as 1.0), and the batch-size division keeps the scale independent of the batch size."""
+    """sum(w_i * loss_i) / batch size: each example's gradient is scaled by its weight, and the
+    batch-size division keeps the scale independent of the batch size."""
     return (losses * weights).sum() / max(1, losses.shape[0])
+
+
+class LossScale:
+    """Running magnitude (EMA) of a channel's *unweighted* mean loss, for `normalize_losses`. Measured
+    without the weights so that dividing by it rescales the channel to a common size but leaves a batch
+    of low-weight examples smaller than a batch of high-weight ones."""
+
+    def __init__(self, momentum: float = 0.9):
+        self.value: float | None = None
+        self.momentum = momentum
+
+    def update(self, x: float) -> float:
+        self.value = x if self.value is None else self.momentum * self.value + (1 - self.momentum) * x
+        return max(self.value, 1e-6)
+
+
+@dataclass
+class ChannelBatch:
+    """One channel's part of a step: per-example unweighted losses and their weights."""
+
+    losses: torch.Tensor
+    weights: torch.Tensor
+
+
+def blended_loss(
+    batches: dict[str, ChannelBatch],
+    channel_weights: dict[str, float],
+    scales: dict[str, LossScale] | None = None,
+) -> tuple[torch.Tensor, dict[str, tuple[float, float]]]:
+    """`sum over channels of channel_weight * weighted_mean(losses, weights) / scale`, where scale is 1,
+    or with `scales` (normalize_losses) the channel's running unweighted loss magnitude. Returns the
+    total and, per channel, (weighted mean loss, scale)."""
+    total = torch.zeros(())
+    parts: dict[str, tuple[float, float]] = {}
+    for channel, batch in batches.items():
+        loss = weighted_mean(batch.losses, batch.weights)
+        scale = scales[channel].update(float(batch.losses.detach().mean())) if scales is not None else 1.0
+        total = total + channel_weights[channel] * loss / scale
+        parts[channel] = (float(loss.detach()), scale)
+    return total, parts

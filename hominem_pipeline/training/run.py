@@ -9,11 +9,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from hominem_pipeline.adapters import AdapterRegistry, model_name_for_spec
+from hominem_pipeline.atomic import Pointer
 from hominem_pipeline.models import resolve_model
 from hominem_pipeline.settings import REPO_ROOT, Settings
+from hominem_pipeline.store.consumption import times_trained
 from hominem_pipeline.training.config import TrainingConfig, load_training_config
 from hominem_pipeline.training.data import load_preference_pairs, load_sft_pairs, prepare_examples
-from hominem_pipeline.training.trainer import Progress, TrainingResult, model_name_for, train_dual
+from hominem_pipeline.training.trainer import Progress, TrainingResult, train_dual
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +33,7 @@ def sft_jsonl_path(settings: Settings) -> Path:
 
 def lora_root(settings: Settings, config: TrainingConfig) -> Path:
     spec = config.base_model or settings.inference.student.model
-    return settings.artifacts_dir / "lora" / (config.model_name or model_name_for(spec))
+    return settings.artifacts_dir / "lora" / (config.model_name or model_name_for_spec(spec))
 
 
 def resolve_config_path(settings: Settings, path: Path | str | None) -> Path:
@@ -71,18 +74,24 @@ def run_training(
     sft_pairs, from_db = load_sft_pairs(
         db, sft_jsonl_path(settings), config.sft_source, config.sft_limit, config.sft_unused_only
     )
-    needs_scoring = any(p.reward_intensity is None or p.safety_score is None for p in pairs)
+    needs_scoring = any(p.reward_intensity is None or p.safety_score is None for p in [*pairs, *sft_pairs])
     reward_model, note = load_reward_model(settings) if needs_scoring else (None, "not needed")
     log.info("training: %d preference pairs, %d SFT pairs (%s); scoring: %s",
              len(pairs), len(sft_pairs), "store" if from_db else "jsonl", note)
-    data = prepare_examples(config, pairs, sft_pairs, from_db, reward_model)
+    root = lora_root(settings, config)
+    replays = {}
+    if db is not None and config.continue_from_current:
+        # How often the current adapter's lineage already trained each pair (preference replay cap/decay).
+        lineage = AdapterRegistry(settings.artifacts_dir, root.name).lineage(Pointer(root, "current").target)
+        replays = times_trained(db, root.name, lineage, "preference")
+    data = prepare_examples(config, pairs, sft_pairs, from_db, reward_model, replays)
     base = resolve_model(config.base_model or settings.inference.student.model, settings.models_cache_dir)
     return train_dual(
         config,
         data,
         base_model_path=base,
-        lora_root=lora_root(settings, config),
-        db=db if from_db else None,
+        lora_root=root,
+        db=db,
         reward_model_version=str(reward_model.version) if reward_model is not None else None,
         progress=progress,
         notes={"reward_model": note, "sft_source": "store" if from_db else "jsonl"},

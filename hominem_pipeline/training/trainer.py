@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -25,22 +24,24 @@ import torch
 
 from hominem_pipeline.atomic import (
     Pointer,
-    hash_tree,
-    publish_dir,
-    staging_dir,
+    publish_version,
+    verify_version,
     write_json_atomic,
     write_jsonl_atomic,
 )
 from hominem_pipeline.models import resolve_embedding_model
+from hominem_pipeline.store.consumption import record_trained
 from hominem_pipeline.training.config import TrainingConfig
 from hominem_pipeline.training.data import Example, PreparedData
 from hominem_pipeline.training.losses import (
+    ChannelBatch,
     Encoded,
+    LossScale,
+    blended_loss,
     collate,
     dpo_losses,
     encode,
     sequence_logprobs,
-    weighted_mean,
 )
 from hominem_pipeline.training.probe import gradient_probe
 from hominem_pipeline.training.sampler import Draw, build_sampler, mixing_schedule
@@ -48,12 +49,6 @@ from hominem_pipeline.training.sampler import Draw, build_sampler, mixing_schedu
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, dict[str, Any]], None]
-
-
-def model_name_for(spec: str) -> str:
-    """Folder name under artifacts/lora/ for a base-model spec: `embedded:x` -> x, a path -> its name."""
-    name = spec.split(":", 1)[1] if spec.startswith("embedded:") else Path(spec.rstrip("/")).name
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "model"
 
 
 class NoTrainingData(RuntimeError):
@@ -69,13 +64,22 @@ class TrainingResult:
     log_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
+class NonFiniteLoss(RuntimeError):
+    """A step's loss was NaN or infinite: the cycle stops and nothing is published."""
+
+
 def channel_weights(config: TrainingConfig, n_sft: int, n_pref: int) -> tuple[float, float]:
-    """Effective (sft, preference) weights. A channel with no data hands its weight to the other; with
-    `dynamic_weighting` the weights lean towards the channel with more data, preference kept >= 0.5."""
-    if n_sft == 0 or config.sft_weight == 0:
+    """Effective (sft, preference) weights. With `dynamic_weighting` the weights lean towards the channel
+    with more data, preference kept >= 0.5. A cycle where one channel of a dual config has no data
+    follows `single_channel`: "train" gives the other channel the whole weight (there is no blend for
+    the 0.5 rule to bound), "skip" trains nothing (NoTrainingData)."""
+    if config.sft_weight == 0:
         return 0.0, 1.0
-    if n_pref == 0:
-        return 1.0, 0.0
+    if n_sft == 0 or n_pref == 0:
+        if config.single_channel == "skip" and (n_sft or n_pref):
+            empty = "memory (SFT)" if n_sft == 0 else "reward (preference)"
+            raise NoTrainingData(f"the {empty} channel has no examples and single_channel is 'skip'")
+        return (0.0, 1.0) if n_sft == 0 else (1.0, 0.0)
     s, p = config.sft_weight, config.preference_weight
     if config.dynamic_weighting:
         s, p = s * n_sft, p * n_pref
@@ -83,18 +87,6 @@ def channel_weights(config: TrainingConfig, n_sft: int, n_pref: int) -> tuple[fl
         if p < 0.5:
             s, p = 0.5, 0.5
     return s, p
-
-
-class _EMA:
-    """Running magnitude of a channel's loss, for `normalize_losses`."""
-
-    def __init__(self, momentum: float = 0.9):
-        self.value: float | None = None
-        self.momentum = momentum
-
-    def update(self, x: float) -> float:
-        self.value = x if self.value is None else self.momentum * self.value + (1 - self.momentum) * x
-        return max(self.value, 1e-6)
 
 
 def load_policy(base_path: str, config: TrainingConfig, adapter_dir: Path | None) -> tuple[Any, Any]:
@@ -175,6 +167,8 @@ def train_dual(
     torch.manual_seed(config.seed)
     current = Pointer(lora_root, "current").target if config.continue_from_current else None
     adapter_dir = lora_root / current if current else None
+    if adapter_dir is not None:
+        verify_version(adapter_dir)  # never continue from (and use as DPO reference) a corrupted adapter
     previous_meta: dict[str, Any] = {}
     if adapter_dir is not None and (adapter_dir / "METADATA.json").is_file():
         previous_meta = json.loads((adapter_dir / "METADATA.json").read_text())
@@ -220,7 +214,7 @@ def train_dual(
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    ema = {"sft": _EMA(), "preference": _EMA()}
+    scales = {"sft": LossScale(), "preference": LossScale()} if config.normalize_losses else None
     probe_idx = [i for i, e in enumerate(pref) if e.dimension_deltas][: config.probe.batch_size]
 
     rows: list[dict[str, Any]] = []
@@ -228,7 +222,6 @@ def train_dual(
     seen = {"sft": set(), "preference": set()}
     tokens = Counter()
     loss_share = Counter()
-    sft_used = 0
     step_seconds: list[float] = []
     model.train()
     schedule = mixing_schedule(config.batch_mixing, samplers["sft"], samplers["preference"], n_steps, sft_w, config.seed)
@@ -243,40 +236,40 @@ def train_dual(
         # each distinct sequence once (an SFT example may be a pair's chosen response).
         logps, counts = _shared_forward(model, seqs, pad_id)
         row: dict[str, Any] = {"step": step}
-        total = torch.zeros(())
+        batches: dict[str, ChannelBatch] = {}
         lrs = []
+        offset = 0
         if plan.preference is not None:
             idx = plan.preference.indices
             n = len(idx)
             ref_c = torch.tensor([ref[i][0] for i in idx])
             ref_r = torch.tensor([ref[i][1] for i in idx])
             losses, margins = dpo_losses(logps[:n], logps[n : 2 * n], ref_c, ref_r, config.beta)
-            w = torch.tensor([pref[i].weight for i in idx], dtype=losses.dtype)
-            l_pref = weighted_mean(losses, w)
-            scale = ema["preference"].update(float(l_pref.detach())) if config.normalize_losses else 1.0
-            total = total + pref_w * l_pref / scale
-            row.update(preference_loss=float(l_pref.detach()), preference_margin=float(margins.mean()),
-                       preference_accuracy=float((margins > 0).float().mean()),
+            batches["preference"] = ChannelBatch(losses, torch.tensor([pref[i].weight for i in idx], dtype=losses.dtype))
+            row.update(preference_margin=float(margins.mean()), preference_accuracy=float((margins > 0).float().mean()),
                        preference_sampling=_draw_stats(plan.preference, pref))
-            loss_share["preference"] += pref_w * float(l_pref.detach()) / scale
             tokens["preference"] += int(counts[: 2 * n].sum())
             seen["preference"].update(pref[i].example_id for i in idx)
             lrs.append(config.preference_learning_rate)
             offset = 2 * n
-        else:
-            offset = 0
         if plan.sft is not None:
             idx = plan.sft.indices
             nll = -logps[offset:] / counts[offset:].clamp(min=1)
-            w = torch.tensor([sft[i].weight for i in idx], dtype=nll.dtype)
-            l_sft = weighted_mean(nll, w)
-            scale = ema["sft"].update(float(l_sft.detach())) if config.normalize_losses else 1.0
-            total = total + sft_w * l_sft / scale
-            row.update(sft_loss=float(l_sft.detach()), sft_sampling=_draw_stats(plan.sft, sft))
-            loss_share["sft"] += sft_w * float(l_sft.detach()) / scale
+            batches["sft"] = ChannelBatch(nll, torch.tensor([sft[i].weight for i in idx], dtype=nll.dtype))
+            row.update(sft_sampling=_draw_stats(plan.sft, sft))
             tokens["sft"] += int(counts[offset:].sum())
             seen["sft"].update(sft[i].example_id for i in idx)
             lrs.append(config.sft_learning_rate)
+        total, parts = blended_loss(batches, {"sft": sft_w, "preference": pref_w}, scales)
+        for channel, (loss, scale) in parts.items():
+            row[f"{channel}_loss"] = loss
+            loss_share[channel] += (sft_w if channel == "sft" else pref_w) * loss / scale
+        if not torch.isfinite(total):
+            # A NaN adapter or reward score would otherwise train, publish and be promoted silently.
+            raise NonFiniteLoss(
+                f"step {step}: loss is {float(total.detach())} ({', '.join(f'{c} {v[0]}' for c, v in parts.items())}); "
+                "the cycle stopped and nothing was published"
+            )
         # One channel in the step: its own learning rate; both: the channel-weighted mean.
         lr = lrs[0] if len(lrs) == 1 else sft_w * config.sft_learning_rate + pref_w * config.preference_learning_rate
         for group in optimizer.param_groups:
@@ -286,11 +279,6 @@ def train_dual(
         grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
         optimizer.step()
         row.update(loss=float(total.detach()), grad_norm=float(grad_norm), lr=lr)
-        if plan.sft is not None and db is not None:
-            ids = [sft[i].example_id for i in plan.sft.indices if sft[i].from_database]
-            if ids:
-                db.update_sft_used(ids, training_epoch=cycle)
-                sft_used += len(ids)
         if config.probe.interval and probe_idx and step % config.probe.interval == 0:
             probes.append({"step": step, **gradient_probe(model, params, [enc_pref[i] for i in probe_idx],
                                                           [ref[i] for i in probe_idx],
@@ -301,6 +289,7 @@ def train_dual(
         if progress:
             progress(step, n_steps, row)
 
+    sft_trained = sorted(e.example_id for e in sft if e.from_database and e.example_id in seen["sft"])
     coverage = {k: s.coverage() for k, s in samplers.items() if s is not None}
     total_share = sum(loss_share.values()) or 1.0
     contributions = {
@@ -324,12 +313,14 @@ def train_dual(
         "data_counts": data.counts,
         "channel_contributions": contributions,
         "reward_model_version": reward_model_version,
-        "pairs_scored_by": data.scored_by,
+        "scored_by": data.scored_by,  # reward-model version that scored unscored examples of either channel
         "notes": notes or {},
         "dpo_reference": "adapter at the start of the cycle" + (f" ({current})" if current else " (base model)"),
         "recency": data.recency_stats,
         "cluster_coverage": coverage,
-        "sft_used_marked": sft_used,
+        # Recorded in the store's trained_examples after publication; marked used only when this
+        # adapter becomes `current` (training.promotion).
+        "trained_examples": {"sft": len(sft_trained), "preference": len(seen["preference"])},
         "steps": len(rows),
         "metrics": metrics,
         "gradient_probes": probes,
@@ -344,20 +335,24 @@ def train_dual(
     }
     if not publish:
         return TrainingResult("", lora_root, False, metadata, rows)
-    with staging_dir(lora_root) as tmp:
+
+    def write(folder: Path) -> None:
         # Only LoRA weights train; with lm_head targeted PEFT would otherwise copy the (unchanged, tied)
         # embedding matrix into every adapter.
-        model.save_pretrained(str(tmp), save_embedding_layers=False)
+        model.save_pretrained(str(folder), save_embedding_layers=False)
         # The log holds only what the data and config determine (no timings), so the folder hash is a
         # content address: the same cycle trained twice gives the same version.
-        write_jsonl_atomic(tmp / "training_log.jsonl", rows)
-        write_json_atomic(tmp / "gradient_probes.json", probes)
-        version = hash_tree(tmp)[:16]
-        metadata["version"] = version
-        write_json_atomic(tmp / "METADATA.json", metadata)
-        final = lora_root / version
-        published = publish_dir(tmp, final)
-    return TrainingResult(version, final, published, metadata, rows)
+        write_jsonl_atomic(folder / "training_log.jsonl", rows)
+        write_json_atomic(folder / "gradient_probes.json", probes)
+
+    published = publish_version(lora_root, write, lambda version: metadata)
+    metadata.update(version=published.version)
+    if db is not None:
+        record_trained(
+            db, lora_root.name, published.version, cycle,
+            [("sft", i) for i in sft_trained] + [("preference", i) for i in sorted(seen["preference"])],
+        )
+    return TrainingResult(published.version, published.path, published.new, metadata, rows)
 
 
 def _final_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:

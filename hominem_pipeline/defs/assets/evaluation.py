@@ -13,6 +13,7 @@ import dagster as dg
 from hominem_pipeline.adapters import CURRENT, AdapterRegistry
 from hominem_pipeline.defs.resources import HominemResource
 from hominem_pipeline.evaluation.evaluate import EvalReport, evaluate_published, read_report, report_markdown
+from hominem_pipeline.training import promotion
 
 GROUP = "lora"
 DUAL_LORA = dg.AssetKey("dual_lora")
@@ -106,31 +107,34 @@ def lora_no_regression(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckR
 @dg.asset(
     group_name=GROUP,
     deps=[lora_eval],
-    description="Moves the adapter registry's `current` pointer to the evaluated version (rollback: `hominem adapters rollback`)",
+    pool="duckdb",  # marks the SFT rows the new `current` trained on as used
+    description="Moves the adapter registry's `current` pointer to the evaluated version and marks the SFT rows it trained on used (rollback: `hominem adapters rollback`)",
 )
 def adapter_promotion(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg.MaterializeResult:
     report = _report_of_latest_eval(context.instance)
     if report is None:
         context.log.info("no adapter was evaluated; `current` stays")
         return dg.MaterializeResult(metadata={"promoted": False}, data_version=dg.DataVersion("none"))
-    # The blocking check already stops this asset in the same run; this guards a run of it alone.
-    if not report.passed:
-        raise dg.Failure(
-            f"adapter {report.version} failed its evaluation; `current` stays: {report.gate_failures}"
-        )
     registry = AdapterRegistry(hominem.settings().artifacts_dir, report.model_name)
-    previous = registry.pointer(CURRENT).target
-    registry.promote(report.version)
+    # The blocking check already stops this asset in the same run; `promotion.promote` re-reads the
+    # report, so a run of this asset alone cannot promote a failed or unevaluated version either.
+    try:
+        with hominem.open_db() as db:
+            move = promotion.promote(registry, report.version, db=db)
+    except promotion.PromotionRefused as exc:
+        raise dg.Failure(f"{exc}; `current` stays") from exc
     return dg.MaterializeResult(
         metadata={
             "promoted": True,
-            "current": report.version,
-            "previous": previous or "",
-            "changed": previous != report.version,
+            "current": move.version,
+            "previous": move.previous or "",
+            "changed": move.previous != move.version,
+            "sft_rows_marked_used": move.marked_used,
+            "sft_rows_handed_back": move.unmarked,
             "rollback_history": dg.MetadataValue.json(registry.history()),
             "pointer": dg.MetadataValue.path(str(registry.pointer(CURRENT).path)),
         },
-        data_version=dg.DataVersion(report.version),
+        data_version=dg.DataVersion(move.version),
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from hominem_pipeline.atomic import write_jsonl_atomic
+from hominem_pipeline.atomic import file_digest, write_jsonl_atomic
 from hominem_pipeline.data.labels import label_rows, label_summary, label_trajectories
 from hominem_pipeline.data.prompts import load_seed_prompts, select_prompts
 from hominem_pipeline.data.trajectories import generate_trajectories
@@ -20,10 +20,6 @@ from hominem_pipeline.models import resolve_model
 from hominem_pipeline.validation import read_jsonl
 
 GROUP = "teacher_data"
-
-
-def file_version(path: Path) -> dg.DataVersion:
-    return dg.DataVersion(hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16])
 
 
 class TrajectoriesConfig(dg.Config):
@@ -105,7 +101,7 @@ def trajectories(
             "teacher": t.identity,
             "export": dg.MetadataValue.path(str(export)),
         },
-        data_version=file_version(export),
+        data_version=dg.DataVersion(file_digest(export)),
     )
 
 
@@ -140,5 +136,5 @@ def reward_labels(
             **{k: round(v, 4) for k, v in label_summary(rows, manifold).items()},
             "export": dg.MetadataValue.path(str(export)),
         },
-        data_version=file_version(export),
+        data_version=dg.DataVersion(file_digest(export)),
     )

@@ -24,7 +24,7 @@ class DualLoraConfig(dg.Config):
 
 @dg.asset(
     group_name="training",
-    pool="duckdb",  # marks consumed SFT rows as used in the store
+    pool="duckdb",  # records which examples the adapter trained on (marked used only at promotion)
     deps=["preference_pairs", "sft_pairs", "reward_model", "base_model"],
     description="Dual-channel LoRA adapter (memory + reward channels), published under artifacts/lora/",
 )
@@ -58,7 +58,8 @@ def dual_lora(context: dg.AssetExecutionContext, config: DualLoraConfig, hominem
             **{k: round(v, 4) for k, v in meta["metrics"].items()},
             "cluster_coverage": dg.MetadataValue.json(meta["cluster_coverage"]),
             "data_counts": dg.MetadataValue.json(meta["data_counts"]),
-            "sft_used_marked": meta["sft_used_marked"],
+            "sft_rows_trained": meta["trained_examples"]["sft"],
+            "preference_pairs_trained": meta["trained_examples"]["preference"],
             "reward_model_version": meta["reward_model_version"] or "none",
             "seconds_per_step": round(meta["timing"]["seconds_per_step"] or 0.0, 3),
         },

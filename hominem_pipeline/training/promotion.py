@@ -1,0 +1,77 @@
+"""Moving `current`: what `hominem adapters promote|rollback` and the `adapter_promotion` asset both call.
+
+A promotion checks the version (files against their published checksums, and a passing evaluation
+report under `artifacts/lora_eval/<model>/<version>.json` unless forced), moves the pointer, and then
+makes the store's `sft_pairs.is_used` follow the new `current` (`store.consumption.sync_used`): the
+rows that the adapter and its ancestors trained on are used; a rollback hands the rolled-back
+adapter's rows back. Named pointers other than `current` move without touching the store: they do not
+decide what the next cycle continues from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hominem_pipeline.adapters import CURRENT, AdapterRegistry, AdapterRegistryError
+from hominem_pipeline.store.consumption import sync_used
+
+
+class PromotionRefused(AdapterRegistryError):
+    """The version has no passing evaluation (and the promotion was not forced)."""
+
+
+@dataclass
+class PointerMove:
+    pointer: str
+    version: str
+    previous: str | None
+    marked_used: int = 0  # SFT rows that became used (trained by the new current's lineage)
+    unmarked: int = 0  # SFT rows handed back (trained only by adapters no longer in the lineage)
+    evaluation: str = ""  # what the evaluation check found ("passed", or why it was forced)
+
+
+def evaluation_verdict(registry: AdapterRegistry, version: str) -> tuple[bool, str]:
+    """(passed, note) from the version's evaluation report, as `lora_eval` wrote it."""
+    from hominem_pipeline.evaluation.evaluate import read_report, report_path
+
+    path = report_path(registry.artifacts_dir, registry.model_name, version)
+    if not path.is_file():
+        return False, f"no evaluation report {path} (run lora_eval, or promote with --force)"
+    try:
+        report = read_report(path)
+    except Exception as exc:  # an unreadable report is no evidence of a pass
+        return False, f"{path}: unreadable evaluation report ({exc})"
+    if report.version != version:
+        return False, f"{path}: the report is for version {report.version}, not {version}"
+    if not report.passed:
+        return False, f"{path}: the evaluation failed: {'; '.join(report.gate_failures)}"
+    return True, "passed"
+
+
+def _sync(registry: AdapterRegistry, db: Any | None, pointer: str) -> tuple[int, int]:
+    if db is None or pointer != CURRENT:
+        return 0, 0
+    return sync_used(db, registry.model_name, registry.lineage(registry.pointer(CURRENT).target))
+
+
+def promote(
+    registry: AdapterRegistry, ref: str, *, db: Any | None = None, force: bool = False, pointer: str = CURRENT
+) -> PointerMove:
+    """Point `pointer` at `ref` after checking it; with a store, mark what the new `current` trained on."""
+    version = registry.resolve(ref).name  # verifies the files
+    passed, note = evaluation_verdict(registry, version)
+    if not passed and not force:
+        raise PromotionRefused(f"refusing to promote {version}: {note}")
+    previous = registry.pointer(pointer).target
+    registry.promote(version, pointer)
+    marked, unmarked = _sync(registry, db, pointer)
+    return PointerMove(pointer, version, previous, marked, unmarked, note if passed else f"forced: {note}")
+
+
+def rollback(registry: AdapterRegistry, *, db: Any | None = None, pointer: str = CURRENT) -> PointerMove:
+    """Move `pointer` back one step; with a store, hand back the rows only the rolled-back adapter had."""
+    previous = registry.pointer(pointer).target
+    version = registry.rollback(pointer)
+    marked, unmarked = _sync(registry, db, pointer)
+    return PointerMove(pointer, version, previous, marked, unmarked)
