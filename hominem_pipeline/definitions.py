@@ -9,7 +9,7 @@ from hominem_pipeline.defs.assets.reward_model import REWARD_MODEL_ASSETS, REWAR
 from hominem_pipeline.defs.assets.training import dual_lora
 from hominem_pipeline.defs.checks import FOUNDATION_CHECKS
 from hominem_pipeline.defs.conversation_checks import CONVERSATION_CHECKS
-from hominem_pipeline.defs.jobs import conversations_job, main_job
+from hominem_pipeline.defs.jobs import conversations_job, executor, main_job
 from hominem_pipeline.defs.resources import HominemResource, TeacherResource
 
 _hominem = HominemResource()
@@ -28,4 +28,5 @@ defs = dg.Definitions(
     asset_checks=[*FOUNDATION_CHECKS, *REWARD_MODEL_CHECKS, *CONVERSATION_CHECKS, *EVALUATION_CHECKS],
     jobs=[main_job, conversations_job],
     resources={"hominem": _hominem, "teacher": TeacherResource(hominem=_hominem)},
+    executor=executor,
 )

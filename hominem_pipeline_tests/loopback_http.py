@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -27,10 +27,11 @@ def completion(content: str) -> dict:
 
 
 class ScriptedChatServer:
-    """Answers POST /v1/chat/completions with `replies` in order (the last one repeats): each a
-    (status, body) pair. `requests` holds every request body received."""
+    """Answers POST /v1/chat/completions with `replies` in order (the last one repeats), each a
+    (status, body) pair, or with what `replies(request_body)` returns. `requests` holds every request
+    body received."""
 
-    def __init__(self, replies: list[tuple[int, dict | str]]):
+    def __init__(self, replies: list[tuple[int, dict | str]] | Callable[[dict], tuple[int, dict | str]]):
         self.replies = replies
         self.requests: list[dict] = []
         server = self
@@ -38,8 +39,12 @@ class ScriptedChatServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                server.requests.append(json.loads(body or b"{}"))
-                status, reply = server.replies[min(len(server.requests), len(server.replies)) - 1]
+                request = json.loads(body or b"{}")
+                server.requests.append(request)
+                if callable(server.replies):
+                    status, reply = server.replies(request)
+                else:
+                    status, reply = server.replies[min(len(server.requests), len(server.replies)) - 1]
                 data = (reply if isinstance(reply, str) else json.dumps(reply)).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -27,7 +27,6 @@ from hominem_pipeline_tests.loopback_http import (
 EXCHANGE = ("I failed my driving test for the third time.", "That sounds really discouraging. What went wrong this time?")
 MORE = [
     ("Can you help me plan a birthday party for my mum?", "Sure. How many guests, and what does she enjoy?"),
-    ("Is it safe to mix bleach and ammonia for cleaning?", "No: together they release toxic chloramine gas."),
     ("I think my friend is avoiding me.", "Whatever. People drift apart."),
 ]
 
@@ -43,6 +42,8 @@ def small_manifold(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _teacher(url: str, **kw) -> OpenAITeacher:
+    # A generous timeout: on a loaded 2-core box one SmolLM2 rating has taken over a minute.
+    kw.setdefault("request_timeout_s", 600)
     cfg = TeacherConfig(backend="openai", base_url=url, openai_model="smollm2", max_concurrency=1, **kw)
     return OpenAITeacher(cfg, rationale=False)
 

@@ -94,7 +94,10 @@ def test_failures_are_recorded_with_reason_then_retried_on_the_next_run(setup, o
         rationale=False,
     )
     up = OpenAITeacher(
-        TeacherConfig(backend="openai", base_url=openai_server_url, rating_mode="json_object", max_retries=1, rating_max_tokens=200),
+        TeacherConfig(
+            backend="openai", base_url=openai_server_url, rating_mode="json_object", max_retries=1,
+            rating_max_tokens=200, request_timeout_s=600,  # a loaded 2-core box can take over a minute
+        ),
         rationale=False,
     )
     assert up.rater_identity != down.rater_identity

@@ -1,6 +1,18 @@
-"""Jobs: named selections of assets to run together."""
+"""Jobs: named selections of assets to run together, and the executor every run uses."""
 
 import dagster as dg
+
+# Each step runs in its own process (steps in different pools really run side by side). Forked from a
+# server that has already imported the heavy modules, a step skips a fresh interpreter's imports of
+# dagster, torch and transformers (most of a short step's time on 2 cores); importing them starts no
+# threads and opens no store, so forking after them is safe.
+executor = dg.multiprocess_executor.configured(
+    {
+        "start_method": {
+            "forkserver": {"preload_modules": ["dagster", "hominem_pipeline.definitions", "torch", "transformers"]}
+        }
+    }
+)
 
 # Everything, in dependency order: what `make run` materialises.
 main_job = dg.define_asset_job("hominem_main_job", selection=dg.AssetSelection.all())
