@@ -12,7 +12,8 @@ import dagster as dg
 
 from hominem_pipeline.adapters import CURRENT, AdapterRegistry
 from hominem_pipeline.defs.resources import HominemResource
-from hominem_pipeline.evaluation.evaluate import EvalReport, evaluate_published, read_report, report_markdown
+from hominem_pipeline.evaluation.evaluate import evaluate_published
+from hominem_pipeline.evaluation.report import EvalReport, read_report, report_markdown
 
 GROUP = "lora"
 DUAL_LORA = dg.AssetKey("dual_lora")
