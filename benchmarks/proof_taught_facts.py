@@ -53,12 +53,23 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="training config override, dotted keys (e.g. lora.rank=16)")
     ap.add_argument("--keep", type=Path, help="keep the temporary home here instead of deleting it")
+    ap.add_argument("--with-generation", action="store_true",
+                    help="keep lora_eval's greedy outputs (only the reward model reads them; off: 1 token of 1 prompt)")
+    ap.add_argument("--stand-in-preferences", type=int, default=0, metavar="N",
+                    help="when --from-home has no preference pairs: N warm-vs-cold pairs (proof_it_learns.py's)")
     args = ap.parse_args()
     overrides = {k: _value(v) for k, v in (s.split("=", 1) for s in args.set)}
 
     tmp = tempfile.mkdtemp(prefix="hominem-proof-")
     home = Path(tmp) / "home"
     _prepare_home(home, args.from_home.resolve())
+    if not args.with_generation:
+        import yaml
+
+        eval_cfg = home / "config" / "eval" / "lora_eval.yaml"
+        cfg = yaml.safe_load(eval_cfg.read_text())
+        cfg["generation"] = {**cfg.get("generation", {}), "prompts_limit": 1, "max_new_tokens": 1}
+        eval_cfg.write_text(yaml.safe_dump(cfg))
     os.environ["HOMINEM_HOME"] = str(home)
     os.environ.pop("HOMINEM_CONFIG_DIR", None)
 
@@ -73,6 +84,16 @@ def main() -> None:
     from hominem_pipeline.training import load_config, run_training
 
     settings = Settings()
+    prefs_path = settings.data_dir / "preferences" / "preferences.jsonl"
+    if not prefs_path.is_file() and args.stand_in_preferences:
+        from benchmarks.proof_it_learns import SITUATIONS, cold, warm
+        from hominem_pipeline.atomic import write_jsonl_atomic
+        from hominem_pipeline.records import PreferencePair
+
+        pairs = [PreferencePair(prompt=s, chosen=warm(s), rejected=cold(s), source="teacher", reward_intensity=1.0,
+                                safety_score=1.0) for s in SITUATIONS[: args.stand_in_preferences]]
+        write_jsonl_atomic(prefs_path, [p.model_dump(mode="json") for p in pairs])
+        print(f"preference pairs: {len(pairs)} stand-ins (no preference export under --from-home)")
     log = EventLog(events_dir(settings))
     for name in ("sample_conversations.jsonl", "lmstudio_conversation.json"):
         import_conversations(REPO / "examples" / "conversations" / name, log)

@@ -232,6 +232,29 @@ def test_reward_summary_means() -> None:
     assert (s.reward_intensity, s.safety_score, s.scalar_preference) == pytest.approx((0.5, 0.75, 0.2))
 
 
+def test_summary_line_gives_the_taught_fact_change_and_the_general_drift() -> None:
+    """What `make run` ends with: taught facts' NLL in new phrasings vs base and vs parent, general drift."""
+    from hominem_pipeline.evaluation.report import EvalReport, ProbeCounts, summary_line
+
+    def arm(knowledge: float, general: float) -> ArmMetrics:
+        return _arm(knowledge, 0.5, 0.4, 0.9).model_copy(update={"general_nll": general})
+
+    arms = {"base": arm(2.0, 2.0), "candidate": arm(1.2, 2.02), "parent": arm(1.8, 2.0)}
+    report = EvalReport(
+        model_name="m", version="v", base_model="b", parent_version="p", current_version="p", evaluated_at="t",
+        regression_set_hash="h", tolerances=Tolerances(), reward_model=None, reward_model_note="no reward model",
+        probes=ProbeCounts(pinned=True, trained_rows=3, rows_found=3, held_out=6, taught=3),
+        arms=arms, regressions=[], gate_failures=[], passed=True,
+        interference=channel_interference(arms["base"], arms["candidate"], {}, Tolerances()),
+    )
+    line = summary_line(report)
+    assert "taught facts in new phrasings (6 probes, 3 rows): NLL -40.0% vs base, -33.3% vs parent" in line
+    assert "general-set drift +1.0% vs base" in line and line.startswith("gate passed")
+    none = report.model_copy(update={"probes": ProbeCounts(pinned=False, trained_rows=0, rows_found=0, held_out=0,
+                                                            taught=0)})
+    assert "no new-phrasing probes" in summary_line(none)
+
+
 def test_regression_set_requires_both_seed_scenarios(tmp_path: Path) -> None:
     text = (REPO_ROOT / "config" / "eval" / "regression_prompts.yaml").read_text()
     broken = tmp_path / "set.yaml"

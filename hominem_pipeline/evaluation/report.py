@@ -153,6 +153,11 @@ def summary_line(report: EvalReport) -> str:
         if p.held_out
         else "taught facts: no new-phrasing probes for the rows this adapter trained on"
     )
+    if p.earlier:
+        facts += (
+            f"; earlier cycles' facts ({p.earlier} probes): NLL {_pct(m, 'delta_parent.knowledge_earlier_nll_rel')}"
+            f" vs parent, {_pct(m, 'delta.knowledge_earlier_nll_rel')} vs base"
+        )
     return (
         f"gate {'passed' if report.passed else 'FAILED'}; {facts}; general-set drift"
         f" {_pct(m, 'delta.general_nll_rel')} vs base; scenario margin {m['delta.scenario_margin']:+.3f};"

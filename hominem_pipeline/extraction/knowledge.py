@@ -67,6 +67,7 @@ _LEADING_CUE = re.compile(
     re.IGNORECASE,
 )
 MIN_PROBE_WORDS = 3
+PROBES_VERSION = 1  # bump when the probe scheme changes: stored knowledge pairs are then re-probed
 
 
 class KnowledgeUpdate(BaseModel):
@@ -244,7 +245,9 @@ def extract_and_store_knowledge_updates(
     """Run one method over the chosen conversations; successful attempts are not repeated, failures are
     recorded (with the teacher's raw output) and retried next time."""
     run = KnowledgeRun()
-    identity = method if method != "teacher" else f"teacher:{teacher.identity}"
+    # The probe scheme is part of an attempt's identity: when it changes, every conversation is read again
+    # and its stored pairs gain the new probes (refresh keeps their use history).
+    identity = (method if method != "teacher" else f"teacher:{teacher.identity}") + f"/probes-{PROBES_VERSION}"
     for rows in db.iter_conversation_messages(conversation_ids=conversation_ids, days=days if not all_conversations else None):
         conv = Conversation.from_rows(rows)
         run.conversations += 1
@@ -256,7 +259,7 @@ def extract_and_store_knowledge_updates(
         run.attempted += 1
         outcome = extract_knowledge_updates(conv, method, teacher)
         if outcome.pairs:
-            run.pairs_stored += db.insert_sft_pairs(outcome.pairs)
+            run.pairs_stored += db.insert_sft_pairs(outcome.pairs, refresh=True)
             wrong = [p.metadata["wrong_answer_message_id"] for p in outcome.pairs if "wrong_answer_message_id" in p.metadata]
             run.superseded += db.mark_sft_superseded(wrong, "corrected by the user (knowledge update)")
         if not outcome.ok:
