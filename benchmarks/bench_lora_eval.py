@@ -4,7 +4,8 @@ Baseline (named, measured in the same run): the plain way to score a response's 
 logits for every position. Ours (`evaluation.scoring.response_nll`): left padding and logits only for
 the response positions (`logits_to_keep`). Both score the same (prompt, response) pairs of the fixed
 evaluation set; the script checks they agree. Then the whole evaluation (base + a fresh LoRA adapter,
-default config/eval/lora_eval.yaml) is timed, which is what `make run` pays for `lora_eval`.
+default config/eval/lora_eval.yaml, no SFT probes) is timed: close to what `make run` pays for
+`lora_eval`, which adds a parent arm from the second cycle on and a few knowledge probes per taught fact.
 
     HF_HUB_OFFLINE=1 python benchmarks/bench_lora_eval.py [--model embedded:smollm2-135m-instruct]
 """
@@ -21,7 +22,7 @@ import torch
 
 from hominem_pipeline.adapters import AdapterRegistry, now_utc
 from hominem_pipeline.evaluation.config import load_eval_inputs
-from hominem_pipeline.evaluation.evaluate import collect_probes, evaluate_version
+from hominem_pipeline.evaluation.evaluate import evaluate_version
 from hominem_pipeline.evaluation.scoring import prompt_text, response_nll
 from hominem_pipeline.models import load_causal_lm, resolve_model
 from hominem_pipeline.settings import Settings
@@ -68,7 +69,6 @@ def main() -> None:
     pairs = [(g.prompt, g.reference) for g in rs.general]
     for s in rs.scenarios:
         pairs += [(s.prompt, s.balanced)] + [(s.prompt, f.response) for f in s.failures]
-    pairs += [(p.question, p.answer) for p in collect_probes(rs)]
 
     timings: dict[str, list[float]] = {"baseline": [], "ours": []}
     results = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hominem_pipeline.evaluation.evaluate import describe_lora
+from hominem_pipeline.evaluation.report import describe_lora
 from hominem_pipeline.reward_model.registry import describe, reward_model_root
 from hominem_pipeline.settings import Settings
 from hominem_pipeline.store import TrainingDatabase

@@ -14,7 +14,8 @@ from hominem_pipeline.adapters import AdapterRegistry, model_name_for_spec
 from hominem_pipeline.cli import main
 from hominem_pipeline.evaluation.compare import word_diff
 from hominem_pipeline.evaluation.config import GenerationSettings, LoraEvalConfig, load_regression_set
-from hominem_pipeline.evaluation.evaluate import evaluate_version, report_markdown
+from hominem_pipeline.evaluation.evaluate import evaluate_version
+from hominem_pipeline.evaluation.report import report_markdown
 from hominem_pipeline.manifold import load_manifold
 from hominem_pipeline.reward_model import RewardModel, load_current
 from hominem_pipeline.reward_model.config import RewardModelConfig

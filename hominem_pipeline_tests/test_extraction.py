@@ -28,7 +28,11 @@ from hominem_pipeline.extraction import (
 )
 from hominem_pipeline.extraction.embedding import SentenceEmbedder
 from hominem_pipeline.extraction.intensity import TeacherLabelIntensity
-from hominem_pipeline.extraction.knowledge import extract_and_store_knowledge_updates
+from hominem_pipeline.extraction.knowledge import (
+    extract_and_store_knowledge_updates,
+    template_probes,
+    valid_probes,
+)
 from hominem_pipeline.extraction.sft import ExtractionStats
 from hominem_pipeline.settings import REPO_ROOT
 from hominem_pipeline.store import TrainingDatabase
@@ -202,6 +206,19 @@ def test_knowledge_updates_by_cues_and_a_teacher_failure_is_recorded(
             ("Which Python version should I use for a new project?", "knowledge_update"),
         }
         assert all("Canberra" in p.response for p in pairs if "Australia" in p.instruction)
+        # Each fact is stored with its new phrasings (templates: the 135M teacher cannot paraphrase): the
+        # user's own statement of the fact, never the training instruction or response.
+        probes = {p.instruction: p.metadata["held_out_probes"] for p in pairs}
+        assert {p.metadata["probe_method"] for p in pairs} == {"templates"}
+        assert {q["answer"] for q in probes["How many moons does Mars have?"]} == {"Mars has two moons: Phobos and Deimos."}
+        assert {q["answer"] for q in probes["What is the capital of Australia?"]} == {
+            "The capital of Australia is Canberra, not Sydney."
+        }
+        for p in pairs:
+            assert len(probes[p.instruction]) == 2
+            for q in probes[p.instruction]:
+                assert {q["question"].strip(), q["answer"].strip()}.isdisjoint({p.instruction, p.response})
+                assert p.instruction in q["question"]  # the same question, in other words around it
         assert run.pairs_stored == 3 and run.failures == 0
         assert extract_and_store_knowledge_updates(db, "cues", all_conversations=True).reused == 8
 
@@ -241,3 +258,25 @@ def test_cli_extract_sft_flags(hominem_home: Path) -> None:
     refresh = runner.invoke(main, ["extract-sft", "--all-conversations", "--no-skip-existing", "--db-path", str(db_path)])
     assert json.loads(refresh.stdout)["pairs_skipped_existing"] == 0
     assert runner.invoke(main, ["extract-sft", "--since", "yesterday"]).exit_code != 0
+
+
+def test_held_out_probes_are_never_the_training_strings() -> None:
+    """Whatever a teacher proposes, a probe equal to the taught instruction or response (case and spacing
+    aside), a malformed one or a repeat is dropped; the templates fall back on the user's own words."""
+    instruction, response = "Which year was the bridge built?", "The bridge was built in 1911."
+    proposed = [
+        {"question": "When did they build the bridge?", "answer": "It went up in 1911."},
+        {"question": " which YEAR was the bridge built? ", "answer": "In 1911."},  # the instruction itself
+        {"question": "What year is the bridge from?", "answer": "the bridge was built in 1911."},  # the response
+        {"question": "When did they build the bridge?", "answer": "It went up in 1911."},  # a repeat
+        {"question": "", "answer": "It dates from 1911."},
+        {"answer": "no question"},
+    ]
+    kept = valid_probes(instruction, response, proposed)
+    assert [(p.question, p.answer) for p in kept] == [("When did they build the bridge?", "It went up in 1911.")]
+    templated = template_probes(instruction, response, "Actually, no: the bridge opened in 1911, not 1920.")
+    assert [p.answer for p in templated] == ["The bridge opened in 1911, not 1920."] * 2
+    assert all(p.question != instruction and instruction in p.question for p in templated)
+    # The user's words hold no statement of the fact: no probes rather than the training strings.
+    assert template_probes(instruction, response, "No, that's wrong.") == []
+    assert template_probes(instruction, response, f"Actually, {response}") == []

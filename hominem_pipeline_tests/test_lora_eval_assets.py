@@ -12,7 +12,7 @@ import yaml
 from hominem_pipeline.adapters import AdapterRegistry, model_name_for_spec
 from hominem_pipeline.defs.assets.evaluation import EVALUATION_ASSETS, EVALUATION_CHECKS
 from hominem_pipeline.defs.resources import HominemResource
-from hominem_pipeline.evaluation.evaluate import read_report
+from hominem_pipeline.evaluation.report import read_report
 from hominem_pipeline.settings import Settings
 from hominem_pipeline.summary import build_summary
 from hominem_pipeline_tests.adapter_helpers import lora_model, perturb, publish

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from statistics import fmean
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from hominem_pipeline.atomic import Pointer
+from hominem_pipeline.evaluation.scoring import response_nll
 from hominem_pipeline.records import PreferencePair, SFTPair
 from hominem_pipeline.training.config import TrainingConfig
 from hominem_pipeline.training.data import prepare_examples
-from hominem_pipeline.training.measure import completion_nll, load_with_adapter, preference_margin
+from hominem_pipeline.training.measure import load_with_adapter, preference_margin
 from hominem_pipeline.training.trainer import train_dual
 
 FACTS = [("Zorblax", "Quintara"), ("Velmora", "Brindlecove"), ("Ostrakan", "Pellimar"), ("Thundria", "Gaskelow")]
@@ -63,8 +65,8 @@ def test_memory_channel_lowers_nll_of_facts_in_new_phrasings(tiny_model_dir: Pat
     assert (result.path / "adapter_model.safetensors").is_file()
     model, tok = load_with_adapter(str(tiny_model_dir), result.path)  # PEFT's own format loads back
     with model.disable_adapter():
-        base_facts, base_general = completion_nll(model, tok, NEW_PHRASINGS), completion_nll(model, tok, GENERAL)
-    facts, general = completion_nll(model, tok, NEW_PHRASINGS), completion_nll(model, tok, GENERAL)
+        base_facts, base_general = fmean(response_nll(model, tok, NEW_PHRASINGS)), fmean(response_nll(model, tok, GENERAL))
+    facts, general = fmean(response_nll(model, tok, NEW_PHRASINGS)), fmean(response_nll(model, tok, GENERAL))
     drop = base_facts - facts
     assert drop > 2.0, f"facts NLL {base_facts:.2f} -> {facts:.2f}"
     assert abs(general - base_general) < 0.25 * drop, f"general NLL {base_general:.2f} -> {general:.2f}"

@@ -1,21 +1,4 @@
-"""Evaluation of LoRA adapter versions on the fixed regression set, and the promotion gate."""
+"""Evaluation of LoRA adapter versions (measure / gate / report, run by evaluate), and the promotion gate.
 
-from hominem_pipeline.evaluation.config import LoraEvalConfig, RegressionSet, load_eval_inputs
-from hominem_pipeline.evaluation.evaluate import (
-    EvalReport,
-    evaluate_version,
-    read_report,
-    report_markdown,
-    write_report,
-)
-
-__all__ = [
-    "EvalReport",
-    "LoraEvalConfig",
-    "RegressionSet",
-    "evaluate_version",
-    "load_eval_inputs",
-    "read_report",
-    "report_markdown",
-    "write_report",
-]
+Import from the submodules; this package file stays empty of imports so that reading the config or a
+report (summary, extraction) does not load the model-side code."""

@@ -43,25 +43,20 @@ class GeneralItem(_Strict):
 
 
 class KnowledgeProbe(_Strict):
+    """A taught fact asked and answered in new words (stored with its SFT row as `held_out_probes`)."""
+
     question: str = Field(min_length=1)
     answer: str = Field(min_length=1)
-
-
-class KnowledgeItem(_Strict):
-    id: str = Field(min_length=1)
-    fact: str = Field(min_length=1)
-    probes: list[KnowledgeProbe] = Field(min_length=1)
 
 
 class RegressionSet(_Strict):
     version: int = 1
     scenarios: list[ScenarioItem] = Field(min_length=1)
     general: list[GeneralItem] = Field(min_length=1)
-    knowledge: list[KnowledgeItem] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_and_complete(self) -> RegressionSet:
-        ids = [x.id for x in [*self.scenarios, *self.general, *self.knowledge]]
+        ids = [x.id for x in [*self.scenarios, *self.general]]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"duplicate ids {dupes}")
@@ -79,6 +74,9 @@ class RegressionSet(_Strict):
 
 
 class SftProbeSource(_Strict):
+    """Where the SFT rows (and their held-out probes) are read: the rows an adapter trained on are found
+    here by pair id. `max_rows` caps the rows probed per adapter (and again for its ancestors); 0 = off."""
+
     path: str = "data/sft/sft_training.jsonl"
     max_rows: int = Field(32, ge=0, le=10_000)
 

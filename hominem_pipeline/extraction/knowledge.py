@@ -9,6 +9,13 @@ Two methods, chosen by config (`auto` picks by teacher backend):
   that corrects the assistant (cue words such as "actually", "that's wrong", "update:") marks a
   correction, and the pair is (the question the wrong answer replied to, the assistant's answer after
   the correction). Only words said in the conversation are used; confidence is kept low.
+
+Each knowledge pair carries `metadata.held_out_probes`: the same fact asked and answered in NEW phrasings,
+which `lora_eval` scores to see whether the adapter learned the fact or only its training string. The
+teacher writes them with the update; for the cues method (and when the teacher's are unusable)
+deterministic templates do: the question wrapped in other words, answered by the user's own statement of
+the fact (their correction with the cue words stripped). A probe identical to the pair's instruction or
+response is never kept.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hominem_pipeline.evaluation.config import KnowledgeProbe
 from hominem_pipeline.extraction.sft import Conversation
 from hominem_pipeline.records import SFTPair, content_hash
 from hominem_pipeline.teacher.parsing import RatingParseError, extract_json_object
@@ -38,10 +46,28 @@ PROMPT = """Below is a conversation between a user and an assistant.
 
 Find each place where the user corrects a factual mistake of the assistant, or tells it a new fact
 (a knowledge update). For each one, write a training example: a question a future user might ask, and the
-correct, self-contained answer. Quote the user's words the example rests on, exactly.
+correct, self-contained answer. Quote the user's words the example rests on, exactly. Also write two test
+probes: the same fact asked with a differently worded question, answered in different words than your
+answer (they check that the fact was learned, not the sentence).
 Reply with JSON only: {{"updates": [{{"kind": "factual_correction" or "knowledge_update",
-"instruction": "...", "response": "...", "evidence": "exact words of the user"}}]}}.
+"instruction": "...", "response": "...", "evidence": "exact words of the user",
+"probes": [{{"question": "...", "answer": "..."}}, {{"question": "...", "answer": "..."}}]}}]}}.
 If there is none, reply {{"updates": []}}."""
+
+# Question wrappers for template probes: other words around the same question. Deterministic, so a
+# conversation always yields the same probes (and the same SFT row).
+PROBE_QUESTIONS = (
+    "Quick question, just to be sure I have it right: {question}",
+    "Someone asked me this and I was not sure what to say. {question}",
+)
+# Cue words that open a correction and are not part of the fact ("Actually, that's wrong: X" -> "X").
+_LEADING_CUE = re.compile(
+    r"^\s*(?:(?:actually|no|nope|update|correction|in fact|that'?s (?:wrong|incorrect|not (?:right|true|correct))"
+    r"|that is (?:wrong|incorrect)|you'?re wrong|not quite)\b[\s,:;.!-]*)+",
+    re.IGNORECASE,
+)
+MIN_PROBE_WORDS = 3
+PROBES_VERSION = 1  # bump when the probe scheme changes: stored knowledge pairs are then re-probed
 
 
 class KnowledgeUpdate(BaseModel):
@@ -50,6 +76,7 @@ class KnowledgeUpdate(BaseModel):
     instruction: str = Field(min_length=3)
     response: str = Field(min_length=2)
     evidence: str = Field(min_length=3)
+    probes: list[dict[str, Any]] = Field(default_factory=list)  # validated one by one: a bad probe is dropped
 
 
 class KnowledgeUpdates(BaseModel):
@@ -74,6 +101,49 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def fact_statement(evidence: str) -> str | None:
+    """The user's statement of the fact: their correction without the cue words that open it, or None
+    when too little is left to be a fact."""
+    text = _LEADING_CUE.sub("", evidence.strip()).strip()
+    if len(text.split()) < MIN_PROBE_WORDS:
+        return None
+    return text[0].upper() + text[1:]
+
+
+def valid_probes(instruction: str, response: str, candidates: list[dict[str, Any]]) -> list[KnowledgeProbe]:
+    """The candidates that are well-formed and truly new phrasings: neither the question nor the answer
+    may equal the pair's instruction or response (case and spacing ignored), and no probe twice."""
+    taught = {_norm(instruction), _norm(response)}
+    out: list[KnowledgeProbe] = []
+    seen: set[tuple[str, str]] = set()
+    for raw in candidates:
+        try:
+            probe = KnowledgeProbe.model_validate(raw)
+        except ValidationError:
+            continue
+        key = (_norm(probe.question), _norm(probe.answer))
+        if key[0] in taught or key[1] in taught or key in seen or len(probe.answer.split()) < MIN_PROBE_WORDS:
+            continue
+        seen.add(key)
+        out.append(probe)
+    return out
+
+
+def template_probes(instruction: str, response: str, evidence: str) -> list[KnowledgeProbe]:
+    """Held-out probes without a model: the question in template wrappers, answered with the user's own
+    statement of the fact. Empty when the user's words hold no usable statement."""
+    answer = fact_statement(evidence)
+    if answer is None:
+        return []
+    return valid_probes(
+        instruction, response, [{"question": t.format(question=instruction), "answer": answer} for t in PROBE_QUESTIONS]
+    )
+
+
+def _with_probes(metadata: dict[str, Any], probes: list[KnowledgeProbe], method: str) -> dict[str, Any]:
+    return {**metadata, "held_out_probes": [p.model_dump() for p in probes], "probe_method": method}
+
+
 def by_cues(conversation: Conversation) -> KnowledgeOutcome:
     out = KnowledgeOutcome(method="cues")
     msgs = [m for m in conversation.messages if m.role in ("user", "assistant")]
@@ -94,8 +164,11 @@ def by_cues(conversation: Conversation) -> KnowledgeOutcome:
                 instruction=question.content, response=answer.content, source="knowledge_update", category=kind,
                 confidence=0.5, conversation_id=conversation.conversation_id, message_id=answer.message_id,
                 created_at=answer.ts,
-                metadata={"method": "cues", "evidence": m.content, "evidence_message_id": m.message_id,
-                          "wrong_answer_message_id": msgs[i - 1].message_id},
+                metadata=_with_probes(
+                    {"method": "cues", "evidence": m.content, "evidence_message_id": m.message_id,
+                     "wrong_answer_message_id": msgs[i - 1].message_id},
+                    template_probes(question.content, answer.content, m.content), "templates",
+                ),
             )
         )
     return out
@@ -120,12 +193,16 @@ def by_teacher(conversation: Conversation, teacher: Any, seed: int = 0) -> Knowl
         if _norm(u.evidence) not in user_text:
             rejected.append(u.evidence[:80])
             continue
+        # The teacher's probes when it wrote usable ones; otherwise the templates over its quoted evidence.
+        probes, probe_method = valid_probes(u.instruction, u.response, u.probes), "teacher"
+        if not probes:
+            probes, probe_method = template_probes(u.instruction, u.response, u.evidence), "templates"
         out.pairs.append(
             SFTPair(
                 pair_id=content_hash("knowledge", u.instruction, u.response),
                 instruction=u.instruction, response=u.response, source="knowledge_update", category=u.kind,
                 confidence=0.8, conversation_id=conversation.conversation_id,
-                metadata={"method": out.method, "evidence": u.evidence},
+                metadata=_with_probes({"method": out.method, "evidence": u.evidence}, probes, probe_method),
             )
         )
     if rejected:
@@ -168,7 +245,9 @@ def extract_and_store_knowledge_updates(
     """Run one method over the chosen conversations; successful attempts are not repeated, failures are
     recorded (with the teacher's raw output) and retried next time."""
     run = KnowledgeRun()
-    identity = method if method != "teacher" else f"teacher:{teacher.identity}"
+    # The probe scheme is part of an attempt's identity: when it changes, every conversation is read again
+    # and its stored pairs gain the new probes (refresh keeps their use history).
+    identity = (method if method != "teacher" else f"teacher:{teacher.identity}") + f"/probes-{PROBES_VERSION}"
     for rows in db.iter_conversation_messages(conversation_ids=conversation_ids, days=days if not all_conversations else None):
         conv = Conversation.from_rows(rows)
         run.conversations += 1
@@ -180,7 +259,7 @@ def extract_and_store_knowledge_updates(
         run.attempted += 1
         outcome = extract_knowledge_updates(conv, method, teacher)
         if outcome.pairs:
-            run.pairs_stored += db.insert_sft_pairs(outcome.pairs)
+            run.pairs_stored += db.insert_sft_pairs(outcome.pairs, refresh=True)
             wrong = [p.metadata["wrong_answer_message_id"] for p in outcome.pairs if "wrong_answer_message_id" in p.metadata]
             run.superseded += db.mark_sft_superseded(wrong, "corrected by the user (knowledge update)")
         if not outcome.ok:

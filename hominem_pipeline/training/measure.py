@@ -1,5 +1,6 @@
-"""Measurements on a base model and a trained adapter: completion NLL and preference log-prob margins.
-Used by the proof-it-learns tests and `benchmarks/proof_it_learns.py`."""
+"""Measurements on a base model and a trained adapter: preference log-prob margins (the NLL of a response is
+`evaluation.scoring.response_nll`, the one NLL function). Used by the proof-it-learns tests and
+`benchmarks/proof_it_learns.py`."""
 
 from __future__ import annotations
 
@@ -24,17 +25,6 @@ def load_with_adapter(base_path: str, adapter_dir: Path | str) -> tuple[Any, Any
     model = PeftModel.from_pretrained(base, str(adapter_dir))
     model.eval()
     return model, tok
-
-
-@torch.no_grad()
-def completion_nll(model: Any, tok: Any, pairs: Sequence[tuple[str, str]], max_length: int = 256) -> float:
-    """Mean per-token negative log-likelihood of each response given its prompt (chat-templated)."""
-    total, count = 0.0, 0
-    for prompt, response in pairs:
-        lp, n = sequence_logprobs(model, collate([encode(tok, prompt, response, max_length, max_length)], tok.pad_token_id))
-        total += -float(lp[0])
-        count += int(n[0])
-    return total / max(1, count)
 
 
 @torch.no_grad()

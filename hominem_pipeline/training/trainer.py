@@ -312,6 +312,8 @@ def train_dual(
         "data_hashes": data.data_hashes,
         "data_counts": data.counts,
         "channel_contributions": contributions,
+        # The SFT rows this cycle trained on: lora_eval probes their facts (pinned to this adapter).
+        "trained_sft_pair_ids": sorted(seen["sft"]),
         "reward_model_version": reward_model_version,
         "scored_by": data.scored_by,  # reward-model version that scored unscored examples of either channel
         "notes": notes or {},

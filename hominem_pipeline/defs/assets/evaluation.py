@@ -1,5 +1,6 @@
 """Evaluation and promotion of the adapter that `dual_lora` published: `lora_eval` runs the fixed
-regression set on base and base+LoRA, the blocking check `lora_no_regression` gates on the configured
+regression set and the new phrasings of the facts the adapter was taught on base, base+LoRA and its
+parent, the blocking check `lora_no_regression` gates on the configured
 tolerances, and `adapter_promotion` moves `current` to the evaluated version only when the gate passed.
 
 The evaluated version is read from `dual_lora`'s latest materialisation (its `version` and `model_name`
@@ -12,7 +13,8 @@ import dagster as dg
 
 from hominem_pipeline.adapters import CURRENT, AdapterRegistry
 from hominem_pipeline.defs.resources import STORE_POOL, HominemResource
-from hominem_pipeline.evaluation.evaluate import EvalReport, evaluate_published, read_report, report_markdown
+from hominem_pipeline.evaluation.evaluate import evaluate_published
+from hominem_pipeline.evaluation.report import EvalReport, read_report, report_markdown
 from hominem_pipeline.training import promotion
 
 GROUP = "lora"
@@ -47,7 +49,8 @@ def _report_of_latest_eval(instance: dg.DagsterInstance) -> EvalReport | None:
 @dg.asset(
     group_name=GROUP,
     deps=["dual_lora"],
-    description="Base vs base+LoRA (and vs `current`) on config/eval/regression_prompts.yaml: knowledge, alignment, forgetting, interference",
+    description="Base vs base+LoRA (vs its parent and `current`): taught facts in new phrasings, forgetting, "
+    "scenario margins, alignment, interference",
 )
 def lora_eval(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg.MaterializeResult:
     upstream = _latest_metadata(context.instance, DUAL_LORA)
