@@ -26,7 +26,7 @@ from hominem_pipeline.manifold import load_manifold
 from hominem_pipeline.reward_model import RewardModel
 from hominem_pipeline.reward_model.config import RewardModelConfig
 from hominem_pipeline.reward_model.dataset import sample_from_row
-from hominem_pipeline.reward_model.embedder import Embedder
+from hominem_pipeline.embedding import Embedder
 from hominem_pipeline.reward_model.registry import publish, reward_model_root
 from hominem_pipeline.reward_model.train import train_reward_model
 from hominem_pipeline.settings import Settings

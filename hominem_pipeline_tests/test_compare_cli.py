@@ -19,7 +19,7 @@ from hominem_pipeline.manifold import load_manifold
 from hominem_pipeline.reward_model import RewardModel, load_current
 from hominem_pipeline.reward_model.config import RewardModelConfig
 from hominem_pipeline.reward_model.dataset import sample_from_row, teacher_pairs
-from hominem_pipeline.reward_model.embedder import Embedder
+from hominem_pipeline.embedding import Embedder
 from hominem_pipeline.reward_model.registry import publish as publish_reward_model
 from hominem_pipeline.reward_model.train import TrainingResult, train_reward_model
 from hominem_pipeline.settings import REPO_ROOT
