@@ -12,6 +12,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -110,3 +111,24 @@ class Embedder:
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return out
+
+    def save_cache(self, path: Path | str) -> int:
+        """Write the cached vectors to an .npz keyed by text hash (for benchmarks that re-embed the same
+        thousands of texts); returns how many were written."""
+        with self._lock:
+            keys = list(self._cache)
+            vecs = np.stack([self._cache[k] for k in keys]) if keys else np.zeros((0, 0), np.float32)
+        tmp = Path(path).with_suffix(".tmp.npz")
+        np.savez(tmp, keys=np.array(keys), vectors=vecs, spec=np.array(self.spec))
+        tmp.replace(path)
+        return len(keys)
+
+    def load_cache(self, path: Path | str) -> int:
+        """Add vectors saved by `save_cache` from the same model spec; returns how many were loaded."""
+        data = np.load(path)
+        if str(data["spec"]) != self.spec:
+            raise ValueError(f"{path}: vectors of {str(data['spec'])!r}, this embedder is {self.spec!r}")
+        with self._lock:
+            for k, v in zip(data["keys"].tolist(), data["vectors"], strict=True):
+                self._cache[str(k)] = v.astype(np.float32)
+        return len(data["keys"])

@@ -39,13 +39,13 @@ class PreferencesConfig(_Strict):
     imported_limit: int = Field(10000, ge=0)
     teacher_pairs: bool = True
     teacher_pair_min_margin: float = Field(0.05, ge=0.0)
-    anchor_strength: float = Field(0.1, gt=0.0)
+    anchor_strength: float = Field(1.0, gt=0.0)
     length_debias: bool = True
 
 
 class GateConfig(_Strict):
     # Inverse L2 strength of the prompt -> dimension-weights classifier (scikit-learn's C).
-    inverse_l2: float = Field(1.0, gt=0.0)
+    inverse_l2: float = Field(0.1, gt=0.0)
     # A dimension joins the gate only with at least this many training pairs speaking to it.
     min_pairs: int = Field(20, ge=1)
 
