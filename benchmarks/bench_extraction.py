@@ -108,10 +108,10 @@ def _rss_mb() -> float:
 
 
 def step(kind: str, workdir: Path, duckdb_memory: str, threads: int = 1, trace: bool = False) -> dict:
+    from hominem_pipeline.embedding import Embedder
     from hominem_pipeline.events.ingest import ingest_day
     from hominem_pipeline.events.log import EventLog
     from hominem_pipeline.extraction import extract_and_store_sft_pairs
-    from hominem_pipeline.embedding import Embedder
     from hominem_pipeline.store import TrainingDatabase
 
     db = TrainingDatabase(workdir / "store.duckdb")

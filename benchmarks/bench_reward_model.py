@@ -24,11 +24,11 @@ from pathlib import Path
 
 from hominem_pipeline.atomic import Pointer
 from hominem_pipeline.data.prompts import load_seed_prompts
+from hominem_pipeline.embedding import Embedder
 from hominem_pipeline.manifold import load_manifold
 from hominem_pipeline.reward_model import RewardModel
 from hominem_pipeline.reward_model.config import RewardModelConfig
 from hominem_pipeline.reward_model.dataset import sample_from_row
-from hominem_pipeline.embedding import Embedder
 from hominem_pipeline.reward_model.registry import publish, reward_model_root
 from hominem_pipeline.reward_model.train import train_reward_model
 from hominem_pipeline.settings import Settings
@@ -120,9 +120,9 @@ def main() -> int:
             encoder = Embedder(model.embedder_spec)
             encoder.encode(["warm up"])
             bare.append(timed(encoder.encode, texts))
-            model = RewardModel.load(folder)
-            model.score_batch([("warm up", "warm up")])
-            single.append(timed(lambda xs: [model.score(p, r) for p, r in xs], items))
+            fresh = RewardModel.load(folder)
+            fresh.score_batch([("warm up", "warm up")])
+            single.append(timed(lambda xs, m=fresh: [m.score(p, r) for p, r in xs], items))
         rows.append(("reward model, score_batch", len(items), statistics.median(batch)))
         rows.append(("reward model, score() per item", len(items), statistics.median(single)))
         bare_row = (f"bare encoder on the same items ({len(texts)} distinct texts)", len(items), statistics.median(bare))

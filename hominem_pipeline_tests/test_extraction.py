@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from hominem_pipeline.cli import main
+from hominem_pipeline.embedding import Embedder
 from hominem_pipeline.events import EventLog, MessageEvent
 from hominem_pipeline.events.importers import import_conversations
 from hominem_pipeline.events.ingest import ingest_day
@@ -26,7 +27,6 @@ from hominem_pipeline.extraction import (
     extract_and_store_sft_pairs,
     extract_sft_pairs_from_conversation,
 )
-from hominem_pipeline.embedding import Embedder
 from hominem_pipeline.extraction.intensity import TeacherLabelIntensity
 from hominem_pipeline.extraction.knowledge import extract_and_store_knowledge_updates
 from hominem_pipeline.extraction.sft import ExtractionStats

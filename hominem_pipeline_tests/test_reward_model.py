@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hominem_pipeline.embedding import Embedder
 from hominem_pipeline.manifold import RewardManifold, load_manifold
 from hominem_pipeline.reward_model import RewardModel, RewardOutput, load_current
 from hominem_pipeline.reward_model.config import RewardModelConfig
@@ -18,7 +19,6 @@ from hominem_pipeline.reward_model.dataset import (
     split_data,
     teacher_pairs,
 )
-from hominem_pipeline.embedding import Embedder
 from hominem_pipeline.reward_model.registry import publish, reward_model_root
 from hominem_pipeline.reward_model.train import TrainingResult, train_reward_model
 from hominem_pipeline.settings import REPO_ROOT

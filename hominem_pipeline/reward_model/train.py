@@ -48,7 +48,7 @@ from hominem_pipeline.reward_model.evaluate import (
     pair_metrics,
     summarise,
 )
-from hominem_pipeline.reward_model.model import GATE_OFF, FEATURES, HeadParams, RewardModel, pair_features
+from hominem_pipeline.reward_model.model import FEATURES, GATE_OFF, HeadParams, RewardModel, pair_features
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ def prior_gate(manifold: RewardManifold, embedding_dim: int) -> GateFit:
     names = list(manifold.names)
     w = np.array([manifold.scalar_preference.weights.get(n, 1.0) for n in names], dtype=np.float64)
     bias = np.where(w > 0, np.log(np.maximum(w, 1e-300)), GATE_OFF)
-    return GateFit(np.zeros((len(names), embedding_dim)), bias, False, [n for n, x in zip(names, w) if x > 0], None)
+    return GateFit(np.zeros((len(names), embedding_dim)), bias, False, [n for n, x in zip(names, w, strict=True) if x > 0], None)
 
 
 def fit_gate(
