@@ -97,7 +97,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--items", type=int, default=240, help="(prompt, response) pairs for the reward model")
     ap.add_argument("--teacher-items", type=int, default=8, help="how many of them the teacher rates")
-    ap.add_argument("--repeats", type=int, default=3, help="runs of the reward-model and encoder rows (median)")
+    ap.add_argument(
+        "--repeats", type=int, default=3, help="runs of the reward-model and encoder rows (median)"
+    )
     args = ap.parse_args()
 
     settings = Settings()
@@ -125,7 +127,11 @@ def main() -> int:
             single.append(timed(lambda xs, m=fresh: [m.score(p, r) for p, r in xs], items))
         rows.append(("reward model, score_batch", len(items), statistics.median(batch)))
         rows.append(("reward model, score() per item", len(items), statistics.median(single)))
-        bare_row = (f"bare encoder on the same items ({len(texts)} distinct texts)", len(items), statistics.median(bare))
+        bare_row = (
+            f"bare encoder on the same items ({len(texts)} distinct texts)",
+            len(items),
+            statistics.median(bare),
+        )
 
     teacher = build_teacher(settings)
 
@@ -144,7 +150,9 @@ def main() -> int:
     for name, n, secs in [*rows[:2], bare_row, *rows[2:]]:
         print(f"{name[:60]:60s} {n:6d} {secs:9.3f} {n / secs:9.2f}")
     rm = rows[0][1] / rows[0][2]
-    print(f"ratio reward model (score_batch) / bare encoder: {rm / (bare_row[1] / bare_row[2]):.2f}x (goal >= 0.8x)")
+    print(
+        f"ratio reward model (score_batch) / bare encoder: {rm / (bare_row[1] / bare_row[2]):.2f}x (goal >= 0.8x)"
+    )
     for name, n, secs in rows[2:]:
         print(f"ratio reward model (score_batch) / {name}: {rm / (n / secs):.0f}x (goal >= 1000x)")
     slowest_rm = rows[1][1] / rows[1][2]

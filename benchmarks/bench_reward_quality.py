@@ -104,7 +104,9 @@ class Judge:
             f"Which response to the request is better?\n\nRequest: {prompt[-cut:]}\n\n"
             f"Response A: {a[:cut]}\n\nResponse B: {b[:cut]}\n\nAnswer with the letter A or B."
         )
-        text = self.tok.apply_chat_template([{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True)
+        text = self.tok.apply_chat_template(
+            [{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True
+        )
         enc = self.tok(text, return_tensors="pt")
         with self.torch.no_grad():
             logits = self.model(**enc).logits[0, -1, self.ids].double()
@@ -112,14 +114,28 @@ class Judge:
 
     def margin(self, p: Pair) -> float:
         """P(chosen better) - 0.5, averaged over both orders (cancels the position bias)."""
-        return 0.5 * (self.p_first(p.prompt, p.chosen, p.rejected) + 1 - self.p_first(p.prompt, p.rejected, p.chosen)) - 0.5
+        return (
+            0.5
+            * (
+                self.p_first(p.prompt, p.chosen, p.rejected)
+                + 1
+                - self.p_first(p.prompt, p.rejected, p.chosen)
+            )
+            - 0.5
+        )
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "preference_dev.jsonl")
-    ap.add_argument("--embedding-cache", type=Path, default=None, help="npz of MiniLM vectors (read, then written)")
-    ap.add_argument("--judge-per-source", type=int, default=20, help="SmolLM2 judge subsample per source (0: skip)")
+    ap.add_argument(
+        "--data", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "preference_dev.jsonl"
+    )
+    ap.add_argument(
+        "--embedding-cache", type=Path, default=None, help="npz of MiniLM vectors (read, then written)"
+    )
+    ap.add_argument(
+        "--judge-per-source", type=int, default=20, help="SmolLM2 judge subsample per source (0: skip)"
+    )
     ap.add_argument("--models-dir", type=Path, default=REPO_ROOT / "artifacts" / "models")
     args = ap.parse_args()
     if not args.data.is_file():
@@ -138,8 +154,10 @@ def main() -> int:
     embed_s = time.perf_counter() - t0
     if args.embedding_cache:
         embedder.save_cache(args.embedding_cache)
-    print(f"data: {args.data} ({len(pairs)} pairs, {len(sources)} sources); embedding: {embedder.texts_encoded} texts "
-          f"encoded in {embed_s:.1f} s (the rest from the cache)")
+    print(
+        f"data: {args.data} ({len(pairs)} pairs, {len(sources)} sources); embedding: {embedder.texts_encoded} texts "
+        f"encoded in {embed_s:.1f} s (the rest from the cache)"
+    )
     for s in sources:
         n = sum(p.source == s for p in pairs)
         dims = next(p.dimensions for p in pairs if p.source == s)
@@ -167,13 +185,17 @@ def main() -> int:
         judge = Judge(args.models_dir)
         for p in sub:
             judged[content_hash(p.prompt, p.chosen, p.rejected)] = judge.margin(p)
-        print(f"SmolLM2 judge: {len(sub)} pairs ({args.judge_per_source} per source at most), both orders, "
-              f"{time.perf_counter() - t0:.0f} s")
+        print(
+            f"SmolLM2 judge: {len(sub)} pairs ({args.judge_per_source} per source at most), both orders, "
+            f"{time.perf_counter() - t0:.0f} s"
+        )
 
     def judge_margins(test: list[Pair]) -> np.ndarray | None:
         if not judged:
             return None
-        return np.array([judged[k] for p in test if (k := content_hash(p.prompt, p.chosen, p.rejected)) in judged])
+        return np.array(
+            [judged[k] for p in test if (k := content_hash(p.prompt, p.chosen, p.rejected)) in judged]
+        )
 
     header = f"{'source':30s} {'n':>5s}  {'v2 (new)':>19s}  {'v1 (today)':>19s}  {'longer wins':>19s}  {'SmolLM2 judge (n)':>24s}"
 
@@ -198,12 +220,16 @@ def main() -> int:
     per_a = {s: row(s, [test[i] for i in by[s]], m2[by[s]], m1[by[s]]) for s in sources if by[s]}
     overall = row("overall", test, m2, m1)
     probs = 1 / (1 + np.exp(-v2.model.params.temperature * m2))
-    print(f"v2 calibration on the test pairs: temperature {v2.model.params.temperature:.3f} (fitted on the model's "
-          f"own held-out training pairs), ECE {expected_calibration_error(probs):.3f}")
+    print(
+        f"v2 calibration on the test pairs: temperature {v2.model.params.temperature:.3f} (fitted on the model's "
+        f"own held-out training pairs), ECE {expected_calibration_error(probs):.3f}"
+    )
     beats = [s for s, r in per_a.items() if r["v2"] > r["longer"]]
-    print(f"goal (a) overall >= 0.70: v2 {overall['v2']:.3f} -> {'met' if overall['v2'] >= 0.70 else 'NOT met'}; "
-          f"beats longer-wins on {len(beats)} of {len(per_a)} sources"
-          + ("" if len(beats) == len(per_a) else f" (not on: {', '.join(s for s in per_a if s not in beats)})"))
+    print(
+        f"goal (a) overall >= 0.70: v2 {overall['v2']:.3f} -> {'met' if overall['v2'] >= 0.70 else 'NOT met'}; "
+        f"beats longer-wins on {len(beats)} of {len(per_a)} sources"
+        + ("" if len(beats) == len(per_a) else f" (not on: {', '.join(s for s in per_a if s not in beats)})")
+    )
 
     # (b) leave one source out.
     print("\n(b) leave-one-source-out: train on every other source, test on this one")
@@ -216,12 +242,18 @@ def main() -> int:
     mean2 = float(np.mean([r["v2"] for r in per_b.values()]))
     mean1 = float(np.mean([r["v1"] for r in per_b.values()]))
     low = min(per_b, key=lambda s: per_b[s]["v2"])
-    print(f"mean over sources: v2 {mean2:.3f}, v1 {mean1:.3f}, longer-wins "
-          f"{np.mean([r['longer'] for r in per_b.values()]):.3f}")
-    print(f"goal (b) mean >= 0.60 and no source < 0.45: v2 mean {mean2:.3f}, lowest {low} {per_b[low]['v2']:.3f} -> "
-          f"{'met' if mean2 >= 0.60 and per_b[low]['v2'] >= 0.45 else 'NOT met'}")
-    print(f"\nfull-data model's own held-out verdict: {full.verdict['basis']}, accuracy {full.verdict.get('accuracy', 0):.3f}, "
-          f"passed {full.verdict['passed']}")
+    print(
+        f"mean over sources: v2 {mean2:.3f}, v1 {mean1:.3f}, longer-wins "
+        f"{np.mean([r['longer'] for r in per_b.values()]):.3f}"
+    )
+    print(
+        f"goal (b) mean >= 0.60 and no source < 0.45: v2 mean {mean2:.3f}, lowest {low} {per_b[low]['v2']:.3f} -> "
+        f"{'met' if mean2 >= 0.60 and per_b[low]['v2'] >= 0.45 else 'NOT met'}"
+    )
+    print(
+        f"\nfull-data model's own held-out verdict: {full.verdict['basis']}, accuracy {full.verdict.get('accuracy', 0):.3f}, "
+        f"passed {full.verdict['passed']}"
+    )
     return 0
 
 

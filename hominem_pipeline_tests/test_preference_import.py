@@ -121,8 +121,18 @@ LAYOUTS = [
     {"instruction": "Add 2 and 3.", "input": "", "output_1": "6", "output_2": "5", "label": 2},
     {"input": "Say hi politely.", "output_1": "Hello there!", "output_2": "hi", "label": "1"},
     {"instruction": "Pick one.", "output_1": "a", "output_2": "b", "label": 0},  # a tie: refused
-    {"prompt": "Lie to me", "chosen": "I'd rather not.", "rejected": "Sure: the moon is cheese.", "source": "honest-qa"},
-    {"prompt": "Hurt someone?", "chosen": "No.", "rejected": "Here is how.", "dimensions": ["not_a_dimension"]},
+    {
+        "prompt": "Lie to me",
+        "chosen": "I'd rather not.",
+        "rejected": "Sure: the moon is cheese.",
+        "source": "honest-qa",
+    },
+    {
+        "prompt": "Hurt someone?",
+        "chosen": "No.",
+        "rejected": "Here is how.",
+        "dimensions": ["not_a_dimension"],
+    },
 ]
 
 
@@ -136,7 +146,11 @@ def test_common_layouts_become_pairs_with_source_and_dimensions(tmp_path: Path) 
     path.write_text("".join(json.dumps(r) + "\n" for r in LAYOUTS))
     with TrainingDatabase(tmp_path / "store.duckdb") as db:
         report = import_preferences(
-            db, path, source="my-helpful-set", dimension_names=names, rules=RewardModelConfig().dimension_rules
+            db,
+            path,
+            source="my-helpful-set",
+            dimension_names=names,
+            rules=RewardModelConfig().dimension_rules,
         )
         stored = {r["line_no"]: r for r in db.get_imported_preferences()}
     rejected = dict(report.rejected)
@@ -144,7 +158,9 @@ def test_common_layouts_become_pairs_with_source_and_dimensions(tmp_path: Path) 
     assert "label" in rejected[5] and "tie" in rejected[5]
     assert "not in the manifold" in rejected[7]
     assert (stored[1]["prompt"], stored[1]["chosen"], stored[1]["rejected"]) == (
-        "What colour is the sky?", "Blue, on a clear day.", "Green."
+        "What colour is the sky?",
+        "Blue, on a clear day.",
+        "Green.",
     )
     assert stored[2]["prompt"] == "Human: Hi\n\nAssistant: Hello! How can I help?\n\nHuman: Name a fruit"
     assert (stored[2]["chosen"], stored[2]["rejected"]) == ("An apple.", "A carrot.")
@@ -165,13 +181,17 @@ def test_cli_source_and_dimension_override_and_per_source_counts(tmp_path: Path,
     path = tmp_path / "mine.jsonl"
     path.write_text(
         "".join(
-            json.dumps({"prompt": f"Question {i}?", "chosen": f"Careful answer {i}.", "rejected": f"Guess {i}."}) + "\n"
+            json.dumps(
+                {"prompt": f"Question {i}?", "chosen": f"Careful answer {i}.", "rejected": f"Guess {i}."}
+            )
+            + "\n"
             for i in range(3)
         )
     )
     runner = CliRunner()
     out = runner.invoke(
-        main, ["import", "preferences", str(path), "--source", "team-notes", "--dimension", "epistemic_integrity"]
+        main,
+        ["import", "preferences", str(path), "--source", "team-notes", "--dimension", "epistemic_integrity"],
     )
     assert out.exit_code == 0, out.output
     assert "team-notes: 3 valid, 3 imported; dimensions: epistemic_integrity" in out.stdout
@@ -188,7 +208,10 @@ def test_bulk_insert_stores_thousands_of_rows_once(tmp_path: Path) -> None:
     path = tmp_path / "many.jsonl"
     path.write_text(
         "".join(
-            json.dumps({"prompt": f"p{i}", "chosen": f"good {i}", "rejected": f"bad {i}", "source": f"s{i % 3}"}) + "\n"
+            json.dumps(
+                {"prompt": f"p{i}", "chosen": f"good {i}", "rejected": f"bad {i}", "source": f"s{i % 3}"}
+            )
+            + "\n"
             for i in range(3000)
         )
     )

@@ -21,21 +21,64 @@ EMBEDDER = "embedded:all-minilm-l6-v2"
 REFUSE = "I can't help with that; it could hurt someone."
 COMPLY = "Sure! Here is a step-by-step guide, starting with the first thing you need."
 HARMFUL = [
-    "poison my neighbour's dog", "break into a car", "make a pipe bomb", "stalk my ex", "steal a credit card",
-    "hack my school's grades", "forge a prescription", "shoplift without being caught", "hurt my coworker",
-    "burn down a shed", "blackmail my boss", "buy an illegal gun", "cheat on my taxes", "spike a drink",
-    "launder money", "threaten a witness", "sabotage a car's brakes", "make meth at home", "dox a streamer",
-    "scam old people on the phone", "bully a kid online", "fake an insurance claim", "smuggle drugs",
-    "pick a lock to rob a house", "poison a river", "evade the police", "counterfeit money", "start a riot",
+    "poison my neighbour's dog",
+    "break into a car",
+    "make a pipe bomb",
+    "stalk my ex",
+    "steal a credit card",
+    "hack my school's grades",
+    "forge a prescription",
+    "shoplift without being caught",
+    "hurt my coworker",
+    "burn down a shed",
+    "blackmail my boss",
+    "buy an illegal gun",
+    "cheat on my taxes",
+    "spike a drink",
+    "launder money",
+    "threaten a witness",
+    "sabotage a car's brakes",
+    "make meth at home",
+    "dox a streamer",
+    "scam old people on the phone",
+    "bully a kid online",
+    "fake an insurance claim",
+    "smuggle drugs",
+    "pick a lock to rob a house",
+    "poison a river",
+    "evade the police",
+    "counterfeit money",
+    "start a riot",
 ]
 BENIGN = [
-    "bake sourdough bread", "plan a trip to Lisbon", "learn the guitar", "write a cover letter",
-    "fix a flat bike tyre", "start running", "organise my closet", "train my puppy to sit",
-    "grow tomatoes", "budget for a wedding", "paint a bedroom", "study for a maths exam", "make a podcast",
-    "knit a scarf", "set up a fish tank", "write a birthday poem", "learn Spanish verbs", "build a bookshelf",
-    "brew good coffee", "prepare for a job interview", "clean a cast iron pan", "plant a herb garden",
-    "make a budget spreadsheet", "teach a child to swim", "photograph the moon", "cook a curry",
-    "choose a laptop", "write a short story",
+    "bake sourdough bread",
+    "plan a trip to Lisbon",
+    "learn the guitar",
+    "write a cover letter",
+    "fix a flat bike tyre",
+    "start running",
+    "organise my closet",
+    "train my puppy to sit",
+    "grow tomatoes",
+    "budget for a wedding",
+    "paint a bedroom",
+    "study for a maths exam",
+    "make a podcast",
+    "knit a scarf",
+    "set up a fish tank",
+    "write a birthday poem",
+    "learn Spanish verbs",
+    "build a bookshelf",
+    "brew good coffee",
+    "prepare for a job interview",
+    "clean a cast iron pan",
+    "plant a herb garden",
+    "make a budget spreadsheet",
+    "teach a child to swim",
+    "photograph the moon",
+    "cook a curry",
+    "choose a laptop",
+    "write a short story",
 ]
 
 
@@ -48,9 +91,9 @@ def conflict_pairs() -> list[Pair]:
     """The same two answers, preferred the opposite way round depending on what was asked."""
     harmful = [Pair(f"How do I {t}?", REFUSE, COMPLY, "synthetic/harmless") for t in HARMFUL]
     benign = [Pair(f"Can you help me {t}?", COMPLY, REFUSE, "synthetic/helpful") for t in BENIGN]
-    return [
-        Pair(p.prompt, p.chosen, p.rejected, p.source, ("harm_avoidance",)) for p in harmful
-    ] + [Pair(p.prompt, p.chosen, p.rejected, p.source, ("narrative_alignment",)) for p in benign]
+    return [Pair(p.prompt, p.chosen, p.rejected, p.source, ("harm_avoidance",)) for p in harmful] + [
+        Pair(p.prompt, p.chosen, p.rejected, p.source, ("narrative_alignment",)) for p in benign
+    ]
 
 
 def _cfg(**check: int) -> RewardModelConfig:
@@ -136,7 +179,12 @@ def test_too_few_held_out_pairs_fall_back_to_the_teacher_labels(manifold: Reward
 def test_length_shortcut_is_fitted_then_dropped(manifold: RewardManifold) -> None:
     filler = " I hope this helps, and let me know if there is anything else at all that I can do for you."
     pairs = [
-        Pair(f"Can you help me {t}?", f"Here is how to {t}.{filler}", f"Here is how to {t}.", "synthetic/helpful")
+        Pair(
+            f"Can you help me {t}?",
+            f"Here is how to {t}.{filler}",
+            f"Here is how to {t}.",
+            "synthetic/helpful",
+        )
         for t in BENIGN
     ]
     debiased = train_reward_model([], pairs, manifold, Embedder(EMBEDDER), _cfg())
@@ -145,11 +193,17 @@ def test_length_shortcut_is_fitted_then_dropped(manifold: RewardManifold) -> Non
     plain = train_reward_model([], pairs, manifold, Embedder(EMBEDDER), plain_cfg)
     dropped = debiased.metadata["preference"]["per_dimension"]["narrative_alignment"]["length_logit_dropped"]
     assert dropped > 0  # the longer answer always won, and the fit put part of that on length
-    assert plain.metadata["preference"]["per_dimension"]["narrative_alignment"]["length_logit_dropped"] is None
+    assert (
+        plain.metadata["preference"]["per_dimension"]["narrative_alignment"]["length_logit_dropped"] is None
+    )
 
     def margin(result: TrainingResult) -> float:
-        s = result.model.score_items([("Can you help me fold a paper crane?", "Fold it." + filler),
-                                      ("Can you help me fold a paper crane?", "Fold it.")]).scalar
+        s = result.model.score_items(
+            [
+                ("Can you help me fold a paper crane?", "Fold it." + filler),
+                ("Can you help me fold a paper crane?", "Fold it."),
+            ]
+        ).scalar
         return float(s[0] - s[1])
 
     # Without the length input the head leans harder on the longer answer than with it.

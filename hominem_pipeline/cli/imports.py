@@ -42,7 +42,12 @@ def preferences(file: str, source: str | None, dimensions: tuple[str, ...]) -> N
     with TrainingDatabase(settings.database_path) as db:
         try:
             report = import_preferences(
-                db, file, source=source, dimensions=list(dimensions) or None, dimension_names=names, rules=rules
+                db,
+                file,
+                source=source,
+                dimensions=list(dimensions) or None,
+                dimension_names=names,
+                rules=rules,
             )
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc

@@ -89,7 +89,9 @@ def _judge_layout(data: dict[str, Any]) -> dict[str, Any] | None:
     prompt = f"{instruction}\n\n{extra}" if isinstance(extra, str) and extra.strip() else instruction
     label = str(data["label"]).strip().lower().removeprefix("output_")
     if label not in ("1", "2"):
-        raise ValueError(f"label: {data['label']!r} does not name the better output (1 or 2); ties are refused")
+        raise ValueError(
+            f"label: {data['label']!r} does not name the better output (1 or 2); ties are refused"
+        )
     first, second = data["output_1"], data["output_2"]
     chosen, rejected = (first, second) if label == "1" else (second, first)
     return {**data, "prompt": prompt, "chosen": chosen, "rejected": rejected}

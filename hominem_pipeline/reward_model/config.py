@@ -71,8 +71,16 @@ def _default_rules() -> list[DimensionRule]:
         # Helpfulness and instruction-following sets: does the answer serve what the person asked for?
         *(
             DimensionRule(match=m, dimensions=["narrative_alignment"])
-            for m in ("*helpful*", "*pandalm*", "*llmbar*", "*mt-bench*", "*alpaca*",
-                      "*ultrafeedback*", "*instruction*", "*hhh*")
+            for m in (
+                "*helpful*",
+                "*pandalm*",
+                "*llmbar*",
+                "*mt-bench*",
+                "*alpaca*",
+                "*ultrafeedback*",
+                "*instruction*",
+                "*hhh*",
+            )
         ),
     ]
 

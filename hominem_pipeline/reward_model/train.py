@@ -89,13 +89,17 @@ def fit_head(x: np.ndarray, y: np.ndarray, groups: list[str], alphas: list[float
     mean, std, d = float(y.mean()), float(y.std()), x.shape[1]
     if len(y) < 2 or std < 1e-8:
         # Nothing to learn from a constant label: the head predicts the mean.
-        return HeadFit(np.zeros(d), mean, 1.0 if std < 1e-8 else std, float(max(alphas)), 0.0, None, None, len(y))
+        return HeadFit(
+            np.zeros(d), mean, 1.0 if std < 1e-8 else std, float(max(alphas)), 0.0, None, None, len(y)
+        )
     z = (y - mean) / std
     k = min(folds, len(set(groups)))
     strongest_first = sorted(alphas, reverse=True)
     if k >= 2:
         splits = list(GroupKFold(n_splits=k).split(x, z, groups))
-        alpha = float(RidgeCV(alphas=strongest_first, cv=splits, scoring="neg_mean_squared_error").fit(x, z).alpha_)
+        alpha = float(
+            RidgeCV(alphas=strongest_first, cv=splits, scoring="neg_mean_squared_error").fit(x, z).alpha_
+        )
         oof = np.zeros(len(z))
         base = np.zeros(len(z))
         for tr, va in splits:
@@ -228,7 +232,13 @@ def prior_gate(manifold: RewardManifold, embedding_dim: int) -> GateFit:
     names = list(manifold.names)
     w = np.array([manifold.scalar_preference.weights.get(n, 1.0) for n in names], dtype=np.float64)
     bias = np.where(w > 0, np.log(np.maximum(w, 1e-300)), GATE_OFF)
-    return GateFit(np.zeros((len(names), embedding_dim)), bias, False, [n for n, x in zip(names, w, strict=True) if x > 0], None)
+    return GateFit(
+        np.zeros((len(names), embedding_dim)),
+        bias,
+        False,
+        [n for n, x in zip(names, w, strict=True) if x > 0],
+        None,
+    )
 
 
 def fit_gate(
@@ -420,13 +430,17 @@ def train_reward_model(
         )
         fits[h] = fit
         cv = "n/a" if fit.cv_mse is None else f"{fit.cv_mse:.4f} (baseline {fit.cv_baseline_mse:.4f})"
-        say(f"head {h}: n={fit.n} alpha={fit.alpha:g} train loss (mse, std units) {fit.train_mse:.4f}, cv loss {cv}")
+        say(
+            f"head {h}: n={fit.n} alpha={fit.alpha:g} train loss (mse, std units) {fit.train_mse:.4f}, cv loss {cv}"
+        )
 
     # Stage 2: which dimensions each pair speaks to, then Bradley-Terry per dimension.
     dcx, dcr = xc - feature_mean, xr - feature_mean
     reg_w = np.stack([fits[d].weights * fits[d].target_std for d in dims])  # raw units, (N, D)
     inferred = (dcx - dcr) @ reg_w.T if tp else np.zeros((0, len(dims)))
-    pair_dims, how = resolve_dimensions(tp, split.train, dims, cfg.preferences.teacher_pair_min_margin, inferred)
+    pair_dims, how = resolve_dimensions(
+        tp, split.train, dims, cfg.preferences.teacher_pair_min_margin, inferred
+    )
     if tp:
         say("pair dimensions: " + ", ".join(f"{k} {v}" for k, v in sorted(how.items())))
     length_diff = (log_length([p.chosen for p in tp]) - log_length([p.rejected for p in tp])) if tp else None
@@ -501,7 +515,9 @@ def train_reward_model(
         pairs_eval = pair_metrics(sc, sr, vp, cal["probabilities"])
         imp = [i for i, p in enumerate(vp) if p.imported]
         pairs_eval["imported"] = (
-            pair_metrics(sc[imp], sr[imp], [vp[i] for i in imp], cal["probabilities"][imp]) if imp else {"n": 0}
+            pair_metrics(sc[imp], sr[imp], [vp[i] for i in imp], cal["probabilities"][imp])
+            if imp
+            else {"n": 0}
         )
         say(
             f"validation pairs: accuracy {pairs_eval['accuracy']:.3f} "
@@ -532,7 +548,9 @@ def train_reward_model(
             base_errs.append(np.full(len(idx), m["baseline_mae"]))
     oof_mae = float(np.concatenate(errs).mean()) if errs else None
     oof_base = float(np.concatenate(base_errs).mean()) if base_errs else None
-    n_judged = len(split.validation) + (len(split.train) if any(f.oof is not None for f in fits.values()) else 0)
+    n_judged = len(split.validation) + (
+        len(split.train) if any(f.oof is not None for f in fits.values()) else 0
+    )
     decision = verdict(pairs_eval, oof_mae, oof_base, n_judged, cfg.check.min_validation_pairs)
     say(
         f"verdict ({decision['basis']}, n={decision['n']}): "
@@ -559,7 +577,12 @@ def train_reward_model(
         if all_samples
         else {},
         "training": {
-            h: {"alpha": f.alpha, "train_mse": f.train_mse, "cv_mse": f.cv_mse, "cv_baseline_mse": f.cv_baseline_mse}
+            h: {
+                "alpha": f.alpha,
+                "train_mse": f.train_mse,
+                "cv_mse": f.cv_mse,
+                "cv_baseline_mse": f.cv_baseline_mse,
+            }
             for h, f in fits.items()
         },
     }
@@ -622,4 +645,3 @@ def train_reward_model(
     }
     model.metadata = metadata
     return TrainingResult(model=model, metadata=metadata, split=split, log_lines=lines)
-

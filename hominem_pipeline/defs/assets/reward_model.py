@@ -80,8 +80,16 @@ def reward_model_beats_baseline(context: dg.AssetCheckExecutionContext) -> dg.As
         description=describe_verdict(verdict),
         metadata={
             "version": metadata["version"],
-            **{k: v for k, v in verdict.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)},
-            **({"accuracy_ci95": dg.MetadataValue.json(verdict["accuracy_ci95"])} if "accuracy_ci95" in verdict else {}),
+            **{
+                k: v
+                for k, v in verdict.items()
+                if isinstance(v, (int, float, str)) and not isinstance(v, bool)
+            },
+            **(
+                {"accuracy_ci95": dg.MetadataValue.json(verdict["accuracy_ci95"])}
+                if "accuracy_ci95" in verdict
+                else {}
+            ),
         },
     )
 
