@@ -98,8 +98,9 @@ def main() -> int:
     ap.add_argument("--items", type=int, default=240, help="(prompt, response) pairs for the reward model")
     ap.add_argument("--teacher-items", type=int, default=8, help="how many of them the teacher rates")
     ap.add_argument(
-        "--repeats", type=int, default=3, help="runs of the reward-model and encoder rows (median)"
+        "--repeats", type=int, default=3, help="runs of the score_batch and encoder rows (median)"
     )
+    ap.add_argument("--single-repeats", type=int, default=3, help="runs of the score()-per-item row (median)")
     args = ap.parse_args()
 
     settings = Settings()
@@ -122,9 +123,10 @@ def main() -> int:
             encoder = Embedder(model.embedder_spec)
             encoder.encode(["warm up"])
             bare.append(timed(encoder.encode, texts))
-            fresh = RewardModel.load(folder)
-            fresh.score_batch([("warm up", "warm up")])
-            single.append(timed(lambda xs, m=fresh: [m.score(p, r) for p, r in xs], items))
+            if len(single) < args.single_repeats:
+                fresh = RewardModel.load(folder)
+                fresh.score_batch([("warm up", "warm up")])
+                single.append(timed(lambda xs, m=fresh: [m.score(p, r) for p, r in xs], items))
         rows.append(("reward model, score_batch", len(items), statistics.median(batch)))
         rows.append(("reward model, score() per item", len(items), statistics.median(single)))
         bare_row = (
@@ -145,7 +147,10 @@ def main() -> int:
         rows.append(("teacher, G-Eval without rationale", len(teacher_items), timed(rate, teacher_items)))
 
     print(f"reward model: {which}; teacher: {settings.inference.teacher.model}")
-    print(f"reward-model and encoder rows: median of {args.repeats} runs; teacher rows: one run each")
+    print(
+        f"score_batch and encoder rows: median of {args.repeats} runs; score() per item: median of "
+        f"{len(single)}; teacher rows: one run each"
+    )
     print(f"{'scorer':60s} {'items':>6s} {'seconds':>9s} {'items/s':>9s}")
     for name, n, secs in [*rows[:2], bare_row, *rows[2:]]:
         print(f"{name[:60]:60s} {n:6d} {secs:9.3f} {n / secs:9.2f}")
