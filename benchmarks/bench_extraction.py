@@ -114,10 +114,10 @@ def _rss_mb() -> float:
 
 
 def step(kind: str, workdir: Path, duckdb_memory: str, threads: int = 1, trace: bool = False) -> dict:
+    from hominem_pipeline.embedding import Embedder
     from hominem_pipeline.events.ingest import ingest_day
     from hominem_pipeline.events.log import EventLog
     from hominem_pipeline.extraction import extract_and_store_sft_pairs
-    from hominem_pipeline.extraction.embedding import SentenceEmbedder
     from hominem_pipeline.store import TrainingDatabase
 
     db = TrainingDatabase(workdir / "store.duckdb")
@@ -130,7 +130,7 @@ def step(kind: str, workdir: Path, duckdb_memory: str, threads: int = 1, trace: 
         # One intra-op thread: on a shared 2-core box, OpenMP threads spin against other processes
         # and a 2-thread MiniLM call was measured 2-25x slower than a 1-thread one.
         torch.set_num_threads(threads)
-        embedder = SentenceEmbedder()
+        embedder = Embedder()
         embedder.embed(["warm up"])  # model load is a constant, not part of the scaling
         embedder.calls = embedder.texts_embedded = 0
     rss_before = _rss_mb()

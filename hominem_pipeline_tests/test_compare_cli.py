@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from hominem_pipeline.adapters import AdapterRegistry, model_name_for_spec
 from hominem_pipeline.cli import main
+from hominem_pipeline.embedding import Embedder
 from hominem_pipeline.evaluation.compare import word_diff
 from hominem_pipeline.evaluation.config import GenerationSettings, LoraEvalConfig, load_regression_set
 from hominem_pipeline.evaluation.evaluate import evaluate_version
@@ -20,7 +21,6 @@ from hominem_pipeline.manifold import load_manifold
 from hominem_pipeline.reward_model import RewardModel, load_current
 from hominem_pipeline.reward_model.config import RewardModelConfig
 from hominem_pipeline.reward_model.dataset import sample_from_row, teacher_pairs
-from hominem_pipeline.reward_model.embedder import Embedder
 from hominem_pipeline.reward_model.registry import publish as publish_reward_model
 from hominem_pipeline.reward_model.train import TrainingResult, train_reward_model
 from hominem_pipeline.settings import REPO_ROOT

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from hominem_pipeline.cli import main
+from hominem_pipeline.embedding import Embedder
 from hominem_pipeline.events import EventLog, MessageEvent
 from hominem_pipeline.events.importers import import_conversations
 from hominem_pipeline.events.ingest import ingest_day
@@ -26,7 +27,6 @@ from hominem_pipeline.extraction import (
     extract_and_store_sft_pairs,
     extract_sft_pairs_from_conversation,
 )
-from hominem_pipeline.extraction.embedding import SentenceEmbedder
 from hominem_pipeline.extraction.intensity import TeacherLabelIntensity
 from hominem_pipeline.extraction.knowledge import (
     extract_and_store_knowledge_updates,
@@ -44,8 +44,8 @@ OTHER = "What part of the interview worries you most? If we name it, we can prac
 
 
 @pytest.fixture(scope="module")
-def embedder() -> SentenceEmbedder:
-    return SentenceEmbedder()
+def embedder() -> Embedder:
+    return Embedder()
 
 
 def _vec_at(cos: float) -> np.ndarray:
@@ -73,7 +73,7 @@ def test_dedup_at_093_keeps_highest_intensity_and_at_091_keeps_both() -> None:
     assert kept == [0, 1]
 
 
-def test_pairing_rule_and_end_to_end_dedup_on_real_embeddings(embedder: SentenceEmbedder) -> None:
+def test_pairing_rule_and_end_to_end_dedup_on_real_embeddings(embedder: Embedder) -> None:
     conv = Conversation(
         "c1",
         [
@@ -126,14 +126,14 @@ def _introspective() -> Conversation:
     )
 
 
-def test_introspection_is_excluded_by_default(embedder: SentenceEmbedder) -> None:
+def test_introspection_is_excluded_by_default(embedder: Embedder) -> None:
     stats = ExtractionStats()
     pairs = extract_sft_pairs_from_conversation(_introspective(), embedder=embedder, stats=stats)
     assert [p.message_id for p in pairs] == ["a1"]
     assert stats.introspection_excluded == 4
 
 
-def test_introspection_opt_in_is_gated_deduped_downweighted_and_tagged(embedder: SentenceEmbedder) -> None:
+def test_introspection_opt_in_is_gated_deduped_downweighted_and_tagged(embedder: Embedder) -> None:
     stats = ExtractionStats()
     safety = TeacherLabelIntensity({"a2": (0.6, 0.95), "a3": (0.6, 0.95), "a4": (0.5, 0.99)})
     opts = ExtractionOptions(include_introspection=True, introspection_weight=0.3, introspection_min_safety=0.7)
@@ -158,7 +158,7 @@ def _ingested_db(tmp_path: Path) -> TrainingDatabase:
     return db
 
 
-def test_extract_and_store_skips_existing_and_refreshes_on_request(tmp_path: Path, embedder: SentenceEmbedder) -> None:
+def test_extract_and_store_skips_existing_and_refreshes_on_request(tmp_path: Path, embedder: Embedder) -> None:
     with _ingested_db(tmp_path) as db:
         with pytest.raises(ValueError, match="say which conversations"):
             extract_and_store_sft_pairs(db, embedder=embedder)
@@ -185,7 +185,7 @@ def test_extract_and_store_skips_existing_and_refreshes_on_request(tmp_path: Pat
 
 
 def test_knowledge_updates_by_cues_and_a_teacher_failure_is_recorded(
-    tmp_path: Path, tiny_model_dir: Path, embedder: SentenceEmbedder
+    tmp_path: Path, tiny_model_dir: Path, embedder: Embedder
 ) -> None:
     from hominem_pipeline.settings import SamplingConfig
     from hominem_pipeline.teacher.local import LocalTeacher

@@ -53,6 +53,10 @@ def test_reward_cli_train_test_inference_and_probe(tmp_path: Path, monkeypatch) 
     )
     assert probe.exit_code == 0, probe.output
     assert "[A]" in probe.stdout and "[B]" in probe.stdout and "safety_score=" in probe.stdout
+    # The gate's weights for this prompt (no human pairs: the manifold's fixed, equal weights) and P(A > B).
+    gate_line = next(line for line in probe.stdout.splitlines() if line.startswith("gate ("))
+    assert "empathy=0.14" in gate_line and "harm_avoidance=0.14" in gate_line
+    assert "P(A preferred over B) = " in probe.stdout
     diff_lines = probe.stdout.split("differences between candidates")[1].splitlines()[1:]
     # The planted dimension differs most, is highlighted, and the kind reply is highest on it.
     assert diff_lines[0].startswith(" * empathy") and "highest A" in diff_lines[0]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hominem_pipeline.embedding import Embedder
 from hominem_pipeline.manifold import RewardManifold, load_manifold
 from hominem_pipeline.reward_model import RewardModel, RewardOutput, load_current
 from hominem_pipeline.reward_model.config import RewardModelConfig
@@ -18,7 +19,6 @@ from hominem_pipeline.reward_model.dataset import (
     split_data,
     teacher_pairs,
 )
-from hominem_pipeline.reward_model.embedder import Embedder
 from hominem_pipeline.reward_model.registry import publish, reward_model_root
 from hominem_pipeline.reward_model.train import TrainingResult, train_reward_model
 from hominem_pipeline.settings import REPO_ROOT
@@ -62,10 +62,15 @@ def test_report_has_metrics_baseline_pairs_and_length_bias(
     planted: TrainingResult, manifold: RewardManifold
 ) -> None:
     m = planted.metrics
-    for head in [*manifold.names, "reward_intensity", "safety_score", "scalar_preference"]:
+    for head in [*manifold.names, "reward_intensity", "safety_score"]:
         assert set(m["validation"]["heads"][head]) == {"n", "mae", "baseline_mae", "pearson", "spearman"}
         assert set(m["length_bias"][head]) == {"model", "teacher"}
         assert m["training"][head]["alpha"] > 0
+    # scalar_preference is the gated sum of the dimensions, judged against the teacher's scalar too.
+    assert m["validation"]["heads"]["scalar_preference"]["n"] > 0
+    assert m["verdict"]["basis"] == "teacher labels, out of fold" and m["verdict"]["passed"]
+    # Judged on every labelled sample (out of fold), not only the few validation prompts.
+    assert m["verdict"]["n"] == planted.metadata["training_data"]["samples"]
     assert m["pairs"]["n"] > 0 and 0.0 <= m["pairs"]["accuracy"] <= 1.0
     assert m["pairs"]["baseline_accuracy"] == 0.5
 
@@ -188,6 +193,9 @@ def test_bradley_terry_head_learns_from_preference_pairs(manifold: RewardManifol
     ]
     result = train_reward_model(samples, pairs, manifold, Embedder(EMBEDDER), RewardModelConfig())
     pref = result.metadata["preference"]
-    assert pref["source"] == "bradley_terry" and pref["loss_end"] < pref["loss_start"]
+    # Nothing says which dimension these pairs speak to and the labels are flat: every dimension learns.
+    assert pref["pair_dimensions"] == {"overall": len(result.split.train_pairs)}
+    for d in manifold.names:
+        assert pref["per_dimension"][d]["loss_end"] < pref["per_dimension"][d]["loss_start"]
     assert result.metrics["pairs"]["n"] >= 3
     assert result.metrics["pairs"]["accuracy"] >= 0.99

@@ -67,6 +67,10 @@ def test_asset_publishes_version_with_metrics_and_check_gates_current(tmp_path: 
     assert good.success and _downstream_ran(good)
     [check] = good.get_asset_check_evaluations()
     assert check.check_name == "reward_model_beats_baseline" and check.passed
+    # Too few held-out imported pairs to judge on (1 of 5), so the teacher labels decide, out of fold on
+    # every labelled sample rather than on the few validation prompts.
+    assert check.metadata["basis"].value == "teacher labels, out of fold"
+    assert check.metadata["n"].value == len(planted_rows(manifold))
     mat = _materialization(good)
     meta = {k: v.value for k, v in mat.metadata.items()}
     version = meta["version"]
@@ -83,7 +87,8 @@ def test_asset_publishes_version_with_metrics_and_check_gates_current(tmp_path: 
     write_jsonl(settings.reward_samples_export, constant_rows(manifold))
     bad = _run(home, instance)
     [check] = bad.get_asset_check_evaluations()
-    assert not check.passed and "vs baseline" in check.description
+    assert not check.passed and "training-mean baseline" in check.description
+    assert check.metadata["basis"].value == "teacher labels, out of fold"
     assert not bad.success and not _downstream_ran(bad)  # blocking: nothing downstream runs on it
     bad_version = _materialization(bad).metadata["version"].value
     assert bad_version != version

@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 
 from hominem_pipeline.atomic import write_jsonl_atomic
+from hominem_pipeline.embedding import Embedder
 from hominem_pipeline.manifold import load_manifold
 from hominem_pipeline.records import PreferencePair, SFTPair
 from hominem_pipeline.reward_model import load_current
 from hominem_pipeline.reward_model.config import RewardModelConfig
 from hominem_pipeline.reward_model.dataset import sample_from_row, teacher_pairs
-from hominem_pipeline.reward_model.embedder import Embedder
 from hominem_pipeline.reward_model.registry import publish
 from hominem_pipeline.reward_model.train import train_reward_model
 from hominem_pipeline.settings import Settings

@@ -66,7 +66,7 @@ def extract_sft(
     no_skip_existing: bool, include_introspection: bool, db_path: str | None, export_jsonl: str | None,
 ) -> None:
     """Extract SFT pairs (memory channel) from stored conversations under seed 002's rules."""
-    from hominem_pipeline.extraction.embedding import SentenceEmbedder
+    from hominem_pipeline.embedding import Embedder
     from hominem_pipeline.extraction.intensity import best_intensity_source
     from hominem_pipeline.extraction.store import extract_and_store_sft_pairs
     from hominem_pipeline.store import TrainingDatabase
@@ -81,7 +81,7 @@ def extract_sft(
             db, conversation_id=conversation_id, all_conversations=all_conversations, since=_parse_since(since),
             include_context=include_context, skip_existing=not no_skip_existing,
             include_introspection=include_introspection, options=cfg.options(),
-            embedder=SentenceEmbedder(settings.inference.embeddings.model),
+            embedder=Embedder(settings.inference.embeddings.model),
             intensity=best_intensity_source(db, settings.artifacts_dir, cfg.use_reward_model),
             export_jsonl=export_jsonl,
         )

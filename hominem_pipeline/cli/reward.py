@@ -52,6 +52,7 @@ def reward() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the full metrics as JSON")
 def train(samples_file: str | None, as_json: bool) -> None:
     """Train on the teacher's labels and imported preferences; publish a version under artifacts/."""
+    from hominem_pipeline.reward_model.evaluate import describe_verdict
     from hominem_pipeline.reward_model.pipeline import train_and_publish
     from hominem_pipeline.reward_model.train import TrainingError
 
@@ -74,14 +75,23 @@ def train(samples_file: str | None, as_json: bool) -> None:
             click.echo(f"{'mean':22s}     {s['mae_mean']:7.4f} {s['baseline_mae_mean']:8.4f}")
         p = metrics["pairs"]
         if p.get("n"):
+            lo, hi = p["accuracy_ci95"]
             click.echo(
-                f"validation pairs: {p['n']}, accuracy {p['accuracy']:.3f} "
-                f"(constant 0.500, longer-wins {p['longer_wins_accuracy']:.3f})"
+                f"validation pairs: {p['n']}, accuracy {p['accuracy']:.3f} (95% CI {lo:.3f}-{hi:.3f}; "
+                f"constant 0.500, longer-wins {p['longer_wins_accuracy']:.3f}), calibration error "
+                f"{_fmt(p.get('ece'), '.3f')}"
             )
+            click.echo(f"  {'source':34s} {'n':>5s} {'accuracy':>8s} {'95% CI':>13s} {'longer-wins':>11s}")
+            for source, m in p["by_source"].items():
+                ci = f"{m['accuracy_ci95'][0]:.3f}-{m['accuracy_ci95'][1]:.3f}"
+                click.echo(
+                    f"  {source[:34]:34s} {m['n']:5d} {m['accuracy']:8.3f} {ci:>13s} {m['longer_wins_accuracy']:11.3f}"
+                )
         click.echo("length bias (pearson with response length), model / teacher:")
         for head, lb in metrics["length_bias"].items():
             click.echo(f"  {head:22s} {_fmt(lb['model'])} / {_fmt(lb['teacher'])}")
-    verdict = "accepted as current" if run.published.accepted else "NOT accepted: does not beat the baseline"
+    click.echo(f"verdict: {describe_verdict(metrics['verdict'])}")
+    verdict = "accepted as current" if run.published.accepted else "NOT accepted: the verdict did not pass"
     click.echo(f"version {run.published.version} at {run.published.path} ({verdict})")
 
 
@@ -134,7 +144,8 @@ def test_inference(version: str | None, samples_file: str | None, count: int) ->
     "--threshold", default=0.05, show_default=True, help="Spread above which a difference is highlighted"
 )
 def probe(prompt: str, responses: tuple[str, ...], version: str | None, threshold: float) -> None:
-    """Score candidates: vector, intensity and safety each, and which dimensions differ and by how much."""
+    """Score candidates: each dimension, intensity and safety, the gate's weights for the prompt, P(A over B),
+    and which dimensions differ and by how much."""
     from hominem_pipeline.reward_model.probe import differences
 
     model = _load(version)
@@ -147,6 +158,16 @@ def probe(prompt: str, responses: tuple[str, ...], version: str | None, threshol
         click.echo(
             f"    reward_intensity={o.reward_intensity:.3f} safety_score={o.safety_score:.3f} "
             f"scalar_preference={o.scalar_preference:+.3f}"
+        )
+    gate = outputs[0].gate
+    click.echo(
+        "gate (weight of each dimension in scalar_preference for this prompt): "
+        + ", ".join(f"{d}={w:.2f}" for d, w in sorted(gate.items(), key=lambda kv: -kv[1]) if w >= 0.005)
+    )
+    if len(outputs) >= 2:
+        click.echo(
+            f"P(A preferred over B) = {model.preference_probability(prompt, responses[0], responses[1]):.3f} "
+            f"(temperature {model.params.temperature:.3f}, calibrated on held-out pairs)"
         )
     diffs = differences(outputs)
     if not diffs:

@@ -105,9 +105,9 @@ def build_sft_pairs(
     updates, and publish `data/sft/sft_training.jsonl`."""
     cfg = load_conversations_config(settings)
     method = resolve_method(cfg.knowledge_updates.method, settings.inference.teacher.backend)
-    from hominem_pipeline.extraction.embedding import SentenceEmbedder
+    from hominem_pipeline.embedding import Embedder
 
-    embedder = SentenceEmbedder(settings.inference.embeddings.model)
+    embedder = Embedder(settings.inference.embeddings.model)
     with TrainingDatabase(settings.database_path) as db:
         source = best_intensity_source(db, settings.artifacts_dir, cfg.extraction.use_reward_model)
         extraction = extract_and_store_sft_pairs(

@@ -185,7 +185,7 @@ def extract_sft_pairs_from_conversation(
 ) -> list[SFTPair]:
     """Every SFT pair one conversation yields under the locked rules (see the module docstring).
 
-    `embedder` (a `SentenceEmbedder`) is needed only when a user turn has several drafts or when
+    `embedder` (an `embedding.Embedder`) is needed only when a user turn has several drafts or when
     introspection is included; `intensity` ranks drafts (default: none, so the first draft wins)."""
     if not isinstance(conversation, Conversation):
         conversation = Conversation.from_rows(list(conversation))

@@ -75,9 +75,9 @@ def extract_and_store_sft_pairs(
     opts = ExtractionOptions(**{**vars(opts), "include_context": include_context or opts.include_context,
                                 "include_introspection": include_introspection or opts.include_introspection})
     if embedder is None:
-        from hominem_pipeline.extraction.embedding import SentenceEmbedder
+        from hominem_pipeline.embedding import Embedder
 
-        embedder = SentenceEmbedder()  # loads the model only if a turn has several drafts
+        embedder = Embedder()  # loads the model only if a turn has several drafts
     source = intensity or NoIntensity()
     result = ExtractionResult()
     pending: list[SFTPair] = []

@@ -1,7 +1,9 @@
-"""Reward-model training settings from `config/reward_model.toml`, validated (errors name file and field)."""
+"""Reward-model training settings from `config/reward_model.toml`, validated (errors name file and field),
+and the source -> dimension map that says which reward dimensions an imported pair is evidence for."""
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -34,10 +36,61 @@ class RegressionConfig(_Strict):
 
 class PreferencesConfig(_Strict):
     use_imported: bool = True
-    imported_limit: int = Field(2000, ge=0)
+    imported_limit: int = Field(10000, ge=0)
     teacher_pairs: bool = True
     teacher_pair_min_margin: float = Field(0.05, ge=0.0)
     anchor_strength: float = Field(1.0, gt=0.0)
+    length_debias: bool = True
+
+
+class GateConfig(_Strict):
+    # Inverse L2 strength of the prompt -> dimension-weights classifier (scikit-learn's C).
+    inverse_l2: float = Field(0.1, gt=0.0)
+    # A dimension joins the gate only with at least this many training pairs speaking to it.
+    min_pairs: int = Field(20, ge=1)
+
+
+class CheckConfig(_Strict):
+    # The blocking check judges pairwise accuracy only on at least this many held-out imported pairs;
+    # with fewer it falls back to the teacher labels' cross-validated error.
+    min_validation_pairs: int = Field(30, ge=1)
+
+
+class DimensionRule(_Strict):
+    """Imported pairs whose source matches `match` (a glob, case-insensitive) speak to `dimensions`."""
+
+    match: str = Field(min_length=1)
+    dimensions: list[str] = Field(min_length=1)
+
+
+def _default_rules() -> list[DimensionRule]:
+    return [
+        DimensionRule(match="*harmless*", dimensions=["harm_avoidance"]),
+        DimensionRule(match="*honest*", dimensions=["epistemic_integrity"]),
+        DimensionRule(match="*truthful*", dimensions=["epistemic_integrity"]),
+        # Helpfulness and instruction-following sets: does the answer serve what the person asked for?
+        *(
+            DimensionRule(match=m, dimensions=["narrative_alignment"])
+            for m in (
+                "*helpful*",
+                "*pandalm*",
+                "*llmbar*",
+                "*mt-bench*",
+                "*alpaca*",
+                "*ultrafeedback*",
+                "*instruction*",
+                "*hhh*",
+            )
+        ),
+    ]
+
+
+def dimensions_for_source(source: str, rules: list[DimensionRule]) -> list[str]:
+    """The dimensions of the first rule matching `source`, else none."""
+    for rule in rules:
+        if fnmatchcase(source.lower(), rule.match.lower()):
+            return list(rule.dimensions)
+    return []
 
 
 class EmbeddingConfig(_Strict):
@@ -49,6 +102,9 @@ class RewardModelConfig(_Strict):
     regression: RegressionConfig = RegressionConfig()
     preferences: PreferencesConfig = PreferencesConfig()
     embedding: EmbeddingConfig = EmbeddingConfig()
+    gate: GateConfig = GateConfig()
+    check: CheckConfig = CheckConfig()
+    dimension_rules: list[DimensionRule] = Field(default_factory=_default_rules)
 
 
 def config_path(settings: Settings) -> Path:

@@ -13,7 +13,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -63,10 +63,19 @@ class Sample:
 
 @dataclass(frozen=True)
 class Pair:
+    """A preference: `chosen` beat `rejected` as an answer to `prompt`. `source` is "teacher" or the
+    imported data set's name; `dimensions` the reward dimensions it is evidence for (empty: unknown,
+    training infers them)."""
+
     prompt: str
     chosen: str
     rejected: str
-    source: Literal["teacher", "import"]
+    source: str
+    dimensions: tuple[str, ...] = ()
+
+    @property
+    def imported(self) -> bool:
+        return self.source != "teacher"
 
     @property
     def group(self) -> str:
@@ -135,7 +144,8 @@ def data_hash(samples: list[Sample], pairs: list[Pair]) -> str:
         h.update(b"\n")
     h.update(b"--pairs--\n")
     for line in sorted(
-        json.dumps([p.prompt, p.chosen, p.rejected, p.source], ensure_ascii=False) for p in pairs
+        json.dumps([p.prompt, p.chosen, p.rejected, p.source, list(p.dimensions)], ensure_ascii=False)
+        for p in pairs
     ):
         h.update(line.encode())
         h.update(b"\n")
@@ -158,7 +168,18 @@ def teacher_pairs(samples: list[Sample], min_margin: float) -> list[Pair]:
 
 
 def imported_pairs(rows: list[dict[str, Any]]) -> list[Pair]:
-    return [Pair(r["prompt"], r["chosen"], r["rejected"], "import") for r in rows]
+    """Pairs from `imported_preferences` rows (a row without a source, from before migration 0011, is
+    "unknown")."""
+    return [
+        Pair(
+            r["prompt"],
+            r["chosen"],
+            r["rejected"],
+            r.get("source") or "unknown",
+            tuple(r.get("dimensions") or ()),
+        )
+        for r in rows
+    ]
 
 
 def validation_groups(groups: set[str], fraction: float, salt: str) -> set[str]:

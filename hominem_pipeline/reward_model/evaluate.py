@@ -76,21 +76,71 @@ def summarise(per_head: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def pair_metrics(chosen_scores: np.ndarray, rejected_scores: np.ndarray, pairs: list[Pair]) -> dict[str, Any]:
+def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for a proportion (ties counted as half a success)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def expected_calibration_error(prob_chosen: np.ndarray, bins: int = 10) -> float | None:
+    """ECE of P(chosen wins) over both orientations of every pair (p with outcome 1, 1 - p with 0), in
+    equal-width bins: the mean gap between stated probability and observed frequency."""
+    if len(prob_chosen) == 0:
+        return None
+    p = np.concatenate([prob_chosen, 1.0 - prob_chosen])
+    y = np.concatenate([np.ones(len(prob_chosen)), np.zeros(len(prob_chosen))])
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            ece += m.mean() * abs(p[m].mean() - y[m].mean())
+    return float(ece)
+
+
+def _accuracy_block(chosen: np.ndarray, rejected: np.ndarray, pairs: list[Pair]) -> dict[str, Any]:
+    n = len(pairs)
+    acc = pairwise_accuracy(chosen, rejected)
+    lo, hi = wilson_interval(acc * n, n)
+    lc = np.array([len(p.chosen) for p in pairs], float)
+    lr = np.array([len(p.rejected) for p in pairs], float)
+    longer = np.where(lc >= lr, chosen, rejected) > np.where(lc >= lr, rejected, chosen)
+    return {
+        "n": n,
+        "accuracy": acc,
+        "accuracy_ci95": [lo, hi],
+        "longer_wins_accuracy": pairwise_accuracy(lc, lr),
+        # Length bias: how often the model prefers the longer answer, next to how often people did.
+        "model_prefers_longer": float(longer[lc != lr].mean()) if (lc != lr).any() else None,
+        "human_prefers_longer": float((lc > lr)[lc != lr].mean()) if (lc != lr).any() else None,
+    }
+
+
+def pair_metrics(
+    chosen_scores: np.ndarray,
+    rejected_scores: np.ndarray,
+    pairs: list[Pair],
+    prob_chosen: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Pairwise accuracy (95% interval) beside the constant baseline (0.5) and "the longer answer wins",
+    overall and per source, with expected calibration error where probabilities are given."""
     if not pairs:
         return {"n": 0}
-    longer = np.array([len(p.chosen) for p in pairs], float)
-    shorter = np.array([len(p.rejected) for p in pairs], float)
-    out: dict[str, Any] = {
-        "n": len(pairs),
-        "accuracy": pairwise_accuracy(chosen_scores, rejected_scores),
-        "baseline_accuracy": 0.5,
-        "longer_wins_accuracy": pairwise_accuracy(longer, shorter),
-    }
+    out: dict[str, Any] = {**_accuracy_block(chosen_scores, rejected_scores, pairs), "baseline_accuracy": 0.5}
+    if prob_chosen is not None:
+        out["ece"] = expected_calibration_error(prob_chosen)
+    by_source: dict[str, Any] = {}
     for source in sorted({p.source for p in pairs}):
         idx = [i for i, p in enumerate(pairs) if p.source == source]
-        out[f"accuracy_{source}"] = pairwise_accuracy(chosen_scores[idx], rejected_scores[idx])
-        out[f"n_{source}"] = len(idx)
+        block = _accuracy_block(chosen_scores[idx], rejected_scores[idx], [pairs[i] for i in idx])
+        if prob_chosen is not None:
+            block["ece"] = expected_calibration_error(prob_chosen[idx])
+        by_source[source] = block
+    out["by_source"] = by_source
     return out
 
 
@@ -123,3 +173,17 @@ def flat_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
         elif isinstance(v, (int, float)) and math.isfinite(v):
             out[key] = float(v)
     return out
+
+
+def describe_verdict(verdict: dict[str, Any]) -> str:
+    """One line for people: what the acceptance verdict was judged on and the numbers it compared."""
+    head = f"{'passes' if verdict['passed'] else 'does NOT pass'} on {verdict['basis']} (n={verdict['n']})"
+    if "accuracy" in verdict:
+        lo, hi = verdict["accuracy_ci95"]
+        return (
+            f"{head}: pairwise accuracy {verdict['accuracy']:.3f} (95% CI {lo:.3f}-{hi:.3f}) vs "
+            f"longer-wins {verdict['longer_wins_accuracy']:.3f} and the training-mean baseline 0.500"
+        )
+    if verdict.get("mae") is None:
+        return f"{head}: no held-out labels, so nothing shows the model beats the baseline"
+    return f"{head}: MAE {verdict['mae']:.4f} vs training-mean baseline {verdict['baseline_mae']:.4f}"

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hominem_pipeline.embedding import Embedder
 from hominem_pipeline.manifold import load_manifold
 from hominem_pipeline.reward_model.config import load_reward_model_config
 from hominem_pipeline.reward_model.dataset import imported_pairs, load_samples, teacher_pairs
-from hominem_pipeline.reward_model.embedder import Embedder
 from hominem_pipeline.reward_model.registry import PublishedVersion, publish
 from hominem_pipeline.reward_model.train import Logger, TrainingResult, train_reward_model
 from hominem_pipeline.settings import Settings

@@ -14,17 +14,36 @@ class PreferenceStore(StoreConnection):
     """`imported_preferences`, `preference_pairs`."""
 
     # -- imported preferences -----------------------------------------------------------------
-    def insert_imported_preferences(self, rows: Iterable[dict[str, Any]]) -> int:
-        """Insert {pair_id, prompt, chosen, rejected, source_file, line_no}; returns how many were new."""
+    # The columns source / dimensions / dimensions_from come from migration 0011.
+    def insert_imported_preferences(self, rows: Iterable[dict[str, Any]]) -> dict[str, int]:
+        """Bulk-insert {pair_id, prompt, chosen, rejected, source_file, line_no, source, dimensions,
+        dimensions_from}; returns how many were new per source (pairs already stored are skipped)."""
         rows = list(rows)
         if not rows:
-            return 0
-        before = self.scalar("SELECT count(*) FROM imported_preferences")
-        self.con.executemany(
-            "INSERT INTO imported_preferences VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pair_id) DO NOTHING",
-            [(r["pair_id"], r["prompt"], r["chosen"], r["rejected"], r["source_file"], r["line_no"], utcnow()) for r in rows],
+            return {}
+        ids = [r["pair_id"] for r in rows]
+        known = self.existing_ids("imported_preferences", "pair_id", ids)
+        new_by_source: dict[str, int] = {}
+        seen: set[str] = set()
+        fresh = []
+        for r in rows:
+            if r["pair_id"] in known or r["pair_id"] in seen:
+                continue
+            seen.add(r["pair_id"])
+            fresh.append({"source": "unknown", "dimensions": [], "dimensions_from": "none", **r})
+            new_by_source[fresh[-1]["source"]] = new_by_source.get(fresh[-1]["source"], 0) + 1
+        if not fresh:
+            return {}
+        cols = ["pair_id", "prompt", "chosen", "rejected", "source_file", "line_no", "source", "dimensions",
+                "dimensions_from"]
+        # One statement over column lists (unnest zips them): executemany ran ~200 rows/s.
+        self.con.execute(
+            f"INSERT INTO imported_preferences ({', '.join(cols)}, imported_at) "
+            f"SELECT {', '.join(f'unnest(${i + 1})' for i in range(len(cols)))}, ${len(cols) + 1} "
+            "ON CONFLICT (pair_id) DO NOTHING",
+            [[r[c] for r in fresh] for c in cols] + [utcnow()],
         )
-        return int(self.scalar("SELECT count(*) FROM imported_preferences")) - int(before)
+        return new_by_source
 
     def get_imported_preferences(self, limit: int | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM imported_preferences ORDER BY imported_at, source_file, line_no"

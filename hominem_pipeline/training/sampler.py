@@ -15,13 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-
-def embed_texts(texts: Sequence[str], model_path: str, batch_size: int = 32) -> np.ndarray:
-    """Unit-normalised sentence embeddings (sentence-transformers, on CPU)."""
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(model_path, device="cpu")
-    return np.asarray(model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True))
+from hominem_pipeline.embedding import Embedder
 
 
 def kmeans_labels(embeddings: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -130,7 +124,7 @@ def build_sampler(
 ) -> DiversitySampler:
     w = np.asarray(weights, dtype=np.float64)
     if diversity and len(texts) > 1 and embedding_model:
-        emb = embed_texts(texts, embedding_model)
+        emb = Embedder(embedding_model).embed(texts)
         labels = kmeans_labels(emb, k, seed)
         return DiversitySampler(w, labels, batch_size, per_cluster, emb, farthest_first_basis, seed)
     # No clustering: every example is its own cluster, so the draw is a weighted shuffle.
