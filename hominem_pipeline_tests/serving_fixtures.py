@@ -25,7 +25,10 @@ def make_home(root: Path, tiny_model_dir: Path, generation: dict[str, Any] | Non
     """The repository's config pointed at the tiny model, with short greedy replies by default."""
     home = root / "home"
     shutil.copytree(REPO_ROOT / "config", home / "config")
-    write_config(home / "config", inference={"student.model": str(tiny_model_dir), "teacher.model": str(tiny_model_dir)})
+    write_config(
+        home / "config",
+        inference={"student.model": str(tiny_model_dir), "teacher.model": str(tiny_model_dir)},
+    )
     serving = (home / "config" / "serving.toml").read_text()
     gen = {"max_new_tokens": 8, "temperature": 0.0, **(generation or {})}
     for key, value in gen.items():
@@ -62,8 +65,9 @@ def registry_of(settings: Settings) -> AdapterRegistry:
     return AdapterRegistry(settings.artifacts_dir, model_name_for_spec(settings.inference.student.model))
 
 
-def publish_adapter(settings: Settings, tiny_model_dir: Path, seed: int, scale: float = 3.0,
-                    nan: bool = False) -> str:
+def publish_adapter(
+    settings: Settings, tiny_model_dir: Path, seed: int, scale: float = 3.0, nan: bool = False
+) -> str:
     """A real PEFT adapter on the tiny model with random LoRA weights (different seeds answer differently);
     `nan` plants a NaN weight, which loads fine and fails the server's finite-logits probe."""
     import torch
@@ -93,8 +97,9 @@ def publish_reward_model(settings: Settings) -> str:
 
     manifold = load_manifold(settings.manifold_path)
     samples = [sample_from_row(r, manifold) for r in planted_rows(manifold)]
-    result = train_reward_model(samples, teacher_pairs(samples, 0.05), manifold, Embedder(EMBEDDER),
-                                RewardModelConfig())
+    result = train_reward_model(
+        samples, teacher_pairs(samples, 0.05), manifold, Embedder(EMBEDDER), RewardModelConfig()
+    )
     published = publish_rm(result, settings.artifacts_dir)
     assert published.accepted, "the planted reward model must beat the baseline to be served"
     return published.version

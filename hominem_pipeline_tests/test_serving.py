@@ -89,8 +89,9 @@ def test_generate_answers_with_versions_and_reward_and_logs_the_exchange(served:
 
 def test_a_conversation_continues_with_its_history(served: Served) -> None:
     first = _post(served, "/generate", {"prompt": "My name is Ada."}).json()
-    second = _post(served, "/generate", {"prompt": "What is my name?",
-                                         "conversation_id": first["conversation_id"]}).json()
+    second = _post(
+        served, "/generate", {"prompt": "What is my name?", "conversation_id": first["conversation_id"]}
+    ).json()
     assert second["conversation_id"] == first["conversation_id"]
     # The second turn's prompt holds the first exchange: it is longer than the bare question alone.
     assert second["prompt_tokens"] > first["prompt_tokens"]
@@ -102,8 +103,9 @@ def test_a_conversation_continues_with_its_history(served: Served) -> None:
 
 
 def test_streamed_generate_sends_pieces_then_the_logged_reply(served: Served) -> None:
-    with httpx.stream("POST", served.url + "/generate", json={"prompt": "Tell me a story.", "stream": True},
-                      timeout=60) as r:
+    with httpx.stream(
+        "POST", served.url + "/generate", json={"prompt": "Tell me a story.", "stream": True}, timeout=60
+    ) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: ")]
@@ -125,14 +127,20 @@ def test_openai_client_with_and_without_streaming(served: Served) -> None:
     whole = client.chat.completions.create(model="hominem", messages=messages, max_tokens=6, temperature=0)
     assert whole.choices[0].finish_reason in ("stop", "length")
     assert whole.usage is not None and 1 <= whole.usage.completion_tokens <= 6
-    stream = client.chat.completions.create(model="hominem", messages=messages, max_tokens=6, temperature=0,
-                                            stream=True)
+    stream = client.chat.completions.create(
+        model="hominem", messages=messages, max_tokens=6, temperature=0, stream=True
+    )
     pieces = [c.choices[0].delta.content or "" for c in stream]
     # Greedy decoding of the same messages by the same model: the stream must spell the same reply.
     assert "".join(pieces).strip() == whole.choices[0].message.content
     events = _by_id(served)
-    replies = [e for e in events.values() if isinstance(e, MessageEvent) and e.role == "assistant"
-               and e.metadata.get("endpoint") == "/v1/chat/completions"]
+    replies = [
+        e
+        for e in events.values()
+        if isinstance(e, MessageEvent)
+        and e.role == "assistant"
+        and e.metadata.get("endpoint") == "/v1/chat/completions"
+    ]
     assert len(replies) == 2
     assert replies[0].conversation_id == replies[1].conversation_id  # one chat, named by its opening
 
@@ -146,7 +154,8 @@ def test_reward_scores_every_response_in_one_batch_like_the_model_in_process(ser
     assert body["reward_model_version"] == served.reward_model
     expected = load_current(served.settings.artifacts_dir).score_batch([(prompt, x) for x in responses])
     assert [o["scalar_preference"] for o in body["outputs"]] == pytest.approx(
-        [e.scalar_preference for e in expected], abs=1e-6)
+        [e.scalar_preference for e in expected], abs=1e-6
+    )
     bad = _post(served, "/reward", {"prompt": prompt, "responses": ["fine", "  "]})
     assert bad.status_code == 422 and "responses.1" in bad.text
 
@@ -161,22 +170,34 @@ def test_feedback_labels_choices_and_corrections_each_land_once(served: Served) 
     off = _post(served, "/feedback", {"message_id": mid, "remove_labels": ["🚀"]}).json()
     assert off["labels"] == ["😊+1"] and len(off["event_ids"]) == 1
 
-    second = _post(served, "/generate", {"regenerate": first["user_message_id"], "seed": 3,
-                                         "temperature": 1.0}).json()
+    second = _post(
+        served, "/generate", {"regenerate": first["user_message_id"], "seed": 3, "temperature": 1.0}
+    ).json()
     assert second["draft_index"] == 1 and second["user_message_id"] == first["user_message_id"]
-    choice = _post(served, "/feedback", {"chosen_message_id": second["message_id"], "rejected_message_id": mid})
+    choice = _post(
+        served, "/feedback", {"chosen_message_id": second["message_id"], "rejected_message_id": mid}
+    )
     assert choice.status_code == 200
-    fix = _post(served, "/feedback", {"message_id": mid, "correction": "Mars has two moons, Phobos and Deimos."})
+    fix = _post(
+        served, "/feedback", {"message_id": mid, "correction": "Mars has two moons, Phobos and Deimos."}
+    )
     assert fix.status_code == 200
 
     events = _by_id(served)
     mine = [e for e in events.values() if e.conversation_id == first["conversation_id"]]
     kinds = Counter((e.type, getattr(e, "kind", None) or e.role) for e in mine)  # type: ignore[union-attr]
-    assert kinds == {("message", "user"): 2, ("message", "assistant"): 2, ("feedback", "emoji"): 2,
-                     ("feedback", "emoji_retracted"): 1, ("feedback", "preference"): 1}
+    assert kinds == {
+        ("message", "user"): 2,
+        ("message", "assistant"): 2,
+        ("feedback", "emoji"): 2,
+        ("feedback", "emoji_retracted"): 1,
+        ("feedback", "preference"): 1,
+    }
     pref = next(e for e in mine if isinstance(e, FeedbackEvent) and e.kind == "preference")
     assert (pref.chosen_message_id, pref.rejected_message_id) == (second["message_id"], mid)
-    correction = next(e for e in mine if isinstance(e, MessageEvent) and e.metadata.get("kind") == "correction")
+    correction = next(
+        e for e in mine if isinstance(e, MessageEvent) and e.metadata.get("kind") == "correction"
+    )
     assert correction.content == "Correction: Mars has two moons, Phobos and Deimos."
     assert correction.parent_id == mid
     view = httpx.get(f"{served.url}/conversations/{first['conversation_id']}").json()
@@ -193,8 +214,9 @@ def test_feedback_refuses_unknown_ids_labels_and_mismatched_choices(served: Serv
     assert unknown.status_code == 404 and unknown.json()["field"] == "message_id"
     bad_label = _post(served, "/feedback", {"message_id": a["message_id"], "labels": ["👍"]})
     assert bad_label.status_code == 422 and bad_label.json()["detail"][0]["loc"][:2] == ["body", "labels"]
-    different_turns = _post(served, "/feedback", {"chosen_message_id": a["message_id"],
-                                                  "rejected_message_id": b["message_id"]})
+    different_turns = _post(
+        served, "/feedback", {"chosen_message_id": a["message_id"], "rejected_message_id": b["message_id"]}
+    )
     assert different_turns.status_code == 409
     on_user = _post(served, "/feedback", {"message_id": a["user_message_id"], "labels": ["🚀"]})
     assert on_user.status_code == 409 and on_user.json()["field"] == "message_id"
@@ -216,10 +238,16 @@ def test_malformed_bodies_get_4xx_naming_the_field(served: Served) -> None:
         assert field in r.text, (body, r.text)
     too_many = _post(served, "/generate", {"prompt": "hi", "max_tokens": 10**6})
     assert too_many.status_code == 422 and "max_tokens" in too_many.text
-    big = httpx.post(served.url + "/generate", content=b'{"prompt": "' + b"x" * 300_000 + b'"}',
-                     headers={"content-type": "application/json"}, timeout=30)
+    big = httpx.post(
+        served.url + "/generate",
+        content=b'{"prompt": "' + b"x" * 300_000 + b'"}',
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
     assert big.status_code == 413
-    not_json = httpx.post(served.url + "/feedback", content=b"{not json", headers={"content-type": "application/json"})
+    not_json = httpx.post(
+        served.url + "/feedback", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert not_json.status_code == 422
 
 
@@ -241,7 +269,9 @@ def test_health_shows_versions_uptime_and_last_swap(served: Served) -> None:
     assert h["serving"]["reward_model_version"] == served.reward_model
     assert h["uptime_s"] >= 0 and h["last_swap"]["outcome"] in ("swapped", "unchanged")
     doc = httpx.get(served.url + "/openapi.json").json()
-    assert {"/generate", "/reward", "/feedback", "/v1/chat/completions", "/v1/models", "/health"} <= set(doc["paths"])
+    assert {"/generate", "/reward", "/feedback", "/v1/chat/completions", "/v1/models", "/health"} <= set(
+        doc["paths"]
+    )
 
 
 def test_admin_always_needs_the_key_and_off_loopback_everything_does(served: Served, monkeypatch) -> None:
@@ -254,11 +284,18 @@ def test_admin_always_needs_the_key_and_off_loopback_everything_does(served: Ser
     assert api_key_for(served.settings, "0.0.0.0") == ("s3cret", True)
     assert api_key_for(served.settings, "127.0.0.1") == ("s3cret", False)
     # The same service behind a door that wants the key everywhere (as when bound off loopback).
-    locked = Built(create_app(served.built.service, "s3cret", True), served.built.engine, served.built.service)
+    locked = Built(
+        create_app(served.built.service, "s3cret", True), served.built.engine, served.built.service
+    )
     with BackgroundServer(locked) as url:
         assert httpx.post(url + "/generate", json={"prompt": "hi"}).status_code == 401
         wrong = {"Authorization": "Bearer nope"}
-        assert httpx.post(url + "/feedback", json={"message_id": "x", "labels": ["🚀"]}, headers=wrong).status_code == 401
+        assert (
+            httpx.post(
+                url + "/feedback", json={"message_id": "x", "labels": ["🚀"]}, headers=wrong
+            ).status_code
+            == 401
+        )
         ok = {"Authorization": "Bearer s3cret"}
         assert httpx.get(url + "/v1/models", headers=ok).status_code == 200
         assert httpx.post(url + "/admin/reload", headers=ok, timeout=60).json()["outcome"] == "unchanged"
@@ -267,7 +304,9 @@ def test_admin_always_needs_the_key_and_off_loopback_everything_does(served: Ser
 def test_no_prompt_text_or_key_in_the_log_at_info(served: Served, caplog: pytest.LogCaptureFixture) -> None:
     secret_prompt = "my bank PIN is 4921 zebra"
     with caplog.at_level(logging.INFO):
-        r = _post(served, "/generate", {"prompt": secret_prompt}, headers={"Authorization": "Bearer key-7731"})
+        r = _post(
+            served, "/generate", {"prompt": secret_prompt}, headers={"Authorization": "Bearer key-7731"}
+        )
         _post(served, "/feedback", {"message_id": r.json()["message_id"], "correction": secret_prompt})
         served.built.engine.reload("test")
     text = "\n".join(rec.getMessage() for rec in caplog.records)

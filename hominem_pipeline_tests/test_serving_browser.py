@@ -27,7 +27,9 @@ def _browser_or_skip() -> None:
     except ImportError:
         missing.append("the selenium package")
     if missing:
-        message = f"the browser test needs {missing} (apt-get install chromium chromium-driver; make test does)"
+        message = (
+            f"the browser test needs {missing} (apt-get install chromium chromium-driver; make test does)"
+        )
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
@@ -41,9 +43,18 @@ def driver(tmp_path: Path) -> Iterator[object]:
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1200,900", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1200,900",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
         opts.add_argument(flag)
     d = webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
     d.set_page_load_timeout(30)
@@ -53,7 +64,9 @@ def driver(tmp_path: Path) -> Iterator[object]:
         d.quit()
 
 
-def test_chat_page_labels_regenerate_pick_correct_and_reload(driver, tmp_path: Path, tiny_model_dir: Path) -> None:
+def test_chat_page_labels_regenerate_pick_correct_and_reload(
+    driver, tmp_path: Path, tiny_model_dir: Path
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
@@ -75,20 +88,34 @@ def test_chat_page_labels_regenerate_pick_correct_and_reload(driver, tmp_path: P
             first_id = replies(driver)[0].get_attribute("data-id")
 
             for label in ("😊+1", "🚀"):
-                driver.find_element(By.CSS_SELECTOR, f'.msg[data-id="{first_id}"] button[data-label="{label}"]').click()
-                wait(lambda d, label=label: "on" in d.find_element(
-                    By.CSS_SELECTOR, f'.msg[data-id="{first_id}"] button[data-label="{label}"]').get_attribute("class"),
-                    f"label {label} saved")
+                driver.find_element(
+                    By.CSS_SELECTOR, f'.msg[data-id="{first_id}"] button[data-label="{label}"]'
+                ).click()
+                wait(
+                    lambda d, label=label: (
+                        "on"
+                        in d.find_element(
+                            By.CSS_SELECTOR, f'.msg[data-id="{first_id}"] button[data-label="{label}"]'
+                        ).get_attribute("class")
+                    ),
+                    f"label {label} saved",
+                )
 
             driver.find_element(By.CSS_SELECTOR, f'.msg[data-id="{first_id}"] button.regenerate').click()
             wait(lambda d: len(replies(d)) == 2, "the second reply")
-            second_id = next(e.get_attribute("data-id") for e in replies(driver) if e.get_attribute("data-id") != first_id)
+            second_id = next(
+                e.get_attribute("data-id") for e in replies(driver) if e.get_attribute("data-id") != first_id
+            )
             driver.find_element(By.CSS_SELECTOR, f'.msg[data-id="{second_id}"] button.pick').click()
-            wait(lambda d: d.find_elements(By.CSS_SELECTOR, f'.msg.chosen[data-id="{second_id}"]'), "the choice")
+            wait(
+                lambda d: d.find_elements(By.CSS_SELECTOR, f'.msg.chosen[data-id="{second_id}"]'),
+                "the choice",
+            )
 
             driver.find_element(By.CSS_SELECTOR, f'.msg[data-id="{first_id}"] button.correct').click()
-            driver.find_element(By.CSS_SELECTOR, f'.msg[data-id="{first_id}"] .correction-box textarea').send_keys(
-                "I am hominem, a small local model.")
+            driver.find_element(
+                By.CSS_SELECTOR, f'.msg[data-id="{first_id}"] .correction-box textarea'
+            ).send_keys("I am hominem, a small local model.")
             driver.find_element(By.CSS_SELECTOR, f'.msg[data-id="{first_id}"] .correction-box button').click()
             wait(lambda d: d.find_elements(By.CSS_SELECTOR, ".msg.correction"), "the correction")
             driver.find_element(By.CSS_SELECTOR, f'.msg[data-id="{first_id}"] button.show-reward').click()
@@ -96,8 +123,10 @@ def test_chat_page_labels_regenerate_pick_correct_and_reload(driver, tmp_path: P
 
             driver.refresh()
             wait(lambda d: len(replies(d)) == 2, "the conversation after a reload")
-            on = {b.get_attribute("data-label") for b in driver.find_elements(
-                By.CSS_SELECTOR, f'.msg[data-id="{first_id}"] button.label.on')}
+            on = {
+                b.get_attribute("data-label")
+                for b in driver.find_elements(By.CSS_SELECTOR, f'.msg[data-id="{first_id}"] button.label.on')
+            }
             assert on == {"😊+1", "🚀"}
             assert driver.find_elements(By.CSS_SELECTOR, f'.msg.chosen[data-id="{second_id}"]')
             assert driver.find_elements(By.CSS_SELECTOR, f'.msg.rejected[data-id="{first_id}"]')
@@ -106,9 +135,15 @@ def test_chat_page_labels_regenerate_pick_correct_and_reload(driver, tmp_path: P
 
         events = logged_events(settings)
     assert max(Counter(e.event_id for e in events).values()) == 1
-    kinds = Counter(("feedback", e.kind) if isinstance(e, FeedbackEvent) else ("message", e.role) for e in events)
-    assert kinds == {("message", "user"): 2, ("message", "assistant"): 2, ("feedback", "emoji"): 2,
-                     ("feedback", "preference"): 1}
+    kinds = Counter(
+        ("feedback", e.kind) if isinstance(e, FeedbackEvent) else ("message", e.role) for e in events
+    )
+    assert kinds == {
+        ("message", "user"): 2,
+        ("message", "assistant"): 2,
+        ("feedback", "emoji"): 2,
+        ("feedback", "preference"): 1,
+    }
     by_id = {e.event_id: e for e in events}
     first = by_id[first_id]
     assert isinstance(first, MessageEvent) and first.content.strip() == shown.strip()

@@ -40,10 +40,14 @@ def reference_reply(settings: Settings, version: str | None, base_dir: Path) -> 
         model, tok = load_causal_lm(str(base_dir))
     else:
         model, tok, _ = registry_of(settings).load(version, base_model_path=str(base_dir))
-    batch = tok(chat_prompt(tok, [{"role": "user", "content": PROMPT}]), return_tensors="pt", add_special_tokens=False)
+    batch = tok(
+        chat_prompt(tok, [{"role": "user", "content": PROMPT}]), return_tensors="pt", add_special_tokens=False
+    )
     with torch.no_grad():
-        out = model.generate(**batch, max_new_tokens=MAX_TOKENS, do_sample=False, pad_token_id=tok.pad_token_id)
-    return tok.decode(out[0, batch["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+        out = model.generate(
+            **batch, max_new_tokens=MAX_TOKENS, do_sample=False, pad_token_id=tok.pad_token_id
+        )
+    return tok.decode(out[0, batch["input_ids"].shape[1] :], skip_special_tokens=True).strip()
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
@@ -68,7 +72,9 @@ def test_swap_and_rollback_under_load_fail_no_request(
         corrupt_adapter(settings, broken)
         registry.promote(a)
         refs = {v: reference_reply(settings, v, tiny_model_dir) for v in (a, b)}
-        assert refs[a] != refs[b], "the two adapters must answer differently for the test to see which answered"
+        assert refs[a] != refs[b], (
+            "the two adapters must answer differently for the test to see which answered"
+        )
 
         built = build(settings, "127.0.0.1", watch_interval_s=0.1)
         with BackgroundServer(built) as url:
@@ -106,8 +112,12 @@ def test_swap_and_rollback_under_load_fail_no_request(
 
                 for bad in (nan, broken):
                     registry.promote(bad)
-                    wait_for(lambda bad=bad: (health()["last_swap"] or {}).get("to", {}).get("adapter_version") == bad,
-                             f"the attempt to load {bad}")
+                    wait_for(
+                        lambda bad=bad: (
+                            (health()["last_swap"] or {}).get("to", {}).get("adapter_version") == bad
+                        ),
+                        f"the attempt to load {bad}",
+                    )
                     h = health()
                     assert h["last_swap"]["outcome"] == "failed" and h["last_swap"]["error"]
                     assert h["serving"]["adapter_version"] == a
@@ -136,20 +146,28 @@ def test_hominem_use_switches_profile_without_restart(tmp_path: Path, tiny_model
         with BackgroundServer(built) as url:
 
             def adapter() -> str | None:
-                return httpx.post(url + "/generate", json={"prompt": "hi"}, timeout=60).json()["adapter_version"]
+                return httpx.post(url + "/generate", json={"prompt": "hi"}, timeout=60).json()[
+                    "adapter_version"
+                ]
 
             assert adapter() == a
             runner = CliRunner()
             out = runner.invoke(main, ["use", "base"])
             assert out.exit_code == 0, out.output
-            wait_for(lambda: httpx.get(url + "/health").json()["serving"]["profile"] == "base", "the profile switch")
+            wait_for(
+                lambda: httpx.get(url + "/health").json()["serving"]["profile"] == "base",
+                "the profile switch",
+            )
             assert adapter() is None
             listing = runner.invoke(main, ["use"])
             assert "* base" in listing.output and "  default" in listing.output
             bad = runner.invoke(main, ["use", "nope"])
             assert bad.exit_code != 0 and "default" in bad.output  # names the profiles that exist
             assert runner.invoke(main, ["use", "default"]).exit_code == 0
-            wait_for(lambda: httpx.get(url + "/health").json()["serving"]["adapter_version"] == a, "back to default")
+            wait_for(
+                lambda: httpx.get(url + "/health").json()["serving"]["adapter_version"] == a,
+                "back to default",
+            )
 
 
 def test_a_fresh_install_serves_the_base_model_and_follows_the_first_promotion(
@@ -165,4 +183,7 @@ def test_a_fresh_install_serves_the_base_model_and_follows_the_first_promotion(
             assert httpx.post(url + "/reward", json={"prompt": "p", "responses": ["r"]}).status_code == 503
             a = publish_adapter(settings, tiny_model_dir, seed=1)
             registry_of(settings).promote(a)
-            wait_for(lambda: httpx.get(url + "/health").json()["serving"]["adapter_version"] == a, "the first adapter")
+            wait_for(
+                lambda: httpx.get(url + "/health").json()["serving"]["adapter_version"] == a,
+                "the first adapter",
+            )

@@ -36,13 +36,17 @@ def use(profile: str | None) -> None:
             active = active_profile_name(settings, config)
             for name, p in config.profiles.items():
                 mark = "*" if name == active else " "
-                click.echo(f"{mark} {name:16s} base={p.base_model} adapter={p.adapter} reward_model={p.reward_model}")
+                click.echo(
+                    f"{mark} {name:16s} base={p.base_model} adapter={p.adapter} reward_model={p.reward_model}"
+                )
             return
         p = use_profile(settings, profile)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"serving profile {profile}: base={p.base_model} adapter={p.adapter} reward_model={p.reward_model}"
-               " (a running server switches within server.watch_interval_s)")
+    click.echo(
+        f"serving profile {profile}: base={p.base_model} adapter={p.adapter} reward_model={p.reward_model}"
+        " (a running server switches within server.watch_interval_s)"
+    )
 
 
 def register(main: click.Group) -> None:

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
@@ -65,8 +65,16 @@ class BodyLimit:
 
     async def _refuse(self, send: Any) -> None:
         body = json.dumps({"detail": f"request body over the limit of {self.max_bytes} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -81,31 +89,47 @@ def _sse(obj: Any) -> str:
 def _generate_response(x: Exchange) -> api.GenerateResponse:
     s = x.reply.serving
     return api.GenerateResponse(
-        text=x.reply.text, message_id=x.message_id, user_message_id=x.user_message_id,
-        conversation_id=x.conversation_id, draft_index=x.draft_index, **s.versions(), reward=x.reward,
-        finish_reason=x.reply.finish_reason, prompt_tokens=x.reply.prompt_tokens,
-        completion_tokens=x.reply.completion_tokens, latency_s=round(x.reply.latency_s, 4))
+        text=x.reply.text,
+        message_id=x.message_id,
+        user_message_id=x.user_message_id,
+        conversation_id=x.conversation_id,
+        draft_index=x.draft_index,
+        **s.versions(),
+        reward=x.reward,
+        finish_reason=x.reply.finish_reason,
+        prompt_tokens=x.reply.prompt_tokens,
+        completion_tokens=x.reply.completion_tokens,
+        latency_s=round(x.reply.latency_s, 4),
+    )
 
 
 def create_app(service: ChatService, api_key: str | None, require_key: bool) -> FastAPI:
     """`require_key`: every API endpoint needs the bearer token (off loopback). /admin/* always does."""
     engine: Engine = service.engine
-    app = FastAPI(title="hominem", version="1", description="Chat, labels and rewards for a local model that "
-                  "learns from them. Every exchange and label is appended to the event log.")
+    app = FastAPI(
+        title="hominem",
+        version="1",
+        description="Chat, labels and rewards for a local model that "
+        "learns from them. Every exchange and label is appended to the event log.",
+    )
     bearer = HTTPBearer(auto_error=False)
+    Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
     def _check(creds: HTTPAuthorizationCredentials | None) -> None:
         if api_key is None:
-            raise HTTPException(403, "admin endpoints need an API key: set the variable named by "
-                                     "server.api_key_env in config/serving.toml")
+            raise HTTPException(
+                403,
+                "admin endpoints need an API key: set the variable named by "
+                "server.api_key_env in config/serving.toml",
+            )
         if creds is None or not hmac.compare_digest(creds.credentials.encode(), api_key.encode()):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
-    def user_auth(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    def user_auth(creds: Credentials) -> None:
         if require_key:
             _check(creds)
 
-    def admin_auth(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    def admin_auth(creds: Credentials) -> None:
         _check(creds)
 
     @app.exception_handler(UnknownId)
@@ -127,8 +151,12 @@ def create_app(service: ChatService, api_key: str | None, require_key: bool) -> 
             raise HTTPException(422, str(exc)) from exc
 
     # -- the chat API ------------------------------------------------------------------------------
-    @app.post("/generate", response_model=api.GenerateResponse, dependencies=[Depends(user_auth)],
-              responses={200: {"content": {"text/event-stream": {}}}})
+    @app.post(
+        "/generate",
+        response_model=api.GenerateResponse,
+        dependencies=[Depends(user_auth)],
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
     def generate(body: api.GenerateRequest) -> Any:
         """A reply from the served model, its reward vector, and where it was logged. With `stream`,
         server-sent events: `{"delta": text}` pieces, then `{"done": true, "response": GenerateResponse}`."""
@@ -153,35 +181,66 @@ def create_app(service: ChatService, api_key: str | None, require_key: bool) -> 
         s = engine.serving
         outputs = engine.score(s, body.prompt, body.responses)
         if outputs is None:
-            raise HTTPException(503, "no reward model is served (none accepted yet, or the profile says none)")
+            raise HTTPException(
+                503, "no reward model is served (none accepted yet, or the profile says none)"
+            )
         return api.RewardResponse(reward_model_version=s.wanted.reward_model_version or "", outputs=outputs)
 
     @app.post("/feedback", response_model=api.FeedbackResponse, dependencies=[Depends(user_auth)])
     def feedback(body: api.FeedbackRequest) -> api.FeedbackResponse:
         """Emoji labels (set or withdrawn), a chosen/rejected choice, a correction: each one event."""
-        events = service.feedback(body.message_id, body.labels, body.remove_labels, body.chosen_message_id,
-                                  body.rejected_message_id, body.correction)
+        events = service.feedback(
+            body.message_id,
+            body.labels,
+            body.remove_labels,
+            body.chosen_message_id,
+            body.rejected_message_id,
+            body.correction,
+        )
         labels = sorted(service.index.labels.get(body.message_id or "", set()))
         return api.FeedbackResponse(event_ids=[e.event_id for e in events], labels=labels)
 
-    @app.get("/conversations", response_model=list[api.ConversationSummary], dependencies=[Depends(user_auth)])
+    @app.get(
+        "/conversations", response_model=list[api.ConversationSummary], dependencies=[Depends(user_auth)]
+    )
     def conversations() -> list[api.ConversationSummary]:
-        return [api.ConversationSummary(conversation_id=c.conversation_id, title=c.title,
-                                        updated_at=c.updated_at.isoformat() if c.updated_at else None,
-                                        messages=len(c.messages)) for c in service.conversation_list()]
+        return [
+            api.ConversationSummary(
+                conversation_id=c.conversation_id,
+                title=c.title,
+                updated_at=c.updated_at.isoformat() if c.updated_at else None,
+                messages=len(c.messages),
+            )
+            for c in service.conversation_list()
+        ]
 
-    @app.get("/conversations/{conversation_id}", response_model=api.ConversationView,
-             dependencies=[Depends(user_auth)])
+    @app.get(
+        "/conversations/{conversation_id}",
+        response_model=api.ConversationView,
+        dependencies=[Depends(user_auth)],
+    )
     def conversation(conversation_id: str) -> api.ConversationView:
         conv = service.conversation(conversation_id)
         chosen = {c.chosen_message_id for c in conv.choices}
         rejected = {c.rejected_message_id for c in conv.choices}
-        return api.ConversationView(conversation_id=conv.conversation_id, title=conv.title, messages=[
-            api.MessageView(message_id=m.event_id, role=m.role, content=m.content, seq=m.seq,
-                            parent_id=m.parent_id, draft_index=m.draft_index,
-                            labels=sorted(service.index.labels.get(m.event_id, set())),
-                            chosen=True if m.event_id in chosen else False if m.event_id in rejected else None,
-                            metadata=m.metadata) for m in conv.messages])
+        return api.ConversationView(
+            conversation_id=conv.conversation_id,
+            title=conv.title,
+            messages=[
+                api.MessageView(
+                    message_id=m.event_id,
+                    role=m.role,
+                    content=m.content,
+                    seq=m.seq,
+                    parent_id=m.parent_id,
+                    draft_index=m.draft_index,
+                    labels=sorted(service.index.labels.get(m.event_id, set())),
+                    chosen=True if m.event_id in chosen else False if m.event_id in rejected else None,
+                    metadata=m.metadata,
+                )
+                for m in conv.messages
+            ],
+        )
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -193,8 +252,12 @@ def create_app(service: ChatService, api_key: str | None, require_key: bool) -> 
     def models() -> api.ModelList:
         return api.ModelList(data=[api.ModelCard(id=MODEL_ID, created=int(engine.started_at))])
 
-    @app.post("/v1/chat/completions", response_model=api.ChatCompletion, dependencies=[Depends(user_auth)],
-              responses={200: {"content": {"text/event-stream": {}}}})
+    @app.post(
+        "/v1/chat/completions",
+        response_model=api.ChatCompletion,
+        dependencies=[Depends(user_auth)],
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
     def chat_completions(body: api.ChatCompletionRequest) -> Any:
         """OpenAI chat completions (streaming included) from the served model; the last user message and
         the reply are logged like any other exchange (`user` names the conversation when given)."""
@@ -206,18 +269,36 @@ def create_app(service: ChatService, api_key: str | None, require_key: bool) -> 
         if not body.stream:
             x = service.reply(*args)
             return api.ChatCompletion(
-                id=f"chatcmpl-{x.message_id}", created=created, model=body.model,
-                choices=[api.ChatChoice(index=0, message=api.AssistantMessage(content=x.reply.text),
-                                        finish_reason=x.reply.finish_reason)],
-                usage=api.Usage(prompt_tokens=x.reply.prompt_tokens, completion_tokens=x.reply.completion_tokens,
-                                total_tokens=x.reply.prompt_tokens + x.reply.completion_tokens),
-                hominem=_generate_response(x).model_dump(mode="json", exclude={"text"}))
+                id=f"chatcmpl-{x.message_id}",
+                created=created,
+                model=body.model,
+                choices=[
+                    api.ChatChoice(
+                        index=0,
+                        message=api.AssistantMessage(content=x.reply.text),
+                        finish_reason=x.reply.finish_reason,
+                    )
+                ],
+                usage=api.Usage(
+                    prompt_tokens=x.reply.prompt_tokens,
+                    completion_tokens=x.reply.completion_tokens,
+                    total_tokens=x.reply.prompt_tokens + x.reply.completion_tokens,
+                ),
+                hominem=_generate_response(x).model_dump(mode="json", exclude={"text"}),
+            )
         where, pieces, finished = service.stream_reply(*args)
         chunk_id = f"chatcmpl-{where['parent_id']}"
 
         def chunk(delta: dict, finish: str | None = None) -> str:
-            return _sse({"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": body.model,
-                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+            return _sse(
+                {
+                    "id": chunk_id,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": body.model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                }
+            )
 
         def events() -> Iterator[str]:
             yield chunk({"role": "assistant", "content": ""})
@@ -230,8 +311,12 @@ def create_app(service: ChatService, api_key: str | None, require_key: bool) -> 
 
     # -- admin -------------------------------------------------------------------------------------
     def _admin(record: Any) -> api.AdminResult:
-        return api.AdminResult(outcome=record.outcome, serving=engine.serving.versions(), error=record.error,
-                               seconds=round(record.seconds, 3))
+        return api.AdminResult(
+            outcome=record.outcome,
+            serving=engine.serving.versions(),
+            error=record.error,
+            seconds=round(record.seconds, 3),
+        )
 
     @app.post("/admin/reload", response_model=api.AdminResult, dependencies=[Depends(admin_auth)])
     def admin_reload() -> api.AdminResult:

@@ -85,7 +85,9 @@ def use_profile(settings: Settings, name: str) -> Profile:
     """Make `name` the served profile (atomically); a running server picks it up on its next check."""
     config = load_serving_config(settings)
     if name not in config.profiles:
-        raise ConfigError(f"no profile {name!r} in {settings.config_dir / 'serving.toml'}; known: {sorted(config.profiles)}")
+        raise ConfigError(
+            f"no profile {name!r} in {settings.config_dir / 'serving.toml'}; known: {sorted(config.profiles)}"
+        )
     write_json_atomic(active_profile_path(settings), {"profile": name})
     return config.profiles[name]
 

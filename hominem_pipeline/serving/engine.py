@@ -74,8 +74,12 @@ class Sampling:
     seed: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature, "top_p": self.top_p,
-                "seed": self.seed}
+        return {
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "seed": self.seed,
+        }
 
 
 @dataclass
@@ -100,8 +104,14 @@ class SwapRecord:
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"at": self.at.isoformat(), "reason": self.reason, "outcome": self.outcome, "to": self.to,
-                "error": self.error, "seconds": round(self.seconds, 3)}
+        return {
+            "at": self.at.isoformat(),
+            "reason": self.reason,
+            "outcome": self.outcome,
+            "to": self.to,
+            "error": self.error,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 def _resolve_wanted(settings: Settings, selection: Selection) -> Wanted:
@@ -167,13 +177,17 @@ class Engine:
         """A complete set for `wanted`, checked; reuses the serving model or reward model when unchanged."""
         now = self._serving
         same_model = now is not None and (now.wanted.base_model, now.wanted.adapter_version) == (
-            wanted.base_model, wanted.adapter_version)
+            wanted.base_model,
+            wanted.adapter_version,
+        )
         if same_model:
             model, tok = now.model, now.tokenizer
         else:
             base_path = resolve_model(wanted.base_model, self.settings.models_cache_dir)
             if wanted.adapter_version:
-                registry = AdapterRegistry(self.settings.artifacts_dir, model_name_for_spec(wanted.base_model))
+                registry = AdapterRegistry(
+                    self.settings.artifacts_dir, model_name_for_spec(wanted.base_model)
+                )
                 model, tok, _ = registry.load(wanted.adapter_version, base_model_path=base_path)
             else:
                 model, tok = load_causal_lm(base_path)
@@ -181,10 +195,14 @@ class Engine:
         if now is not None and now.wanted.reward_model_version == wanted.reward_model_version:
             reward = now.reward_model
         elif wanted.reward_model_version:
-            reward = RewardModel.load(reward_model_root(self.settings.artifacts_dir) / wanted.reward_model_version)
+            reward = RewardModel.load(
+                reward_model_root(self.settings.artifacts_dir) / wanted.reward_model_version
+            )
             out = reward.score(PROBE_PROMPT, "I am well, thank you.")
             if not all(math.isfinite(v) for v in [*out.reward_vector.values(), out.scalar_preference]):
-                raise ServingError(f"reward model {wanted.reward_model_version}: probe gave non-finite scores")
+                raise ServingError(
+                    f"reward model {wanted.reward_model_version}: probe gave non-finite scores"
+                )
         else:
             reward = None
         return Serving(wanted, model, tok, reward, datetime.now(UTC))
@@ -195,8 +213,13 @@ class Engine:
         t0 = time.perf_counter()
         self._serving = self._load(wanted)
         self._last_wanted = wanted
-        self.last_swap = SwapRecord(datetime.now(UTC), "startup", "swapped", self._serving.versions(),
-                                    seconds=time.perf_counter() - t0)
+        self.last_swap = SwapRecord(
+            datetime.now(UTC),
+            "startup",
+            "swapped",
+            self._serving.versions(),
+            seconds=time.perf_counter() - t0,
+        )
         log.info("serving %s", self._serving.versions())
         return self._serving
 
@@ -213,15 +236,24 @@ class Engine:
             if not force and wanted == self._last_wanted:
                 return self.last_swap  # type: ignore[return-value]
             self._last_wanted = wanted
-            target = {"profile": wanted.profile, "base_model": wanted.base_model,
-                      "adapter_version": wanted.adapter_version, "reward_model_version": wanted.reward_model_version}
+            target = {
+                "profile": wanted.profile,
+                "base_model": wanted.base_model,
+                "adapter_version": wanted.adapter_version,
+                "reward_model_version": wanted.reward_model_version,
+            }
             if self._serving is not None and self._serving.wanted == wanted:
                 return self._record(reason, "unchanged", target, None, t0)
             try:
                 new = self._load(wanted)
             except Exception as exc:
-                log.error("swap to %s refused, still serving %s: %s: %s", target,
-                          self._serving.versions() if self._serving else None, type(exc).__name__, exc)
+                log.error(
+                    "swap to %s refused, still serving %s: %s: %s",
+                    target,
+                    self._serving.versions() if self._serving else None,
+                    type(exc).__name__,
+                    exc,
+                )
                 return self._record(reason, "failed", target, f"{type(exc).__name__}: {exc}", t0)
             self._previous, self._serving = self._serving, new  # the atomic switch
             log.info("swapped to %s (%s)", target, reason)
@@ -237,7 +269,9 @@ class Engine:
             log.info("rolled back to %s", self._serving.versions())
             return self._record("admin rollback", "rolled_back", self._serving.versions(), None, t0)
 
-    def _record(self, reason: str, outcome: str, to: dict[str, Any], error: str | None, t0: float) -> SwapRecord:
+    def _record(
+        self, reason: str, outcome: str, to: dict[str, Any], error: str | None, t0: float
+    ) -> SwapRecord:
         self.last_swap = SwapRecord(datetime.now(UTC), reason, outcome, to, error, time.perf_counter() - t0)
         return self.last_swap
 
@@ -262,22 +296,34 @@ class Engine:
             self._watcher.join(timeout=5)
 
     # -- generation --------------------------------------------------------------------------------
-    def sampling(self, max_new_tokens: int | None = None, temperature: float | None = None,
-                 top_p: float | None = None, seed: int | None = None) -> Sampling:
+    def sampling(
+        self,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+    ) -> Sampling:
         d = self.config.generation
         limit = self.config.server.max_new_tokens_limit
         n = d.max_new_tokens if max_new_tokens is None else max_new_tokens
         if n > limit:
             raise ValueError(f"max_tokens: {n} is above the server's limit {limit}")
-        return Sampling(n, d.temperature if temperature is None else temperature,
-                        d.top_p if top_p is None else top_p, seed)
+        return Sampling(
+            n,
+            d.temperature if temperature is None else temperature,
+            d.top_p if top_p is None else top_p,
+            seed,
+        )
 
     def _inputs(self, s: Serving, messages: Sequence[Mapping[str, str]]) -> Any:
         return s.tokenizer(chat_prompt(s.tokenizer, messages), return_tensors="pt", add_special_tokens=False)
 
     def _generate_kwargs(self, s: Serving, inputs: Any, sampling: Sampling) -> dict[str, Any]:
-        kw: dict[str, Any] = {**inputs, "max_new_tokens": sampling.max_new_tokens,
-                              "pad_token_id": s.tokenizer.pad_token_id}
+        kw: dict[str, Any] = {
+            **inputs,
+            "max_new_tokens": sampling.max_new_tokens,
+            "pad_token_id": s.tokenizer.pad_token_id,
+        }
         if sampling.temperature > 0:
             kw.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
         else:
@@ -303,11 +349,16 @@ class Engine:
             out = s.model.generate(**self._generate_kwargs(s, inputs, sampling))
         new = out[0, n_prompt:]
         text = s.tokenizer.decode(new, skip_special_tokens=True)
-        finish = "length" if len(new) >= sampling.max_new_tokens and new[-1] != s.tokenizer.eos_token_id else "stop"
+        finish = (
+            "length"
+            if len(new) >= sampling.max_new_tokens and new[-1] != s.tokenizer.eos_token_id
+            else "stop"
+        )
         return Reply(text.strip(), n_prompt, len(new), finish, time.perf_counter() - t0, s)
 
-    def stream(self, messages: Sequence[Mapping[str, str]], sampling: Sampling,
-               done: Callable[[Reply], None]) -> Iterator[str]:
+    def stream(
+        self, messages: Sequence[Mapping[str, str]], sampling: Sampling, done: Callable[[Reply], None]
+    ) -> Iterator[str]:
         """Text pieces as they are generated; `done(reply)` is called once with the whole reply before the
         iterator ends. Closing the iterator early stops the generation at its next token."""
         import torch
@@ -331,7 +382,8 @@ class Engine:
                     self._seed(sampling)
                     kw = self._generate_kwargs(s, inputs, sampling)
                     result["out"] = s.model.generate(
-                        **kw, streamer=streamer, stopping_criteria=StoppingCriteriaList([_Cancel()]))
+                        **kw, streamer=streamer, stopping_criteria=StoppingCriteriaList([_Cancel()])
+                    )
             except BaseException as exc:  # surfaced to the reader below
                 result["error"] = exc
                 streamer.end()
@@ -350,7 +402,11 @@ class Engine:
         if "error" in result:
             raise ServingError(f"generation failed: {result['error']}") from result["error"]
         new = result["out"][0, n_prompt:]
-        finish = "length" if len(new) >= sampling.max_new_tokens and new[-1] != s.tokenizer.eos_token_id else "stop"
+        finish = (
+            "length"
+            if len(new) >= sampling.max_new_tokens and new[-1] != s.tokenizer.eos_token_id
+            else "stop"
+        )
         done(Reply("".join(pieces).strip(), n_prompt, len(new), finish, time.perf_counter() - t0, s))
 
     # -- reward ------------------------------------------------------------------------------------

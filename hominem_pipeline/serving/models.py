@@ -34,12 +34,21 @@ class SamplingFields(_Body):
 class GenerateRequest(SamplingFields):
     """Exactly one of `prompt`, `messages`, `regenerate`."""
 
-    prompt: str | None = Field(None, min_length=1, max_length=_TEXT_LIMIT,
-                               description="a user message; continues `conversation_id` when given")
-    messages: list[ChatMessage] | None = Field(None, min_length=1, max_length=200,
-                                               description="a whole conversation kept by the client")
-    regenerate: str | None = Field(None, min_length=1, max_length=256,
-                                   description="a user message id: another reply to that turn (a new draft)")
+    prompt: str | None = Field(
+        None,
+        min_length=1,
+        max_length=_TEXT_LIMIT,
+        description="a user message; continues `conversation_id` when given",
+    )
+    messages: list[ChatMessage] | None = Field(
+        None, min_length=1, max_length=200, description="a whole conversation kept by the client"
+    )
+    regenerate: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        description="a user message id: another reply to that turn (a new draft)",
+    )
     conversation_id: str | None = Field(None, min_length=1, max_length=256)
     stream: bool = Field(False, description="server-sent events: {delta} pieces, then the whole response")
 
@@ -63,7 +72,9 @@ class GenerateResponse(_Body):
     adapter_version: str | None
     reward_model_version: str | None
     profile: str
-    reward: RewardOutput | None = Field(description="the reply's reward vector; null when no reward model is served")
+    reward: RewardOutput | None = Field(
+        description="the reply's reward vector; null when no reward model is served"
+    )
     finish_reason: Literal["stop", "length"]
     prompt_tokens: int
     completion_tokens: int
@@ -100,9 +111,16 @@ class FeedbackRequest(_Body):
 
     @model_validator(mode="after")
     def _something(self) -> FeedbackRequest:
-        if not (self.labels or self.remove_labels or self.chosen_message_id or self.rejected_message_id
-                or self.correction):
-            raise ValueError("nothing to record: give labels, remove_labels, a chosen/rejected pair or a correction")
+        if not (
+            self.labels
+            or self.remove_labels
+            or self.chosen_message_id
+            or self.rejected_message_id
+            or self.correction
+        ):
+            raise ValueError(
+                "nothing to record: give labels, remove_labels, a chosen/rejected pair or a correction"
+            )
         if (self.labels or self.remove_labels or self.correction) and not self.message_id:
             raise ValueError("message_id: required with labels or a correction")
         if bool(self.chosen_message_id) != bool(self.rejected_message_id):
@@ -199,4 +217,6 @@ class ChatCompletion(_Body):
     model: str
     choices: list[ChatChoice]
     usage: Usage
-    hominem: dict[str, Any] = Field(description="message and conversation ids, versions served, reward vector")
+    hominem: dict[str, Any] = Field(
+        description="message and conversation ids, versions served, reward vector"
+    )

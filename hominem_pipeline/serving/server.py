@@ -33,8 +33,10 @@ def api_key_for(settings: Settings, host: str) -> tuple[str | None, bool]:
     key = os.environ.get(env) or None
     off_loopback = not is_loopback(host)
     if off_loopback and not key:
-        raise ConfigError(f"binding to {host} (not loopback) needs an API key: set the environment variable "
-                          f"{env} (named by server.api_key_env in config/serving.toml)")
+        raise ConfigError(
+            f"binding to {host} (not loopback) needs an API key: set the environment variable "
+            f"{env} (named by server.api_key_env in config/serving.toml)"
+        )
     return key, off_loopback
 
 

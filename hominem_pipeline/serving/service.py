@@ -77,7 +77,8 @@ class Conversation:
                 continue
             options = drafts[m.parent_id]
             best = next((d for d in options if d.event_id in chosen), None) or next(
-                (d for d in options if d.event_id not in rejected), options[0])
+                (d for d in options if d.event_id not in rejected), options[0]
+            )
             if m is best:
                 out.append(m)
         return out
@@ -150,8 +151,14 @@ class ChatService:
             self.index.apply(e)
 
     # -- turns -------------------------------------------------------------------------------------
-    def open_turn(self, conversation_id: str | None, messages: Sequence[dict[str, str]] | None,
-                  prompt: str | None, regenerate: str | None, endpoint: str) -> tuple[list[dict[str, str]], dict]:
+    def open_turn(
+        self,
+        conversation_id: str | None,
+        messages: Sequence[dict[str, str]] | None,
+        prompt: str | None,
+        regenerate: str | None,
+        endpoint: str,
+    ) -> tuple[list[dict[str, str]], dict]:
         """Record the user's side of a turn and return (the messages to generate from, where the reply
         goes). Exactly one of `messages` (a client that keeps its own history, as OpenAI clients do),
         `prompt` (continue `conversation_id` as the server knows it, or start one) and `regenerate` (a
@@ -160,13 +167,19 @@ class ChatService:
             if regenerate is not None:
                 user = self.index.message(regenerate, "regenerate")
                 if user.role != "user":
-                    raise Conflict("regenerate", "names an assistant message; give the user message it answers")
+                    raise Conflict(
+                        "regenerate", "names an assistant message; give the user message it answers"
+                    )
                 conv = self.index.conversations[user.conversation_id]
                 history = conv.thread(until=None)
                 history = history[: next(i for i, m in enumerate(history) if m.event_id == user.event_id) + 1]
                 drafts = [m for m in conv.messages if m.role == "assistant" and m.parent_id == user.event_id]
-                where = {"conversation_id": conv.conversation_id, "parent_id": user.event_id,
-                         "draft_index": len(drafts), "seq": user.seq}
+                where = {
+                    "conversation_id": conv.conversation_id,
+                    "parent_id": user.event_id,
+                    "draft_index": len(drafts),
+                    "seq": user.seq,
+                }
                 return [{"role": m.role, "content": m.content} for m in history], where
             if prompt is not None:
                 if conversation_id is not None and conversation_id not in self.index.conversations:
@@ -179,13 +192,15 @@ class ChatService:
                 history = [{"role": m["role"], "content": m["content"]} for m in messages or []]
                 # A stateless client resends the whole history each turn: its conversation is named by its
                 # opening, so the turns of one chat land in one conversation.
-                cid = conversation_id or content_hash("conversation", *(
-                    f"{m['role']}:{m['content']}" for m in history[:2]))
+                cid = conversation_id or content_hash(
+                    "conversation", *(f"{m['role']}:{m['content']}" for m in history[:2])
+                )
                 conv = self.index.conversations.get(cid) or Conversation(cid)
             seq = max(conv.next_seq(), len(history) - 1)
             last = history[-1]
-            user = MessageEvent.create(cid, last["role"], last["content"], seq=seq,
-                                       metadata={"endpoint": endpoint})
+            user = MessageEvent.create(
+                cid, last["role"], last["content"], seq=seq, metadata={"endpoint": endpoint}
+            )
             self._append([user])
             return history, {"conversation_id": cid, "parent_id": user.event_id, "draft_index": 0, "seq": seq}
 
@@ -195,40 +210,78 @@ class ChatService:
         user = self.index.messages.get(where["parent_id"])
         scores = self.engine.score(s, user.content if user else "", [reply.text]) if reply.text else None
         reward = scores[0].model_dump() if scores else None
-        meta = {**s.versions(), "reward": reward, "latency_s": round(reply.latency_s, 4),
-                "prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
-                "finish_reason": reply.finish_reason, "sampling": sampling.as_dict(), "endpoint": endpoint}
+        meta = {
+            **s.versions(),
+            "reward": reward,
+            "latency_s": round(reply.latency_s, 4),
+            "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": reply.completion_tokens,
+            "finish_reason": reply.finish_reason,
+            "sampling": sampling.as_dict(),
+            "endpoint": endpoint,
+        }
         # A model can answer with nothing at all (an immediate end-of-text); the log refuses blank content,
         # so the empty reply is recorded as such rather than dropped.
         content = reply.text or "(empty reply)"
         if not reply.text:
             meta["empty_reply"] = True
         with self._lock:
-            msg = MessageEvent.create(where["conversation_id"], "assistant", content, seq=where["seq"] + 1,
-                                      parent_id=where["parent_id"], draft_index=where["draft_index"], metadata=meta)
+            msg = MessageEvent.create(
+                where["conversation_id"],
+                "assistant",
+                content,
+                seq=where["seq"] + 1,
+                parent_id=where["parent_id"],
+                draft_index=where["draft_index"],
+                metadata=meta,
+            )
             self._append([msg])
-        return Exchange(reply, where["conversation_id"], where["parent_id"], msg.event_id, where["draft_index"], reward)
+        return Exchange(
+            reply, where["conversation_id"], where["parent_id"], msg.event_id, where["draft_index"], reward
+        )
 
-    def reply(self, conversation_id: str | None, messages: Sequence[dict[str, str]] | None, prompt: str | None,
-              regenerate: str | None, sampling: Sampling, endpoint: str) -> Exchange:
+    def reply(
+        self,
+        conversation_id: str | None,
+        messages: Sequence[dict[str, str]] | None,
+        prompt: str | None,
+        regenerate: str | None,
+        sampling: Sampling,
+        endpoint: str,
+    ) -> Exchange:
         history, where = self.open_turn(conversation_id, messages, prompt, regenerate, endpoint)
         reply = self.engine.generate(history, sampling)
         return self.close_turn(where, reply, sampling, endpoint)
 
-    def stream_reply(self, conversation_id: str | None, messages: Sequence[dict[str, str]] | None,
-                     prompt: str | None, regenerate: str | None, sampling: Sampling, endpoint: str,
-                     ) -> tuple[dict, Iterator[str], list[Exchange]]:
+    def stream_reply(
+        self,
+        conversation_id: str | None,
+        messages: Sequence[dict[str, str]] | None,
+        prompt: str | None,
+        regenerate: str | None,
+        sampling: Sampling,
+        endpoint: str,
+    ) -> tuple[dict, Iterator[str], list[Exchange]]:
         """(where the reply goes, the text pieces, a list that holds the Exchange once the pieces end)."""
         history, where = self.open_turn(conversation_id, messages, prompt, regenerate, endpoint)
         finished: list[Exchange] = []
         pieces = self.engine.stream(
-            history, sampling, lambda reply: finished.append(self.close_turn(where, reply, sampling, endpoint)))
+            history,
+            sampling,
+            lambda reply: finished.append(self.close_turn(where, reply, sampling, endpoint)),
+        )
         return where, pieces, finished
 
     # -- feedback ----------------------------------------------------------------------------------
-    def feedback(self, message_id: str | None, labels: Sequence[str], remove_labels: Sequence[str],
-                 chosen_message_id: str | None, rejected_message_id: str | None, correction: str | None,
-                 ) -> list[FeedbackEvent | MessageEvent]:
+    def feedback(
+        self,
+        message_id: str | None,
+        labels: Sequence[str],
+        remove_labels: Sequence[str],
+        chosen_message_id: str | None,
+        rejected_message_id: str | None,
+        correction: str | None,
+    ) -> list[FeedbackEvent | MessageEvent]:
         """Validate everything first, then append all of it in one write; labels already set (or already
         absent, for removals) write nothing, so a repeated click cannot duplicate a label."""
         now = datetime.now(UTC)
@@ -242,30 +295,58 @@ class ChatService:
                 for emoji in dict.fromkeys(emojis):
                     if (emoji in have) == (kind == "emoji"):
                         continue
-                    events.append(FeedbackEvent(
-                        event_id=content_hash("feedback", kind, message_id, emoji, now.isoformat()),
-                        conversation_id=target.conversation_id, timestamp=now, kind=kind,  # type: ignore[union-attr]
-                        message_id=message_id, emoji=emoji, metadata={"origin": "server"}))
+                    events.append(
+                        FeedbackEvent(
+                            event_id=content_hash("feedback", kind, message_id, emoji, now.isoformat()),
+                            conversation_id=target.conversation_id,
+                            timestamp=now,
+                            kind=kind,  # type: ignore[union-attr]
+                            message_id=message_id,
+                            emoji=emoji,
+                            metadata={"origin": "server"},
+                        )
+                    )
             if chosen_message_id or rejected_message_id:
                 chosen = self.index.message(chosen_message_id or "", "chosen_message_id")
                 rejected = self.index.message(rejected_message_id or "", "rejected_message_id")
-                if chosen.role != "assistant" or rejected.role != "assistant" or chosen.parent_id != rejected.parent_id:
-                    raise Conflict("rejected_message_id", "chosen and rejected must be two replies to the same user turn")
-                events.append(FeedbackEvent(
-                    event_id=content_hash("feedback", "preference", chosen.event_id, rejected.event_id, now.isoformat()),
-                    conversation_id=chosen.conversation_id, timestamp=now, kind="preference",
-                    chosen_message_id=chosen.event_id, rejected_message_id=rejected.event_id,
-                    metadata={"origin": "server"}))
+                if (
+                    chosen.role != "assistant"
+                    or rejected.role != "assistant"
+                    or chosen.parent_id != rejected.parent_id
+                ):
+                    raise Conflict(
+                        "rejected_message_id", "chosen and rejected must be two replies to the same user turn"
+                    )
+                events.append(
+                    FeedbackEvent(
+                        event_id=content_hash(
+                            "feedback", "preference", chosen.event_id, rejected.event_id, now.isoformat()
+                        ),
+                        conversation_id=chosen.conversation_id,
+                        timestamp=now,
+                        kind="preference",
+                        chosen_message_id=chosen.event_id,
+                        rejected_message_id=rejected.event_id,
+                        metadata={"origin": "server"},
+                    )
+                )
             if correction:
                 if target is None or target.role != "assistant":
                     raise Conflict("message_id", "a correction names the assistant message it corrects")
                 conv = self.index.conversations[target.conversation_id]
                 # A user turn that says "Correction:" is what the knowledge extractor's correction cue and
                 # the teacher's transcript prompt both read as a factual correction of the reply before it.
-                events.append(MessageEvent.create(
-                    target.conversation_id, "user", CORRECTION_PREFIX + correction.strip(), seq=conv.next_seq(),
-                    parent_id=target.event_id, timestamp=now,
-                    metadata={"kind": "correction", "corrects": target.event_id, "endpoint": "/feedback"}))
+                events.append(
+                    MessageEvent.create(
+                        target.conversation_id,
+                        "user",
+                        CORRECTION_PREFIX + correction.strip(),
+                        seq=conv.next_seq(),
+                        parent_id=target.event_id,
+                        timestamp=now,
+                        metadata={"kind": "correction", "corrects": target.event_id, "endpoint": "/feedback"},
+                    )
+                )
             if events:
                 self._append(events)
             return events
