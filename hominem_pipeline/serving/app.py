@@ -25,6 +25,8 @@ from hominem_pipeline.serving.service import ChatService, Conflict, Exchange, Un
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 MODEL_ID = "hominem"
+# Module level: FastAPI resolves the (postponed) annotation against this module's globals.
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))]
 
 
 def is_loopback(host: str) -> bool:
@@ -112,8 +114,6 @@ def create_app(service: ChatService, api_key: str | None, require_key: bool) -> 
         description="Chat, labels and rewards for a local model that "
         "learns from them. Every exchange and label is appended to the event log.",
     )
-    bearer = HTTPBearer(auto_error=False)
-    Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
     def _check(creds: HTTPAuthorizationCredentials | None) -> None:
         if api_key is None:
