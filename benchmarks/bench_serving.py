@@ -1,0 +1,301 @@
+"""What the chat server costs over calling the model in-process, how fast it takes feedback under many
+clients, and how long a hot-swap takes, with requests running, on the embedded SmolLM2-135M.
+
+    PYTHONPATH=. python benchmarks/bench_serving.py [--runs 3] [--prompts 4] [--max-tokens 32]
+        [--clients 50] [--events-per-client 40] [--swaps 3] [--model tiny|smollm2]
+
+1. Generation: the same prompts, greedy, the same token budget, through `Engine.generate` in-process
+   (the baseline), `POST /generate` and `POST /v1/chat/completions` (real HTTP on loopback, uvicorn in this
+   process; each request also appends its two events to the log and scores the reply when a reward model
+   is served: none is here). Median of `--runs` passes; overhead = HTTP latency / in-process latency.
+2. Feedback: `--clients` concurrent clients post `--events-per-client` emoji labels each, all distinct;
+   baseline: the same number of `EventLog.append` calls from as many threads in-process. Then every label
+   is looked for in the log: each must be there exactly once.
+3. Swap: 4 clients send requests without pause while the `current` pointer moves between two adapters;
+   time from the pointer change to /health showing the new adapter, and the failed requests meanwhile.
+The machine may be shared: the ratios measured in one run matter more than the absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from hominem_pipeline.events.log import EventLog
+from hominem_pipeline.events.schema import FeedbackEvent, MessageEvent
+from hominem_pipeline.records import content_hash
+from hominem_pipeline.serving.server import BackgroundServer, build
+from hominem_pipeline.settings import REPO_ROOT, Settings
+
+PROMPTS = [
+    "What is the capital of France?",
+    "Give me one tip for sleeping better.",
+    "Explain what a rainbow is in two sentences.",
+    "Write a short greeting for a new colleague.",
+    "Why is the sky blue?",
+    "Name three fruits that are red.",
+]
+EMOJIS = ["😊+2", "😊+1", "😟-1", "😟-2", "🚀", "💔", "⏳", "🪞", "🤗", "🎭"]
+
+
+def make_bench_home(root: Path, model: str, max_tokens: int) -> Path:
+    """The repository's config in a fresh home; converted models are shared with the repository's cache."""
+    import shutil
+
+    from hominem_pipeline_tests.serving_fixtures import _set_line, write_config
+
+    home = root / "home"
+    shutil.copytree(REPO_ROOT / "config", home / "config")
+    write_config(home / "config", inference={"student.model": model})
+    text = (home / "config" / "serving.toml").read_text()
+    for key, value in (("max_new_tokens", max_tokens), ("temperature", 0.0), ("watch_interval_s", 0.05)):
+        text = _set_line(text, key, value)
+    text = text.replace('reward_model = "current"', 'reward_model = "none"')
+    (home / "config" / "serving.toml").write_text(text)
+    (REPO_ROOT / "artifacts" / "models").mkdir(parents=True, exist_ok=True)
+    (home / "artifacts").mkdir(parents=True)
+    (home / "artifacts" / "models").symlink_to(REPO_ROOT / "artifacts" / "models")
+    return home
+
+
+def bench_generation(url: str, built, prompts: list[str], runs: int) -> list[tuple[str, float, float, int]]:  # noqa: ANN001
+    engine = built.engine
+    samp = engine.sampling()
+    rows: dict[str, list[tuple[float, int]]] = {
+        "in-process Engine.generate (baseline)": [],
+        "POST /generate": [],
+        "POST /v1/chat/completions": [],
+    }
+    with httpx.Client(timeout=600) as http:
+        http.post(url + "/generate", json={"prompt": "warm up"})
+        names = list(rows)
+        for run in range(runs):
+            # Rotate which path goes first, so no path always runs on a cold or a warm cache.
+            for name in names[run % len(names) :] + names[: run % len(names)]:
+                t0 = time.perf_counter()
+                tokens = 0
+                for p in prompts:
+                    if name.startswith("in-process"):
+                        tokens += engine.generate([{"role": "user", "content": p}], samp).completion_tokens
+                    elif name == "POST /generate":
+                        tokens += http.post(url + "/generate", json={"prompt": p}).json()["completion_tokens"]
+                    else:
+                        r = http.post(
+                            url + "/v1/chat/completions",
+                            json={"model": "hominem", "messages": [{"role": "user", "content": p}]},
+                        )
+                        tokens += r.json()["usage"]["completion_tokens"]
+                rows[name].append((time.perf_counter() - t0, tokens))
+    out = []
+    for name, samples in rows.items():
+        seconds = statistics.median(s for s, _ in samples)
+        tokens = samples[0][1]
+        out.append((name, seconds / len(prompts), tokens / seconds, tokens))
+    return out
+
+
+def seed_messages(log: EventLog, n: int) -> list[str]:
+    """n assistant messages in the log (as if replied earlier), for the feedback clients to label."""
+    events = []
+    for i in range(n):
+        user = MessageEvent.create(f"bench-{i}", "user", f"question {i}", seq=0)
+        events += [
+            user,
+            MessageEvent.create(f"bench-{i}", "assistant", f"answer {i}", seq=1, parent_id=user.event_id),
+        ]
+    log.append(events)
+    return [e.event_id for e in events if e.role == "assistant"]
+
+
+async def _post_feedback(url: str, jobs: list[list[tuple[str, str]]]) -> list[int]:
+    limits = httpx.Limits(max_connections=len(jobs), max_keepalive_connections=len(jobs))
+    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+
+        async def client(job: list[tuple[str, str]]) -> list[int]:
+            codes = []
+            for message_id, emoji in job:
+                r = await http.post(url + "/feedback", json={"message_id": message_id, "labels": [emoji]})
+                codes.append(r.status_code)
+            return codes
+
+        results = await asyncio.gather(*(client(j) for j in jobs))
+    return [c for codes in results for c in codes]
+
+
+def bench_feedback(
+    root: Path, model: str, clients: int, per_client: int, runs: int
+) -> list[tuple[str, float, str]]:
+    server_rates, baseline_rates, checks = [], [], []
+    total = clients * per_client
+    for run in range(runs):
+        home = make_bench_home(root / f"feedback-{run}", model, 8)
+        os.environ["HOMINEM_HOME"], os.environ["HOMINEM_CONFIG_DIR"] = str(home), str(home / "config")
+        settings = Settings()
+        log = EventLog(settings.data_dir / "events")
+        message_ids = seed_messages(log, (total + len(EMOJIS) - 1) // len(EMOJIS))
+        labels = [(m, e) for m in message_ids for e in EMOJIS][:total]
+        jobs = [labels[i::clients] for i in range(clients)]
+        built = build(settings, "127.0.0.1", watch=False)
+        with BackgroundServer(built) as url:
+            t0 = time.perf_counter()
+            codes = asyncio.run(_post_feedback(url, jobs))
+            server_rates.append(total / (time.perf_counter() - t0))
+        logged = [e for d in log.days() for e in log.read_day(d).events if isinstance(e, FeedbackEvent)]
+        per_label = Counter((e.message_id, e.emoji) for e in logged)
+        lost = sum(1 for lab in labels if per_label[lab] == 0)
+        duplicated = sum(n - 1 for n in per_label.values() if n > 1)
+        checks.append((Counter(codes).get(200, 0), len(logged), lost, duplicated))
+
+        base_log = EventLog(root / f"baseline-{run}")
+
+        def appender(job: list[tuple[str, str]], log: EventLog = base_log) -> None:
+            for message_id, emoji in job:
+                now = time.time()
+                log.append(
+                    [
+                        FeedbackEvent(
+                            event_id=content_hash("b", message_id, emoji, str(now)),
+                            conversation_id="b",
+                            timestamp=datetime.now(UTC),
+                            kind="emoji",
+                            message_id=message_id,
+                            emoji=emoji,
+                        )
+                    ]
+                )
+
+        threads = [threading.Thread(target=appender, args=(j,)) for j in jobs]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        baseline_rates.append(total / (time.perf_counter() - t0))
+    verdicts = ", ".join(
+        f"run {i + 1}: {ok}/{total} HTTP 200, {n} in log, lost {lost}, duplicated {dup}"
+        for i, (ok, n, lost, dup) in enumerate(checks)
+    )
+    return [
+        (f"in-process EventLog.append, {clients} threads (baseline)", statistics.median(baseline_rates), ""),
+        (f"POST /feedback, {clients} concurrent clients", statistics.median(server_rates), verdicts),
+    ]
+
+
+def bench_swap(root: Path, model: str, swaps: int) -> tuple[list[float], list[float], int, int]:
+    from hominem_pipeline.adapters import AdapterRegistry, model_name_for_spec
+    from hominem_pipeline.models import resolve_model
+    from hominem_pipeline_tests.adapter_helpers import lora_model, perturb, publish
+
+    home = make_bench_home(root / "swap", model, 8)
+    os.environ["HOMINEM_HOME"], os.environ["HOMINEM_CONFIG_DIR"] = str(home), str(home / "config")
+    settings = Settings()
+    base = Path(resolve_model(model, settings.models_cache_dir))
+    registry = AdapterRegistry(settings.artifacts_dir, model_name_for_spec(model))
+    versions = []
+    for seed in (1, 2):
+        peft_model, _ = lora_model(base, seed=seed)
+        perturb(peft_model, scale=0.01, seed=seed)
+        versions.append(publish(registry, peft_model, base))
+    registry.promote(versions[0])
+    built = build(settings, "127.0.0.1", watch_interval_s=0.05)
+    to_health, load_seconds, requests, failed = [], [], 0, 0
+    with BackgroundServer(built) as url:
+        stop = threading.Event()
+        codes: list[int] = []
+
+        def client() -> None:
+            with httpx.Client(timeout=600) as http:
+                while not stop.is_set():
+                    codes.append(
+                        http.post(url + "/generate", json={"prompt": "Say hi.", "max_tokens": 4}).status_code
+                    )
+
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            for i in range(swaps):
+                target = versions[(i + 1) % 2]
+                time.sleep(0.5)
+                t0 = time.perf_counter()
+                registry.promote(target)
+                while httpx.get(url + "/health").json()["serving"]["adapter_version"] != target:
+                    time.sleep(0.01)
+                to_health.append(time.perf_counter() - t0)
+                load_seconds.append(built.engine.last_swap.seconds)  # type: ignore[union-attr]
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        requests, failed = len(codes), sum(1 for c in codes if c != 200)
+    return to_health, load_seconds, requests, failed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--prompts", type=int, default=4)
+    ap.add_argument("--max-tokens", type=int, default=32)
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--events-per-client", type=int, default=40)
+    ap.add_argument("--swaps", type=int, default=3)
+    ap.add_argument("--model", default="embedded:smollm2-135m-instruct")
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    print(
+        f"load average before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}; "
+        f"cpus: {os.cpu_count()}; model: {args.model}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        home = make_bench_home(root / "generation", args.model, args.max_tokens)
+        os.environ["HOMINEM_HOME"], os.environ["HOMINEM_CONFIG_DIR"] = str(home), str(home / "config")
+        built = build(Settings(), "127.0.0.1", watch=False)
+        with BackgroundServer(built) as url:
+            gen = bench_generation(url, built, PROMPTS[: args.prompts], args.runs)
+        base_latency = gen[0][1]
+        print(
+            f"\n1. Generation: {args.prompts} prompts, greedy, max {args.max_tokens} new tokens, "
+            f"median of {args.runs} runs"
+        )
+        print(f"{'path':42s} {'s/request':>10s} {'tokens/s':>9s} {'tokens':>7s} {'overhead':>9s}")
+        for name, latency, tps, tokens in gen:
+            print(f"{name:42s} {latency:10.3f} {tps:9.1f} {tokens:7d} {latency / base_latency:8.3f}x")
+
+        fb = bench_feedback(root, args.model, args.clients, args.events_per_client, args.runs)
+        print(
+            f"\n2. Feedback: {args.clients * args.events_per_client} distinct emoji labels, median of {args.runs} runs"
+        )
+        print(f"{'path':52s} {'events/s':>9s}")
+        for name, rate, _ in fb:
+            print(f"{name:52s} {rate:9.1f}")
+        print("every label in the log exactly once? " + fb[1][2])
+
+        to_health, load_s, requests, failed = bench_swap(root, args.model, args.swaps)
+        print(
+            f"\n3. Swap under load (4 clients), {args.swaps} swaps between two adapters, pointer polled every 0.05 s"
+        )
+        print(
+            f"pointer change -> /health shows the new adapter: median {statistics.median(to_health):.3f} s "
+            f"(each: {', '.join(f'{s:.3f}' for s in to_health)})"
+        )
+        print(f"load + probe of the new set (engine): median {statistics.median(load_s):.3f} s")
+        print(f"requests during the swaps: {requests}, failed: {failed}")
+    print(f"\nload average after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
