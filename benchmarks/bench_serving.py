@@ -242,6 +242,45 @@ def bench_swap(root: Path, model: str, swaps: int) -> tuple[list[float], list[fl
     return to_health, load_seconds, requests, failed
 
 
+def report_generation(root: Path, args: argparse.Namespace) -> None:
+    home = make_bench_home(root / "generation", args.model, args.max_tokens)
+    os.environ["HOMINEM_HOME"], os.environ["HOMINEM_CONFIG_DIR"] = str(home), str(home / "config")
+    built = build(Settings(), "127.0.0.1", watch=False)
+    with BackgroundServer(built) as url:
+        gen = bench_generation(url, built, PROMPTS[: args.prompts], args.runs)
+    base_latency = gen[0][1]
+    print(
+        f"\n1. Generation: {args.prompts} prompts, greedy, max {args.max_tokens} new tokens, median of {args.runs} runs"
+    )
+    print(f"{'path':42s} {'s/request':>10s} {'tokens/s':>9s} {'tokens':>7s} {'overhead':>9s}")
+    for name, latency, tps, tokens in gen:
+        print(f"{name:42s} {latency:10.3f} {tps:9.1f} {tokens:7d} {latency / base_latency:8.3f}x")
+
+
+def report_feedback(root: Path, args: argparse.Namespace) -> None:
+    fb = bench_feedback(root, args.model, args.clients, args.events_per_client, args.runs)
+    print(
+        f"\n2. Feedback: {args.clients * args.events_per_client} distinct emoji labels, median of {args.runs} runs"
+    )
+    print(f"{'path':52s} {'events/s':>9s}")
+    for name, rate, _ in fb:
+        print(f"{name:52s} {rate:9.1f}")
+    print("every label in the log exactly once? " + fb[1][2])
+
+
+def report_swap(root: Path, args: argparse.Namespace) -> None:
+    to_health, load_s, requests, failed = bench_swap(root, args.model, args.swaps)
+    print(
+        f"\n3. Swap under load (4 clients), {args.swaps} swaps between two adapters, pointer polled every 0.05 s"
+    )
+    print(
+        f"pointer change -> /health shows the new adapter: median {statistics.median(to_health):.3f} s "
+        f"(each: {', '.join(f'{s:.3f}' for s in to_health)})"
+    )
+    print(f"load + probe of the new set (engine): median {statistics.median(load_s):.3f} s")
+    print(f"requests during the swaps: {requests}, failed: {failed}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=3)
@@ -251,6 +290,12 @@ def main() -> None:
     ap.add_argument("--events-per-client", type=int, default=40)
     ap.add_argument("--swaps", type=int, default=3)
     ap.add_argument("--model", default="embedded:smollm2-135m-instruct")
+    ap.add_argument(
+        "--only",
+        choices=["generation", "feedback", "swap"],
+        action="append",
+        help="run only these parts (repeatable; default: all)",
+    )
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -258,41 +303,15 @@ def main() -> None:
         f"load average before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}; "
         f"cpus: {os.cpu_count()}; model: {args.model}"
     )
+    parts = set(args.only or ["generation", "feedback", "swap"])
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        home = make_bench_home(root / "generation", args.model, args.max_tokens)
-        os.environ["HOMINEM_HOME"], os.environ["HOMINEM_CONFIG_DIR"] = str(home), str(home / "config")
-        built = build(Settings(), "127.0.0.1", watch=False)
-        with BackgroundServer(built) as url:
-            gen = bench_generation(url, built, PROMPTS[: args.prompts], args.runs)
-        base_latency = gen[0][1]
-        print(
-            f"\n1. Generation: {args.prompts} prompts, greedy, max {args.max_tokens} new tokens, "
-            f"median of {args.runs} runs"
-        )
-        print(f"{'path':42s} {'s/request':>10s} {'tokens/s':>9s} {'tokens':>7s} {'overhead':>9s}")
-        for name, latency, tps, tokens in gen:
-            print(f"{name:42s} {latency:10.3f} {tps:9.1f} {tokens:7d} {latency / base_latency:8.3f}x")
-
-        fb = bench_feedback(root, args.model, args.clients, args.events_per_client, args.runs)
-        print(
-            f"\n2. Feedback: {args.clients * args.events_per_client} distinct emoji labels, median of {args.runs} runs"
-        )
-        print(f"{'path':52s} {'events/s':>9s}")
-        for name, rate, _ in fb:
-            print(f"{name:52s} {rate:9.1f}")
-        print("every label in the log exactly once? " + fb[1][2])
-
-        to_health, load_s, requests, failed = bench_swap(root, args.model, args.swaps)
-        print(
-            f"\n3. Swap under load (4 clients), {args.swaps} swaps between two adapters, pointer polled every 0.05 s"
-        )
-        print(
-            f"pointer change -> /health shows the new adapter: median {statistics.median(to_health):.3f} s "
-            f"(each: {', '.join(f'{s:.3f}' for s in to_health)})"
-        )
-        print(f"load + probe of the new set (engine): median {statistics.median(load_s):.3f} s")
-        print(f"requests during the swaps: {requests}, failed: {failed}")
+        if "generation" in parts:
+            report_generation(root, args)
+        if "feedback" in parts:
+            report_feedback(root, args)
+        if "swap" in parts:
+            report_swap(root, args)
     print(f"\nload average after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     sys.stdout.flush()
 

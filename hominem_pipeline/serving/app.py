@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 
 from hominem_pipeline.serving import models as api
 from hominem_pipeline.serving.engine import Engine, ServingError
-from hominem_pipeline.serving.service import ChatService, Conflict, Exchange, UnknownId
+from hominem_pipeline.serving.service import ChatService, Conflict, Exchange, Turn, UnknownId
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
@@ -162,10 +162,10 @@ def create_app(service: ChatService, api_key: str | None, require_key: bool) -> 
         server-sent events: `{"delta": text}` pieces, then `{"done": true, "response": GenerateResponse}`."""
         samp = sampling(body)
         messages = [m.model_dump() for m in body.messages] if body.messages else None
-        args = (body.conversation_id, messages, body.prompt, body.regenerate, samp, "/generate")
+        turn = Turn("/generate", body.conversation_id, messages, body.prompt, body.regenerate)
         if not body.stream:
-            return _generate_response(service.reply(*args))
-        where, pieces, finished = service.stream_reply(*args)
+            return _generate_response(service.reply(turn, samp))
+        where, pieces, finished = service.stream_reply(turn, samp)
 
         def events() -> Iterator[str]:
             yield _sse({"conversation_id": where["conversation_id"], "user_message_id": where["parent_id"]})
@@ -264,10 +264,10 @@ def create_app(service: ChatService, api_key: str | None, require_key: bool) -> 
         if body.messages[-1].role != "user":
             raise HTTPException(422, "messages: the last message must be the user's")
         samp = sampling(body, body.max_completion_tokens)
-        args = (body.user, [m.model_dump() for m in body.messages], None, None, samp, "/v1/chat/completions")
+        turn = Turn("/v1/chat/completions", body.user, [m.model_dump() for m in body.messages])
         created = int(time.time())
         if not body.stream:
-            x = service.reply(*args)
+            x = service.reply(turn, samp)
             return api.ChatCompletion(
                 id=f"chatcmpl-{x.message_id}",
                 created=created,
@@ -286,7 +286,7 @@ def create_app(service: ChatService, api_key: str | None, require_key: bool) -> 
                 ),
                 hominem=_generate_response(x).model_dump(mode="json", exclude={"text"}),
             )
-        where, pieces, finished = service.stream_reply(*args)
+        where, pieces, finished = service.stream_reply(turn, samp)
         chunk_id = f"chatcmpl-{where['parent_id']}"
 
         def chunk(delta: dict, finish: str | None = None) -> str:

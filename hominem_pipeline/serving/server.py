@@ -14,6 +14,7 @@ from typing import Any
 import uvicorn
 
 from hominem_pipeline.events.log import EventLog
+from hominem_pipeline.extraction.config import events_dir
 from hominem_pipeline.serving.app import create_app, is_loopback
 from hominem_pipeline.serving.config import load_serving_config
 from hominem_pipeline.serving.engine import Engine
@@ -21,10 +22,9 @@ from hominem_pipeline.serving.service import ChatService
 from hominem_pipeline.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
-
-
-def event_log_for(settings: Settings) -> EventLog:
-    return EventLog(settings.data_dir / "events")
+# uvicorn closes idle keep-alive connections after 5 s by default; a client that sends its next request
+# just then gets a reset (seen under 50 concurrent clients on a loaded box). Local clients idle longer.
+KEEP_ALIVE_S = 60
 
 
 def api_key_for(settings: Settings, host: str) -> tuple[str | None, bool]:
@@ -53,7 +53,7 @@ def build(settings: Settings, host: str, watch: bool = True, watch_interval_s: f
     engine.start()
     if watch:
         engine.watch(watch_interval_s)
-    service = ChatService(engine, event_log_for(settings))
+    service = ChatService(engine, EventLog(events_dir(settings)))
     return Built(create_app(service, key, require), engine, service)
 
 
@@ -63,7 +63,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     built = build(settings, host)
     log.info("serving %s on http://%s:%d", built.engine.serving.versions(), host, port)
     try:
-        uvicorn.run(built.app, host=host, port=port, log_level="info")
+        uvicorn.run(built.app, host=host, port=port, log_level="info", timeout_keep_alive=KEEP_ALIVE_S)
     finally:
         built.engine.stop()
 
@@ -72,7 +72,14 @@ class BackgroundServer:
     """uvicorn in a thread on loopback, for tests and benchmarks: `with BackgroundServer(built) as url:`."""
 
     def __init__(self, built: Built, host: str = "127.0.0.1", port: int = 0):
-        config = uvicorn.Config(built.app, host=host, port=port, log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            built.app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            timeout_keep_alive=KEEP_ALIVE_S,
+        )
         self.server = uvicorn.Server(config)
         self.built = built
         self.thread = threading.Thread(target=self.server.run, name="hominem-uvicorn", daemon=True)

@@ -124,6 +124,17 @@ class ConversationIndex:
         return m
 
 
+@dataclass(frozen=True)
+class Turn:
+    """What a client asks to be answered (see `ChatService.open_turn`) and through which endpoint."""
+
+    endpoint: str
+    conversation_id: str | None = None
+    messages: Sequence[dict[str, str]] | None = None
+    prompt: str | None = None
+    regenerate: str | None = None
+
+
 @dataclass
 class Exchange:
     """A reply and where it was written."""
@@ -151,18 +162,17 @@ class ChatService:
             self.index.apply(e)
 
     # -- turns -------------------------------------------------------------------------------------
-    def open_turn(
-        self,
-        conversation_id: str | None,
-        messages: Sequence[dict[str, str]] | None,
-        prompt: str | None,
-        regenerate: str | None,
-        endpoint: str,
-    ) -> tuple[list[dict[str, str]], dict]:
+    def open_turn(self, turn: Turn) -> tuple[list[dict[str, str]], dict]:
         """Record the user's side of a turn and return (the messages to generate from, where the reply
         goes). Exactly one of `messages` (a client that keeps its own history, as OpenAI clients do),
         `prompt` (continue `conversation_id` as the server knows it, or start one) and `regenerate` (a
         user message id to answer again) is given; the request model checks that."""
+        conversation_id, messages, prompt, regenerate = (
+            turn.conversation_id,
+            turn.messages,
+            turn.prompt,
+            turn.regenerate,
+        )
         with self._lock:
             if regenerate is not None:
                 user = self.index.message(regenerate, "regenerate")
@@ -178,7 +188,8 @@ class ChatService:
                     "conversation_id": conv.conversation_id,
                     "parent_id": user.event_id,
                     "draft_index": len(drafts),
-                    "seq": user.seq,
+                    # Drafts of one reply share its position; imported messages may have none.
+                    "seq": user.seq if user.seq is not None else conv.next_seq() - 1,
                 }
                 return [{"role": m.role, "content": m.content} for m in history], where
             if prompt is not None:
@@ -199,7 +210,7 @@ class ChatService:
             seq = max(conv.next_seq(), len(history) - 1)
             last = history[-1]
             user = MessageEvent.create(
-                cid, last["role"], last["content"], seq=seq, metadata={"endpoint": endpoint}
+                cid, last["role"], last["content"], seq=seq, metadata={"endpoint": turn.endpoint}
             )
             self._append([user])
             return history, {"conversation_id": cid, "parent_id": user.event_id, "draft_index": 0, "seq": seq}
@@ -240,35 +251,19 @@ class ChatService:
             reply, where["conversation_id"], where["parent_id"], msg.event_id, where["draft_index"], reward
         )
 
-    def reply(
-        self,
-        conversation_id: str | None,
-        messages: Sequence[dict[str, str]] | None,
-        prompt: str | None,
-        regenerate: str | None,
-        sampling: Sampling,
-        endpoint: str,
-    ) -> Exchange:
-        history, where = self.open_turn(conversation_id, messages, prompt, regenerate, endpoint)
+    def reply(self, turn: Turn, sampling: Sampling) -> Exchange:
+        history, where = self.open_turn(turn)
         reply = self.engine.generate(history, sampling)
-        return self.close_turn(where, reply, sampling, endpoint)
+        return self.close_turn(where, reply, sampling, turn.endpoint)
 
-    def stream_reply(
-        self,
-        conversation_id: str | None,
-        messages: Sequence[dict[str, str]] | None,
-        prompt: str | None,
-        regenerate: str | None,
-        sampling: Sampling,
-        endpoint: str,
-    ) -> tuple[dict, Iterator[str], list[Exchange]]:
+    def stream_reply(self, turn: Turn, sampling: Sampling) -> tuple[dict, Iterator[str], list[Exchange]]:
         """(where the reply goes, the text pieces, a list that holds the Exchange once the pieces end)."""
-        history, where = self.open_turn(conversation_id, messages, prompt, regenerate, endpoint)
+        history, where = self.open_turn(turn)
         finished: list[Exchange] = []
         pieces = self.engine.stream(
             history,
             sampling,
-            lambda reply: finished.append(self.close_turn(where, reply, sampling, endpoint)),
+            lambda reply: finished.append(self.close_turn(where, reply, sampling, turn.endpoint)),
         )
         return where, pieces, finished
 
