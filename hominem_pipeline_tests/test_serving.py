@@ -311,3 +311,14 @@ def test_no_prompt_text_or_key_in_the_log_at_info(served: Served, caplog: pytest
         served.built.engine.reload("test")
     text = "\n".join(rec.getMessage() for rec in caplog.records)
     assert "zebra" not in text and "key-7731" not in text
+
+
+def test_hominem_serve_refuses_a_public_address_without_a_key(served: Served, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from hominem_pipeline.cli import main
+
+    monkeypatch.delenv("HOMINEM_API_KEY", raising=False)
+    out = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0", "--port", "0"])
+    assert out.exit_code != 0
+    assert "HOMINEM_API_KEY" in out.output and "0.0.0.0" in out.output
