@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hominem_pipeline.adapters import CURRENT, AdapterRegistry, model_name_for_spec
+from hominem_pipeline.atomic import Pointer
 from hominem_pipeline.models import chat_prompt, load_causal_lm, resolve_model
 from hominem_pipeline.reward_model import RewardModel, RewardOutput
 from hominem_pipeline.reward_model.registry import resolve_version, reward_model_root
@@ -128,8 +129,6 @@ def _resolve_wanted(settings: Settings, selection: Selection) -> Wanted:
     if selection.reward_model_ref:
         root = reward_model_root(settings.artifacts_dir)
         if selection.reward_model_ref == CURRENT:
-            from hominem_pipeline.atomic import Pointer
-
             reward_version = Pointer(root, CURRENT).target
         else:
             reward_version = resolve_version(settings.artifacts_dir, selection.reward_model_ref)[0].name
