@@ -19,12 +19,13 @@ export DAGSTER_HOME := $(CURDIR)/data/dagster
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: help install install-dev run dev test lint format bench clean
+.PHONY: help install install-dev run dev serve browser test lint format bench clean
 
 help:
 	@echo "make run    set up .venv and materialise every asset on the embedded defaults"
 	@echo "make test   set up .venv (with dev tools) and run the test suite"
 	@echo "make dev    Dagster UI on http://127.0.0.1:3000"
+	@echo "make serve  the chat server and page on http://127.0.0.1:8765 (config/serving.toml)"
 	@echo "make lint   ruff check + format check"
 
 $(BIN)/python:
@@ -60,7 +61,22 @@ run: $(STAMP_RUN) $(DAGSTER_HOME)/dagster.yaml
 dev: $(STAMP_RUN) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-test: $(STAMP_DEV)
+# The chat server (docs/SERVING.md): base + current LoRA + current reward model, loopback by default.
+serve: $(STAMP_RUN)
+	$(BIN)/hominem serve
+
+# The chat page's browser test drives Debian's chromium and its chromedriver (never a browser a tool
+# downloads). Installed once where missing; a no-op when present. Without apt-get it only warns: the test
+# then skips, except under CI=true, where it fails.
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  if command -v apt-get >/dev/null; then \
+	    SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	    $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium chromium-driver; \
+	  else echo "warning: no apt-get; install chromium and chromedriver for the browser test"; fi; \
+	fi
+
+test: $(STAMP_DEV) browser
 	$(BIN)/ruff check hominem_pipeline hominem_pipeline_tests benchmarks
 	$(BIN)/python -m pytest -q
 

@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import importlib.util
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,14 +129,14 @@ def load_causal_lm(path_or_id: str, dtype: Any = None) -> tuple[Any, Any]:
     return model, tok
 
 
-def chat_prompt(tokenizer: Any, prompt: str) -> str:
-    """A user prompt as the model sees it when served: its chat template with the assistant turn opened.
-    Training, evaluation and serving all format prompts through this, so they agree token for token."""
+def chat_prompt(tokenizer: Any, prompt: str | Sequence[Mapping[str, str]]) -> str:
+    """A user prompt (or a whole conversation, as `{role, content}` messages) as the model sees it when
+    served: its chat template with the assistant turn opened. Training, evaluation and serving all format
+    prompts through this, so they agree token for token."""
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
-    return f"User: {prompt}\nAssistant: "
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in messages) + "Assistant: "
 
 
 def build_tiny_model(out_dir: Path, tokenizer_source: str, seed: int = 0) -> Path:

@@ -13,6 +13,7 @@ from hominem_pipeline.cli import conversations as _conversations
 from hominem_pipeline.cli import imports as _imports
 from hominem_pipeline.cli import labels as _labels
 from hominem_pipeline.cli import reward as _reward
+from hominem_pipeline.cli import serve as _serve
 from hominem_pipeline.cli import train as _train
 
 
@@ -32,6 +33,7 @@ main.add_command(_reward.reward)
 main.add_command(_imports.import_group)
 main.add_command(_conversations.extract_sft)
 _conversations.register_import(main)  # `hominem import conversations`
+_serve.register(main)  # `hominem serve`, `hominem use`
 
 if __name__ == "__main__":
     main()

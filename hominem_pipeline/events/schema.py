@@ -2,8 +2,9 @@
 
 Two record types share one file, told apart by `type`:
 - `message`: one user / assistant / system message of a conversation.
-- `feedback`: an emoji label on an assistant message (seed 000 phase 7), or a chosen/rejected choice
-  between two assistant messages that answer the same user turn.
+- `feedback`: an emoji label on an assistant message (seed 000 phase 7), the withdrawal of one
+  (`emoji_retracted`: the user toggled it off), or a chosen/rejected choice between two assistant messages
+  that answer the same user turn.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class MessageEvent(_Event):
 
 class FeedbackEvent(_Event):
     type: Literal["feedback"] = "feedback"
-    kind: Literal["emoji", "preference"]
+    kind: Literal["emoji", "emoji_retracted", "preference"]
     message_id: str | None = None
     emoji: Emoji | None = None
     chosen_message_id: str | None = None
@@ -94,9 +95,9 @@ class FeedbackEvent(_Event):
 
     @model_validator(mode="after")
     def _shape(self) -> FeedbackEvent:
-        if self.kind == "emoji":
+        if self.kind in ("emoji", "emoji_retracted"):
             if not self.message_id or not self.emoji:
-                raise ValueError("an emoji feedback event needs message_id and emoji")
+                raise ValueError(f"an {self.kind} feedback event needs message_id and emoji")
         else:
             if not self.chosen_message_id or not self.rejected_message_id:
                 raise ValueError("a preference feedback event needs chosen_message_id and rejected_message_id")
@@ -106,7 +107,8 @@ class FeedbackEvent(_Event):
 
     @property
     def axes(self) -> dict[str, float]:
-        return dict(EMOJI_AXES[self.emoji]) if self.emoji else {}
+        # A withdrawn label says nothing about the emotion axes.
+        return dict(EMOJI_AXES[self.emoji]) if self.emoji and self.kind == "emoji" else {}
 
 
 Event = Annotated[MessageEvent | FeedbackEvent, Field(discriminator="type")]
