@@ -87,10 +87,10 @@ def corrupt_adapter(settings: Settings, version: str) -> None:
 
 def publish_reward_model(settings: Settings) -> str:
     """A reward model trained on the planted-signal rows (real MiniLM), accepted as `current`."""
+    from hominem_pipeline.embedding import Embedder
     from hominem_pipeline.manifold import load_manifold
     from hominem_pipeline.reward_model.config import RewardModelConfig
     from hominem_pipeline.reward_model.dataset import sample_from_row, teacher_pairs
-    from hominem_pipeline.reward_model.embedder import Embedder
     from hominem_pipeline.reward_model.registry import publish as publish_rm
     from hominem_pipeline.reward_model.train import train_reward_model
     from hominem_pipeline_tests.reward_data import planted_rows

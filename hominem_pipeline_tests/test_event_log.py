@@ -80,6 +80,31 @@ def test_ingest_twice_adds_nothing_twice(tmp_path: Path) -> None:
         assert db.get_feedback()[0]["axes"] == {"valence": 1.0}
 
 
+def test_a_label_the_user_turned_off_no_longer_counts_even_a_day_later(tmp_path: Path) -> None:
+    # The chat page toggles labels: set 😊+2, turn it off the next day, set 😟-1 twice (a double tap), and
+    # set, clear and set again 🚀. What training reads is the labels as they stand: 😟-1 once, 🚀 once.
+    log = EventLog(tmp_path / "events")
+    events = _conversation("c1", 1)
+    reply = events[1].event_id
+    log.append(events, day=DAY)
+
+    def fb(eid: str, kind: str, emoji: str, when: str) -> FeedbackEvent:
+        return FeedbackEvent(event_id=eid, conversation_id="c1", timestamp=when, kind=kind, message_id=reply,
+                             emoji=emoji)
+
+    log.append([fb("f1", "emoji", "😊+2", "2026-03-01T10:00:00Z"), fb("f2", "emoji", "😟-1", "2026-03-01T10:01:00Z"),
+                fb("f3", "emoji", "😟-1", "2026-03-01T10:02:00Z"), fb("f4", "emoji", "🚀", "2026-03-01T10:03:00Z"),
+                fb("f5", "emoji_retracted", "🚀", "2026-03-01T10:04:00Z"),
+                fb("f6", "emoji", "🚀", "2026-03-01T10:05:00Z")], day=DAY)
+    next_day = date(2026, 3, 2)
+    log.append([fb("f7", "emoji_retracted", "😊+2", "2026-03-02T09:00:00Z")], day=next_day)
+    with TrainingDatabase(tmp_path / "db.duckdb") as db:
+        ingest_day(db, log, DAY)
+        ingest_day(db, log, next_day)
+        for rows in (db.get_feedback(kind="emoji"), db.get_feedback(kind="emoji", days=[DAY]), db.get_feedback()):
+            assert sorted((r["event_id"], r["emoji"]) for r in rows) == [("f3", "😟-1"), ("f6", "🚀")]
+
+
 def test_crash_mid_file_loses_nothing_and_stores_nothing_twice(tmp_path: Path) -> None:
     log = EventLog(tmp_path / "events")
     log.append(_conversation("c1"), day=DAY)

@@ -98,15 +98,25 @@ class ConversationStore(StoreConnection):
         return {r["event_id"]: r for r in rows}
 
     def get_feedback(self, kind: str | None = None, days: Sequence[Any] | None = None) -> list[dict[str, Any]]:
-        where, params = [], []
+        """Feedback as it stands now. An emoji label counts once, and only while the user has it on: of all
+        `emoji` / `emoji_retracted` events for one (message, emoji), only the latest is considered (over
+        every day, so a label retracted the next day is gone from the day it was set), and it is returned
+        only if it is an `emoji` event. Retraction events themselves are never returned."""
+        where, params = ["f.kind <> 'emoji_retracted'"], []
         if kind is not None:
-            where.append("kind = ?")
+            where.append("f.kind = ?")
             params.append(kind)
         if days is not None:
-            where.append("event_day IN (SELECT unnest(?))")
+            where.append("f.event_day IN (SELECT unnest(?))")
             params.append(list(days))
+        superseded = (
+            "f.kind = 'emoji' AND EXISTS (SELECT 1 FROM feedback_events later "
+            "WHERE later.kind IN ('emoji', 'emoji_retracted') AND later.message_id = f.message_id "
+            "AND later.emoji = f.emoji AND (later.ts > f.ts OR (later.ts = f.ts AND later.event_id > f.event_id)))"
+        )
         rows = self.query(
-            "SELECT * FROM feedback_events" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY ts, event_id",
+            f"SELECT * FROM feedback_events f WHERE {' AND '.join(where)} AND NOT ({superseded}) "
+            "ORDER BY f.ts, f.event_id",
             params,
         )
         for r in rows:
