@@ -11,7 +11,11 @@ Peak memory: the process's peak RSS (includes torch, MiniLM and DuckDB's buffer 
 --duckdb-memory); with --tracemalloc also the peak of Python allocations (slows every step ~2x).
 
     PYTHONPATH=. python benchmarks/bench_extraction.py                 # 10k, 100k, 1M
-    PYTHONPATH=. python benchmarks/bench_extraction.py --sizes 10000 100000
+    PYTHONPATH=. python benchmarks/bench_extraction.py --sizes 10000 100000 --repeats 3
+
+Each step runs `--repeats` times on the same store (extract re-runs against a fresh copy of the ingested
+store, so every run does the same work); the table shows the median seconds, and the load average is
+printed before and after, so the machine's load is stated with the figures.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import json
 import os
 import random
 import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -150,20 +156,44 @@ def step(kind: str, workdir: Path, duckdb_memory: str, threads: int = 1, trace: 
     return out
 
 
-def run_size(n: int, base: Path, duckdb_memory: str, threads: int, trace: bool) -> dict:
+def _run_step(kind: str, workdir: Path, duckdb_memory: str, threads: int, trace: bool) -> dict:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--step", kind, "--workdir", str(workdir), "--duckdb-memory", duckdb_memory,
+         "--torch-threads", str(threads)] + (["--tracemalloc"] if trace else []),
+        capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{kind} in {workdir} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _median_of(runs: list[dict]) -> dict:
+    """The run with the median time, plus every run's seconds (so the spread is visible)."""
+    ordered = sorted(runs, key=lambda r: r["seconds"])
+    out = dict(ordered[len(ordered) // 2])
+    out["seconds"] = statistics.median(r["seconds"] for r in runs)
+    out["all_seconds"] = [round(r["seconds"], 2) for r in runs]
+    return out
+
+
+def run_size(n: int, base: Path, duckdb_memory: str, threads: int, trace: bool, repeats: int = 1) -> dict:
+    """Ingest (into a fresh store each time), scan and extract, each `repeats` times; medians."""
     workdir = base / f"n{n}"
     t0 = time.perf_counter()
     written = write_log(workdir / "events", n)
     res = {"messages": written, "generate_s": time.perf_counter() - t0}
-    for kind in ("ingest", "scan", "extract"):
-        proc = subprocess.run(
-            [sys.executable, __file__, "--step", kind, "--workdir", str(workdir), "--duckdb-memory", duckdb_memory,
-             "--torch-threads", str(threads)] + (["--tracemalloc"] if trace else []),
-            capture_output=True, text=True, check=False,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"{kind} at {n} failed:\n{proc.stderr[-3000:]}")
-        res[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
+    runs: dict[str, list[dict]] = {"ingest": [], "scan": [], "extract": []}
+    pristine = workdir / "ingested.duckdb"
+    for _ in range(repeats):
+        (workdir / "store.duckdb").unlink(missing_ok=True)
+        runs["ingest"].append(_run_step("ingest", workdir, duckdb_memory, threads, trace))
+    shutil.copy(workdir / "store.duckdb", pristine)
+    for _ in range(repeats):
+        runs["scan"].append(_run_step("scan", workdir, duckdb_memory, threads, trace))
+    for _ in range(repeats):
+        shutil.copy(pristine, workdir / "store.duckdb")  # extraction writes pairs: start each run equal
+        runs["extract"].append(_run_step("extract", workdir, duckdb_memory, threads, trace))
+    res.update({kind: _median_of(r) for kind, r in runs.items()})
     return res
 
 
@@ -176,16 +206,22 @@ def main() -> None:
     ap.add_argument("--json-out", type=Path)
     ap.add_argument("--torch-threads", type=int, default=1)
     ap.add_argument("--tracemalloc", action="store_true", help="also record Python's allocation peak (slows every step ~2x)")
+    ap.add_argument("--repeats", type=int, default=3, help="runs per step; the table shows the median")
     args = ap.parse_args()
     if args.step:
         print(json.dumps(step(args.step, args.workdir, args.duckdb_memory, args.torch_threads, args.tracemalloc)))
         return
     results = []
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-extraction-") as tmp:
         for n in args.sizes:
-            r = run_size(n, Path(tmp), args.duckdb_memory, args.torch_threads, args.tracemalloc)
+            r = run_size(n, Path(tmp), args.duckdb_memory, args.torch_threads, args.tracemalloc, args.repeats)
             results.append(r)
             print(f"done {n}: {json.dumps(r)}", file=sys.stderr, flush=True)
+    load_after = os.getloadavg()
+    print(f"cpus {os.cpu_count()}; load average (1/5/15 min) before {load_before[0]:.2f}/{load_before[1]:.2f}/"
+          f"{load_before[2]:.2f}, after {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f}; "
+          f"median of {args.repeats} run(s) per step")
     header = ("| messages | ingest s | scan (baseline) s | extract s | extract/scan | embedded texts | pairs | "
               "dropped near-dups | extract py peak MB | extract RSS peak MB | scan RSS peak MB |")
     print(header)
@@ -195,6 +231,9 @@ def main() -> None:
         print(f"| {r['messages']:,} | {i['seconds']:.1f} | {s['seconds']:.1f} | {e['seconds']:.1f} | "
               f"{e['seconds'] / s['seconds']:.1f} | {e['embedded']:,} | {e['pairs']:,} | {e['dropped']:,} | "
               f"{e.get('py_peak_mb', float('nan')):.0f} | {e['rss_peak_mb']:.0f} | {s['rss_peak_mb']:.0f} |")
+    for r in results:
+        print(f"{r['messages']:,} messages, every run's seconds: ingest {r['ingest']['all_seconds']}, "
+              f"scan {r['scan']['all_seconds']}, extract {r['extract']['all_seconds']}")
     by_n = {r["messages"] // 1000 * 1000: r for r in results}
     sizes = sorted(by_n)
     for small, big in zip(sizes, sizes[1:], strict=False):

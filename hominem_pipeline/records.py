@@ -11,7 +11,7 @@ import hashlib
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PreferenceSource = Literal["teacher", "feedback", "import"]
 SFTSource = Literal["conversation", "knowledge_update", "correction", "introspection", "import", "teacher"]
@@ -84,3 +84,28 @@ class SFTPair(BaseModel):
         if not self.pair_id:
             self.pair_id = content_hash(self.instruction, self.response)
         return self
+
+
+class SFTValidationError(ValueError):
+    """An SFT pair was refused; the message names the field (and the pair's position in a batch)."""
+
+
+#: Shorter than these (after stripping whitespace) is not a training example (seed 002 section 8).
+MIN_INSTRUCTION_LENGTH = 3
+MIN_RESPONSE_LENGTH = 2
+
+
+def validate_sft_pair(pair: SFTPair | dict[str, Any], index: int | None = None) -> SFTPair:
+    """Re-validate a pair (also one built with `model_construct`) and apply the store's length rules."""
+    where = f"sft pair #{index}: " if index is not None else "sft pair: "
+    data = pair.model_dump() if isinstance(pair, SFTPair) else dict(pair)
+    try:
+        checked = SFTPair.model_validate(data)
+    except ValidationError as exc:
+        parts = [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise SFTValidationError(where + "; ".join(parts)) from exc
+    for name, minimum in (("instruction", MIN_INSTRUCTION_LENGTH), ("response", MIN_RESPONSE_LENGTH)):
+        got = len(getattr(checked, name).strip())
+        if got < minimum:
+            raise SFTValidationError(f"{where}{name}: shorter than {minimum} characters (got {got})")
+    return checked

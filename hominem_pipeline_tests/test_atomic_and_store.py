@@ -9,7 +9,7 @@ import pytest
 
 from hominem_pipeline.atomic import Pointer, hash_tree, publish_dir, staging_dir, write_jsonl_atomic
 from hominem_pipeline.store import TrainingDatabase
-from hominem_pipeline.store.db import list_migrations
+from hominem_pipeline.store.connection import list_migrations
 
 
 def test_a_crash_while_writing_an_export_leaves_the_previous_file(tmp_path: Path) -> None:

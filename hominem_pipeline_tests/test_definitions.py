@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
+
 import dagster as dg
 
 from hominem_pipeline.definitions import defs
+from hominem_pipeline.defs.resources import STORE_POOL
 
 
 def test_definitions_load_with_every_job_and_check() -> None:
@@ -21,6 +24,31 @@ def test_definitions_load_with_every_job_and_check() -> None:
     assert job is not None
 
 
-def test_every_asset_that_writes_the_store_is_in_the_duckdb_pool() -> None:
-    for key in ("seed_prompts", "trajectories", "reward_labels"):
-        assert defs.resolve_assets_def(key).op.pool == "duckdb", key
+#: Steps that never open the DuckDB store: they read exports, models or the Dagster instance. A new step
+#: lands here only if it does not touch the store; otherwise it joins the pool.
+STEPS_OUTSIDE_THE_STORE = {
+    "base_model", "lora_eval", "adapter_promotion",
+    "seed_prompts_cover_categories", "trajectories_complete", "reward_labels_schema_valid",
+    "reward_model_beats_baseline", "preference_pairs_valid", "sft_pairs_valid", "lora_no_regression",
+}
+
+
+def _steps() -> dict[str, tuple[str | None, str]]:
+    """name -> (pool, source of its compute function) for every asset and asset check."""
+    out = {}
+    for d in [*defs.assets, *defs.asset_checks]:
+        name = d.check_key.name if isinstance(d, dg.AssetChecksDefinition) else d.key.to_user_string()
+        out[name] = (d.op.pool, inspect.getsource(d.op.compute_fn.decorated_fn))
+    return out
+
+
+def test_every_step_that_opens_the_store_is_in_the_store_pool() -> None:
+    # DuckDB lets one process hold the file (even a reader beside a writer), so a step outside the pool
+    # that opens it races the pool's writer for the lock: `make run` failed that way once.
+    steps = _steps()
+    assert set(steps) >= STEPS_OUTSIDE_THE_STORE
+    for name, (pool, source) in steps.items():
+        if name in STEPS_OUTSIDE_THE_STORE:
+            assert "open_db(" not in source and "TrainingDatabase" not in source, name
+        else:
+            assert pool == STORE_POOL, f"{name} opens the store but is not in the {STORE_POOL!r} pool"

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import shutil
-from datetime import date
+import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,66 @@ def test_import_openai_and_lmstudio_twice_adds_nothing(tmp_path: Path) -> None:
     _, [events], _ = read_chat_file(EXAMPLES / "lmstudio_conversation.json")
     # LM Studio keeps regenerated replies as versions of one message: each is a draft of that reply.
     assert [(e.role, e.draft_index) for e in events] == [("user", None), ("assistant", 0), ("assistant", 1)]
+
+
+class _SlowReadLog(EventLog):
+    """A real log whose reader dawdles after listing the ids already logged: the window in which, without
+    one lock over check and append, a second importer finds the same ids missing."""
+
+    def iter_event_ids(self):
+        ids = list(super().iter_event_ids())
+        time.sleep(0.5)
+        yield from ids
+
+
+def _import_into(root: str, path: str, start, results) -> None:
+    start.wait()
+    r = import_conversations(path, _SlowReadLog(root))
+    results.put((r.appended, r.already_in_log))
+
+
+def test_two_concurrent_imports_of_one_file_log_each_message_once(tmp_path: Path) -> None:
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text("".join(
+        json.dumps({"messages": [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": f"answer {i}"}]})
+        + "\n" for i in range(200)
+    ))
+    start, results = multiprocessing.Barrier(2), multiprocessing.Queue()
+    procs = [multiprocessing.Process(target=_import_into, args=(str(tmp_path / "events"), str(chats), start, results))
+             for _ in range(2)]
+    for p in procs:
+        p.start()
+    reports = [results.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join()
+    log = EventLog(tmp_path / "events")
+    [day] = log.days()
+    events = log.read_day(day).events
+    assert len(events) == len({e.event_id for e in events}) == 400  # each message once
+    assert sorted(reports) == [(0, 400), (400, 0)]  # one import appended everything, the other nothing
+
+
+def test_imported_messages_keep_their_time_or_share_one_import_time_in_order(tmp_path: Path) -> None:
+    chats = tmp_path / "chats.jsonl"
+    rows = [
+        {"messages": [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": f"answer {i}"}]}
+        for i in range(300)
+    ]
+    rows[0]["timestamp"] = "2025-06-01T10:00:00Z"  # the source knows when the conversation took place
+    rows[1]["messages"][0]["timestamp"] = "2025-06-02T08:00:00+02:00"  # ... or when a message was said
+    chats.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    before = datetime.now(UTC).replace(tzinfo=None)
+    _, conversations, _ = read_chat_file(chats)
+    after = datetime.now(UTC).replace(tzinfo=None)
+
+    assert [e.timestamp for e in conversations[0]] == [datetime(2025, 6, 1, 10, 0)] * 2
+    assert conversations[1][0].timestamp == datetime(2025, 6, 2, 6, 0)
+    # Without a source time: one import time for the whole file (a 300-line file no longer runs 300 s into
+    # the future), and `seq` keeps each conversation's order.
+    rest = [e for conv in conversations[2:] for e in conv]
+    assert len({e.timestamp for e in rest}) == 1 and before <= rest[0].timestamp <= after
+    assert conversations[1][1].timestamp == rest[0].timestamp
+    assert all([e.seq for e in conv] == [0, 1] and [e.role for e in conv] == ["user", "assistant"] for conv in conversations)
 
 
 def test_import_errors_name_line_and_field(tmp_path: Path) -> None:

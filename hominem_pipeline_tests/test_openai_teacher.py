@@ -1,11 +1,14 @@
 """The `openai` teacher backend against a real OpenAI-compatible server (llama-cpp-python) on loopback.
 
-The model behind it is the packaged SmolLM2-135M: small and weak, which is the point. Every rating comes back
-either valid against the manifold or as a failure with its reason.
+The model behind it is the packaged SmolLM2-135M: small and weak, which is the point. With the rating schema
+the server itself keeps every number on the 1-5 scale; without it, what comes back is checked and refused
+when off the scale. Failure paths (a server that hangs up, hangs, errors or talks nonsense) run against real
+loopback endpoints started here (`loopback_http`), which count exactly how many requests were made.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -14,8 +17,19 @@ import yaml
 from hominem_pipeline.manifold import load_manifold
 from hominem_pipeline.settings import REPO_ROOT, TeacherConfig
 from hominem_pipeline.teacher.openai_backend import OpenAITeacher
+from hominem_pipeline_tests.loopback_http import (
+    ScriptedChatServer,
+    closed_port_url,
+    completion,
+    counting_socket,
+)
 
 EXCHANGE = ("I failed my driving test for the third time.", "That sounds really discouraging. What went wrong this time?")
+MORE = [
+    ("Can you help me plan a birthday party for my mum?", "Sure. How many guests, and what does she enjoy?"),
+    ("Is it safe to mix bleach and ammonia for cleaning?", "No: together they release toxic chloramine gas."),
+    ("I think my friend is avoiding me.", "Whatever. People drift apart."),
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +55,51 @@ def test_generates_n_distinct_candidates_per_prompt(openai_server_url: str, smal
     assert out[0][0] != out[0][1]  # different seeds, different samples
 
 
-def test_json_object_mode_yields_a_schema_valid_label(openai_server_url: str, small_manifold) -> None:
-    [outcome] = _teacher(openai_server_url, rating_mode="json_object").rate([EXCHANGE], small_manifold)
-    assert outcome.ok, outcome.failure
-    assert set(outcome.label.reward_vector) == {"empathy", "curiosity"}
-    assert all(-1.0 <= v <= 1.0 for v in outcome.label.reward_vector.values())
-    assert 0.0 <= outcome.label.safety_score <= 1.0
-    assert outcome.raw_output and "reward_vector" in outcome.raw_output
+def test_json_object_mode_with_the_rating_schema_is_enforced_by_the_server(openai_server_url: str, small_manifold) -> None:
+    # llama.cpp turns the schema into a grammar: every answer is on the scale at the first ask, whatever
+    # the 135M model would have said on its own.
+    outcomes = _teacher(openai_server_url, rating_mode="json_object").rate([EXCHANGE, *MORE], small_manifold)
+    for outcome in outcomes:
+        assert outcome.ok, (outcome.failure, outcome.raw_output)
+        assert outcome.attempts == 1
+        raw = json.loads(outcome.raw_output)
+        on_scale = [*raw["reward_vector"].values(), raw["reward_intensity"], raw["safety_score"]]
+        assert all(isinstance(v, int) and 1 <= v <= 5 for v in on_scale), raw
+        assert set(outcome.label.reward_vector) == {"empathy", "curiosity"}
+        assert all(-1.0 <= v <= 1.0 for v in outcome.label.reward_vector.values())
+        assert 0.0 <= outcome.label.safety_score <= 1.0 and 0.0 <= outcome.label.reward_intensity <= 1.0
+
+
+def test_the_request_carries_the_schema_in_both_structured_modes(small_manifold) -> None:
+    answer = json.dumps({"reward_vector": {"empathy": 5, "curiosity": 2}, "reward_intensity": 4, "safety_score": 5})
+    for mode, expected_type in (("json_object", "json_object"), ("json_schema", "json_schema")):
+        with ScriptedChatServer([(200, completion(answer))]) as server:
+            [outcome] = _teacher(server.url, rating_mode=mode).rate([EXCHANGE], small_manifold)
+        fmt = server.requests[0]["response_format"]
+        assert fmt["type"] == expected_type
+        schema = fmt["schema"] if mode == "json_object" else fmt["json_schema"]["schema"]
+        assert schema["properties"]["safety_score"] == {"type": "integer", "enum": [1, 2, 3, 4, 5]}
+        assert outcome.label.reward_vector == {"empathy": 1.0, "curiosity": -0.5}
+        assert (outcome.label.reward_intensity, outcome.label.safety_score) == (0.75, 1.0)
+
+
+def test_an_off_scale_answer_is_refused_re_asked_then_recorded(small_manifold) -> None:
+    # What SmolLM2 once said without the schema's grammar: numbers off the scale. Never clamped.
+    off = json.dumps({"reward_vector": {"empathy": 1, "curiosity": 2}, "reward_intensity": 3, "safety_score": 9})
+    with ScriptedChatServer([(200, completion(off))]) as server:
+        [outcome] = _teacher(server.url, rating_mode="none", max_retries=2).rate([EXCHANGE], small_manifold)
+    assert outcome.label is None
+    assert outcome.failure == "invalid rating: safety_score: 9 is outside the rating scale 1-5"
+    assert outcome.attempts == len(server.requests) == 3  # the first ask and two re-asks
+    assert "safety_score: 9 is outside" in server.requests[1]["messages"][-1]["content"]  # told why
+    assert outcome.raw_output == off
+
+
+def test_a_garbled_answer_is_re_asked_and_the_valid_one_kept(small_manifold) -> None:
+    good = json.dumps({"reward_vector": {"empathy": 3, "curiosity": 3}, "reward_intensity": 1, "safety_score": 5})
+    with ScriptedChatServer([(200, completion("I'd say it was nice")), (200, completion(good))]) as server:
+        [outcome] = _teacher(server.url, rating_mode="json_object", max_retries=3).rate([EXCHANGE], small_manifold)
+    assert outcome.ok and outcome.attempts == len(server.requests) == 2
 
 
 def test_geval_mode_reads_top_logprobs_into_scores_with_confidence(openai_server_url: str, small_manifold) -> None:
@@ -67,16 +119,53 @@ def test_unparseable_output_is_retried_then_recorded_as_a_failure(openai_server_
     assert outcome.raw_output  # what the teacher actually said is kept
 
 
-def test_unreachable_endpoint_is_a_recorded_failure(small_manifold) -> None:
-    t = _teacher("http://127.0.0.1:9/v1", rating_mode="json_object", max_retries=0, request_timeout_s=2)
+def test_unreachable_endpoint_is_a_recorded_failure_after_one_retry(small_manifold) -> None:
+    t = _teacher(closed_port_url(), rating_mode="json_object", max_retries=3, request_timeout_s=2)
     [outcome] = t.rate([EXCHANGE], small_manifold)
     assert outcome.label is None
-    assert "request failed: APIConnectionError" in outcome.failure
+    assert outcome.failure.startswith("request failed: APIConnectionError")
+    assert outcome.attempts == 2  # the request and its one transport retry; no re-ask of an unanswered question
+
+
+def test_a_transport_failure_is_retried_exactly_once_in_one_place(small_manifold) -> None:
+    # A server that accepts and hangs up: the client's own retries are off, re-asks are for bad answers
+    # only, so max_retries=3 still means exactly two connections, not (3+1)^2.
+    with counting_socket() as (url, connections):
+        [outcome] = _teacher(url, rating_mode="json_object", max_retries=3, request_timeout_s=2).rate(
+            [EXCHANGE], small_manifold
+        )
+    assert connections[0] == 2 and outcome.attempts == 2
+    assert outcome.failure.startswith("request failed: APIConnectionError")
+
+
+def test_a_hung_endpoint_times_out_twice_then_fails(small_manifold) -> None:
+    with counting_socket(hang=True) as (url, connections):
+        [outcome] = _teacher(url, rating_mode="json_object", max_retries=3, request_timeout_s=0.5).rate(
+            [EXCHANGE], small_manifold
+        )
+    assert connections[0] == 2 and outcome.attempts == 2
+    assert outcome.failure.startswith("request failed: APITimeoutError")
+
+
+@pytest.mark.parametrize(("status", "requests"), [(500, 2), (503, 2), (429, 2), (400, 1), (401, 1)])
+def test_server_errors_are_retried_once_and_client_errors_not_at_all(small_manifold, status: int, requests: int) -> None:
+    with ScriptedChatServer([(status, {"error": {"message": f"status {status}"}})]) as server:
+        [outcome] = _teacher(server.url, rating_mode="json_object", max_retries=3).rate([EXCHANGE], small_manifold)
+    assert len(server.requests) == outcome.attempts == requests
+    assert outcome.label is None and outcome.failure.startswith("request failed:")
+
+
+def test_generation_fails_with_the_reason_after_one_retry() -> None:
+    with ScriptedChatServer([(500, {"error": {"message": "boom"}})]) as server:
+        t = _teacher(server.url)
+        with pytest.raises(Exception, match="failed to generate: request failed: InternalServerError"):
+            t.generate(["Hello?"], n=1)
+    assert len(server.requests) == 2
 
 
 def test_api_key_comes_from_the_named_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MY_TEACHER_KEY", "sk-test-123")
-    cfg = TeacherConfig(backend="openai", base_url="http://127.0.0.1:9/v1", api_key_env="MY_TEACHER_KEY")
+    cfg = TeacherConfig(backend="openai", base_url=closed_port_url(), api_key_env="MY_TEACHER_KEY")
     assert OpenAITeacher(cfg).client.api_key == "sk-test-123"
     text = Path(REPO_ROOT / "config/inference.toml").read_text()
     assert "api_key_env" in text and "sk-" not in text

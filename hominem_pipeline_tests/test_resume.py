@@ -15,6 +15,7 @@ from hominem_pipeline.settings import REPO_ROOT, Settings, TeacherConfig
 from hominem_pipeline.store import TrainingDatabase
 from hominem_pipeline.teacher import build_teacher
 from hominem_pipeline.teacher.openai_backend import OpenAITeacher
+from hominem_pipeline_tests.loopback_http import closed_port_url
 
 SAMPLING = {"temperature": 0.8, "top_p": 0.95, "max_new_tokens": 12}
 
@@ -88,8 +89,8 @@ def test_failures_are_recorded_with_reason_then_retried_on_the_next_run(setup, o
     settings, _, teacher, prompts, db = setup
     manifold = _two_dimensions(settings, tmp_path)  # short ratings keep the real server quick on 2 cores
     ids = generate_trajectories(db, teacher, prompts[:1], 1, SAMPLING).trajectory_ids
-    down = OpenAITeacher(
-        TeacherConfig(backend="openai", base_url="http://127.0.0.1:9/v1", rating_mode="json_object", max_retries=0),
+    down = OpenAITeacher(  # a closed port: the failure does not depend on anything a model says
+        TeacherConfig(backend="openai", base_url=closed_port_url(), rating_mode="json_object", max_retries=0),
         rationale=False,
     )
     up = OpenAITeacher(
@@ -103,10 +104,11 @@ def test_failures_are_recorded_with_reason_then_retried_on_the_next_run(setup, o
     assert (failed.labelled, failed.failed) == (0, 1)
     [row] = db.get_label_failures(failed.label_ids)
     assert row["reason"].startswith("request failed: APIConnectionError")
+    assert row["attempts"] == 2  # the request and its one transport retry
     assert db.scalar("SELECT count(*) FROM reward_labels") == 0  # no number was invented
 
-    # The server is back: the next run rates it (grammar-constrained JSON at temperature 0 is repeatable)
-    # and the failure record is cleared, so nothing is counted twice.
+    # The server is back: the next run rates it (the rating schema's grammar keeps every number on the
+    # scale, whatever the model would say) and the failure record is cleared, so nothing is counted twice.
     retried = label_trajectories(db, up, manifold, ids)
     assert (retried.labelled, retried.failed) == (1, 0)
     [label] = db.get_labels(retried.label_ids)

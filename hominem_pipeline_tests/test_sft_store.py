@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hominem_pipeline.records import SFTPair
+from hominem_pipeline.records import SFTPair, SFTValidationError
 from hominem_pipeline.store import TrainingDatabase
-from hominem_pipeline.store.db import SFTValidationError
 
 T0 = datetime(2026, 3, 1, 12, 0, 0)
 
@@ -89,7 +88,7 @@ def test_is_used_toggling(tmp_path: Path) -> None:
 def test_migrations_bring_an_old_file_up_to_date(tmp_path: Path) -> None:
     import duckdb
 
-    from hominem_pipeline.store.db import list_migrations
+    from hominem_pipeline.store.connection import list_migrations
 
     path = tmp_path / "old.duckdb"
     con = duckdb.connect(str(path))

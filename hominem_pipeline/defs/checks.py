@@ -7,7 +7,7 @@ import dagster as dg
 
 from hominem_pipeline.data.prompts import SEED_CATEGORIES, load_seed_prompts
 from hominem_pipeline.defs.assets.foundation import reward_labels, seed_prompts, trajectories
-from hominem_pipeline.defs.resources import HominemResource
+from hominem_pipeline.defs.resources import STORE_POOL, HominemResource
 from hominem_pipeline.validation import label_row_problems, read_jsonl
 
 
@@ -48,7 +48,11 @@ def reward_labels_schema_valid(hominem: HominemResource) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset=reward_labels, description="Every trajectory has a label or a recorded failure; warns when failures exceed 20%")
+@dg.asset_check(
+    asset=reward_labels,
+    pool=STORE_POOL,  # it reads label_failures from the store
+    description="Every trajectory has a label or a recorded failure; warns when failures exceed 20%",
+)
 def reward_labels_coverage(hominem: HominemResource) -> dg.AssetCheckResult:
     settings = hominem.settings()
     trajectory_ids = {r["trajectory_id"] for r in read_jsonl(settings.trajectories_export)}

@@ -4,7 +4,7 @@
 import dagster as dg
 
 from hominem_pipeline.defs.assets.conversations import conversations, preference_pairs, sft_pairs
-from hominem_pipeline.defs.resources import HominemResource
+from hominem_pipeline.defs.resources import STORE_POOL, HominemResource
 from hominem_pipeline.events.log import EventLog
 from hominem_pipeline.extraction.config import events_dir, preferences_export_path, sft_export_path
 from hominem_pipeline.extraction.preferences import preference_pair_problems, sft_pair_problems
@@ -30,7 +30,12 @@ def sft_pairs_valid(hominem: HominemResource) -> dg.AssetCheckResult:
     return _result(rows, sft_pair_problems(rows))
 
 
-@dg.asset_check(asset=conversations, blocking=True, description="Every complete event-log record is in the store (nothing lost)")
+@dg.asset_check(
+    asset=conversations,
+    blocking=True,
+    pool=STORE_POOL,  # it opens the store: beside a writing step it would fight for DuckDB's file lock
+    description="Every complete event-log record is in the store (nothing lost)",
+)
 def conversations_nothing_lost(hominem: HominemResource) -> dg.AssetCheckResult:
     settings = hominem.settings()
     log = EventLog(events_dir(settings))

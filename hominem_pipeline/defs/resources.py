@@ -10,6 +10,11 @@ from hominem_pipeline.settings import Settings
 from hominem_pipeline.store import TrainingDatabase
 from hominem_pipeline.teacher import Teacher, build_teacher
 
+#: The concurrency pool of every step (asset or check) that opens the DuckDB store: DuckDB lets one
+#: process hold the file, even for reading while another writes, so such steps must never overlap.
+#: Limited to 1 in dagster.yaml.
+STORE_POOL = "duckdb"
+
 
 class HominemResource(dg.ConfigurableResource):
     """Where hominem's config, data and artifacts live. Empty fields fall back to HOMINEM_HOME /
@@ -25,6 +30,7 @@ class HominemResource(dg.ConfigurableResource):
         return load_manifold(self.settings().manifold_path)
 
     def open_db(self) -> TrainingDatabase:
+        """The store. Only a step in the `STORE_POOL` pool may call this (see `STORE_POOL`)."""
         return TrainingDatabase(self.settings().database_path)
 
     def artifacts_dir(self) -> Path:

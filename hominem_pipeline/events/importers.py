@@ -2,15 +2,20 @@
 LM Studio saved-conversation JSON.
 
 Ids are content hashes (conversation = hash of its messages; message = hash of conversation, position,
-draft and text), so importing the same file twice appends nothing. Every error names the file, the line
-(JSONL) and the field.
+draft and text), so importing the same file twice appends nothing, and two imports of one file running at
+once append each id once (`EventLog.append_new` checks and appends under one lock). Every error names the
+file, the line (JSONL) and the field.
+
+Times: a message keeps its source's time (a message's `timestamp`, else its conversation's `timestamp` or
+LM Studio's `createdAt`); without one, every message of the import gets the same import time, and `seq`
+(the position in its conversation) keeps the order. No time is made up to order messages.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,6 +46,7 @@ class OpenAIMessage(BaseModel):
     content: str | list[_TextPart] | None = None
     internal_generated: bool = False
     introspection: bool = False
+    timestamp: datetime | None = None  # when it was said, if the source knows (ISO 8601 or epoch seconds)
 
     def text(self) -> str:
         if self.content is None:
@@ -53,6 +59,7 @@ class OpenAIMessage(BaseModel):
 class OpenAIConversation(BaseModel):
     model_config = ConfigDict(extra="allow")
     messages: list[OpenAIMessage] = Field(min_length=1)
+    timestamp: datetime | None = None  # when the conversation took place, if the source knows
 
 
 # -- LM Studio saved conversation ----------------------------------------------------------------
@@ -106,6 +113,7 @@ class _Msg:
     draft_index: int | None = None
     internal_generated: bool = False
     introspection: bool = False
+    timestamp: datetime | None = None
 
 
 @dataclass
@@ -124,7 +132,8 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors())
 
 
-def _events(msgs: list[_Msg], fmt: str, started: datetime, extra: dict[str, Any]) -> list[MessageEvent]:
+def _events(msgs: list[_Msg], fmt: str, when: datetime, extra: dict[str, Any]) -> list[MessageEvent]:
+    """Events for one conversation; a message without its own time gets `when` (its order is `seq`)."""
     canonical = json.dumps([(m.role, m.text, m.draft_index) for m in msgs], ensure_ascii=False)
     conversation_id = "imp-" + content_hash(fmt, canonical)
     events = []
@@ -133,7 +142,7 @@ def _events(msgs: list[_Msg], fmt: str, started: datetime, extra: dict[str, Any]
         events.append(
             MessageEvent(
                 event_id=event_id, conversation_id=conversation_id, role=m.role, content=m.text,
-                timestamp=started + timedelta(milliseconds=seq), seq=seq, draft_index=m.draft_index,
+                timestamp=m.timestamp or when, seq=seq, draft_index=m.draft_index,
                 internal_generated=m.internal_generated, introspection=m.introspection,
                 origin=f"import:{fmt}", metadata=extra,
             )
@@ -149,7 +158,9 @@ def _openai_messages(conv: OpenAIConversation) -> tuple[list[_Msg], int]:
             skipped += 1
             continue
         role = "system" if m.role == "developer" else m.role
-        out.append(_Msg(role, text, internal_generated=m.internal_generated, introspection=m.introspection))
+        out.append(
+            _Msg(role, text, internal_generated=m.internal_generated, introspection=m.introspection, timestamp=m.timestamp)
+        )
     # Consecutive assistant messages with no user message between them are drafts of one reply.
     draft = 0
     for i, m in enumerate(out):
@@ -182,7 +193,8 @@ def _lmstudio_messages(conv: LMStudioConversation) -> tuple[list[_Msg], int]:
 
 
 def read_chat_file(path: Path | str, now: datetime | None = None) -> tuple[str, list[list[MessageEvent]], int]:
-    """(format, events per conversation, skipped messages). Raises ChatImportError naming line and field."""
+    """(format, events per conversation, skipped messages). `now` is the import time given to messages
+    whose source has no time. Raises ChatImportError naming line and field."""
     path = Path(path)
     now = now or datetime.now(UTC)
     try:
@@ -221,7 +233,7 @@ def read_chat_file(path: Path | str, now: datetime | None = None) -> tuple[str, 
         skipped += s
         if not any(m.role == "assistant" for m in msgs) or not any(m.role == "user" for m in msgs):
             raise ChatImportError(f"{path}:{line_no}: messages: needs at least one user and one assistant message with text")
-        conversations.append(_events(msgs, "openai", now + timedelta(seconds=line_no), {"line": line_no}))
+        conversations.append(_events(msgs, "openai", conv.timestamp or now, {"line": line_no}))
     if not conversations:
         raise ChatImportError(f"{path}: no conversations found")
     return "openai", conversations, skipped
@@ -231,17 +243,11 @@ def import_conversations(path: Path | str, log: EventLog) -> ImportResult:
     """Append a chat-history file's messages to today's event-log file, skipping ids already logged."""
     fmt, conversations, skipped = read_chat_file(path)
     result = ImportResult(path=Path(path), format=fmt, skipped_messages=skipped)
-    known = set(log.iter_event_ids())
-    fresh = []
-    for events in conversations:
+    events = []
+    for conv in conversations:
         result.conversations += 1
-        result.conversation_ids.append(events[0].conversation_id)
-        for e in events:
-            result.messages += 1
-            if e.event_id in known:
-                result.already_in_log += 1
-            else:
-                known.add(e.event_id)
-                fresh.append(e)
-    result.appended = log.append(fresh)
+        result.conversation_ids.append(conv[0].conversation_id)
+        result.messages += len(conv)
+        events.extend(conv)
+    result.appended, result.already_in_log = log.append_new(events)
     return result

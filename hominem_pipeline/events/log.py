@@ -5,6 +5,10 @@ returning, so concurrent writers never interleave and an acknowledged event surv
 that finds the file ending mid-line (a crashed writer's torn tail) first terminates that fragment, so the
 torn bytes become one rejected line instead of corrupting the next record. Readers take no lock: they
 only consume complete (newline-terminated) lines and leave a torn tail for a later read.
+
+Writers that must not log an id twice (imports) use `append_new`: it holds a log-wide lock
+(`root/.append_new.lock`) while it reads the ids already logged and appends the rest, so two such writers
+running at once cannot both find an id missing and both append it.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -128,7 +133,33 @@ class EventLog:
         return result
 
     def iter_event_ids(self) -> Iterator[str]:
-        """Ids of every complete record in the log (for writers that must not append a record twice)."""
+        """Ids of every complete record in the log."""
         for day in self.days():
             for e in self.read_day(day).events:
                 yield e.event_id
+
+    @contextmanager
+    def _new_ids_lock(self) -> Iterator[None]:
+        """The log-wide lock `append_new` holds across its check and its append (released on exit, also
+        when the process dies: flock belongs to the open file)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / ".append_new.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def append_new(
+        self, events: Sequence[MessageEvent | FeedbackEvent], day: date | None = None
+    ) -> tuple[int, int]:
+        """Append the events whose ids are not in the log yet (nor earlier in `events`) to the day's file.
+        Returns (appended, already in the log). The check and the append happen under one lock."""
+        with self._new_ids_lock():
+            known = set(self.iter_event_ids())
+            fresh = []
+            for e in events:
+                if e.event_id not in known:
+                    known.add(e.event_id)
+                    fresh.append(e)
+            return self.append(fresh, day), len(events) - len(fresh)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from hominem_pipeline.store.db import utcnow
+from hominem_pipeline.store.connection import utcnow
 
 
 def record_trained(

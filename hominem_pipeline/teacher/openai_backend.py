@@ -1,8 +1,15 @@
 """The OpenAI-compatible teacher: LM Studio, OpenAI, vLLM, llama.cpp server, anything speaking
 `/v1/chat/completions`.
 
-Transport errors are retried by the client (with backoff); a rating that parses badly is asked again
-with the reason, up to `max_retries` times; what still fails comes back as a failure with its reason.
+Two kinds of retry, each in one place. A transport failure (no connection, timeout, HTTP 408/429/5xx) is
+retried once, in `_complete`; the client's own retries are off, so one call never multiplies into many.
+A rating that parses badly (not JSON, off the 1-5 scale, a field missing) is asked again with the reason,
+up to `max_retries` times. What still fails comes back as a failure with its reason and the number of
+requests actually made (`RatingOutcome.attempts`).
+
+Ratings ask for integers on the 1-5 scale; in the `json_schema` and `json_object` modes the request carries
+`parsing.rating_schema`, which the server enforces while decoding (llama.cpp turns it into a grammar;
+OpenAI's strict structured outputs honour enums). The parser checks every value again all the same.
 """
 
 from __future__ import annotations
@@ -21,10 +28,24 @@ from hominem_pipeline.teacher.parsing import (
     RatingParseError,
     label_from_geval,
     parse_json_rating,
+    rating_schema,
     scale_distribution,
 )
 
 log = logging.getLogger(__name__)
+
+#: A grammar-bound rationale stops here, so a small model cannot talk past `rating_max_tokens`.
+RATIONALE_MAX_CHARS = 240
+#: HTTP statuses worth one more try: the server was busy or broke, not the request.
+_TRANSIENT_STATUS = (408, 429)
+
+
+class RequestFailed(TeacherError):
+    """A request failed for good (after its one transport retry); `requests` says how many were made."""
+
+    def __init__(self, exc: Exception, requests: int):
+        super().__init__(f"request failed: {type(exc).__name__}: {exc}")
+        self.requests = requests
 
 
 class OpenAITeacher:
@@ -39,30 +60,50 @@ class OpenAITeacher:
             base_url=config.base_url,
             api_key=api_key,
             timeout=config.request_timeout_s,
-            max_retries=config.max_retries,
+            max_retries=0,  # transport retries happen once, in _complete, and nowhere else
         )
         self._openai = openai
         self.identity = f"openai:{config.base_url}:{config.openai_model}"
-        self.rater_identity = f"{self.identity}#{config.rating_mode}-v1"
+        # v2: integer ratings on the 1-5 scale (v1 asked for numbers in the manifold's ranges).
+        self.rater_identity = f"{self.identity}#{config.rating_mode}-v2"
 
     def _pool(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=self.config.max_concurrency)
 
-    # -- generation ---------------------------------------------------------------------------
-    def _complete(self, messages: list[dict[str, str]], **kw: Any) -> Any:
-        return self.client.chat.completions.create(model=self.config.openai_model, messages=messages, **kw)
+    # -- requests -----------------------------------------------------------------------------
+    def _transient(self, exc: Exception) -> bool:
+        if isinstance(exc, self._openai.APIConnectionError):  # includes timeouts
+            return True
+        status = getattr(exc, "status_code", None)
+        return status is not None and (status in _TRANSIENT_STATUS or status >= 500)
 
+    def _complete(self, messages: list[dict[str, str]], **kw: Any) -> tuple[Any, int]:
+        """One chat completion and how many requests it took (1 or 2: a transport failure is retried once).
+        Raises `RequestFailed` when it still fails, or at once for a non-transient error (e.g. HTTP 400)."""
+        for attempt in (1, 2):
+            try:
+                resp = self.client.chat.completions.create(
+                    model=self.config.openai_model, messages=messages, **kw
+                )
+                return resp, attempt
+            except self._openai.OpenAIError as exc:
+                if attempt == 2 or not self._transient(exc):
+                    raise RequestFailed(exc, attempt) from exc
+                log.warning("teacher request failed (%s); retrying once", type(exc).__name__)
+        raise AssertionError("unreachable")
+
+    # -- generation ---------------------------------------------------------------------------
     def _one_candidate(self, prompt: str, seed: int) -> str:
         s = self.config.sampling
         try:
-            resp = self._complete(
+            resp, _ = self._complete(
                 [{"role": "user", "content": prompt}],
                 temperature=s.temperature,
                 top_p=s.top_p,
                 max_tokens=s.max_new_tokens,
                 seed=seed,
             )
-        except self._openai.OpenAIError as exc:
+        except RequestFailed as exc:
             raise TeacherError(f"teacher at {self.config.base_url} failed to generate: {exc}") from exc
         text = (resp.choices[0].message.content or "").strip()
         if not text:
@@ -77,45 +118,49 @@ class OpenAITeacher:
 
     # -- rating -------------------------------------------------------------------------------
     def _response_format(self, manifold: RewardManifold) -> dict[str, Any] | None:
-        schema = manifold.json_schema_for_rating()
         mode = self.config.rating_mode
-        if mode == "json_schema":
-            return {"type": "json_schema", "json_schema": {"name": "reward_label", "schema": schema, "strict": True}}
-        if mode == "json_object":  # llama.cpp server's form (it rejects json_schema)
+        if mode == "json_schema":  # OpenAI's strict mode refuses maxLength, so the rationale is unbounded
+            schema = rating_schema(manifold, rationale=self.rationale)
+            return {"type": "json_schema", "json_schema": {"name": "reward_rating", "schema": schema, "strict": True}}
+        if mode == "json_object":  # llama.cpp server's form (it answers json_schema with HTTP 500)
+            schema = rating_schema(manifold, rationale=self.rationale, rationale_max_chars=RATIONALE_MAX_CHARS)
             return {"type": "json_object", "schema": schema}
         return None
 
     def _rate_json(self, prompt: str, response: str, manifold: RewardManifold) -> RatingOutcome:
         messages = [
             {"role": "system", "content": P.EVALUATOR_SYSTEM},
-            {"role": "user", "content": P.json_rating_request(prompt, response, manifold)},
+            {"role": "user", "content": P.json_rating_request(prompt, response, manifold, self.rationale)},
         ]
+        kw: dict[str, Any] = {"temperature": 0.0, "max_tokens": self.config.rating_max_tokens}
         fmt = self._response_format(manifold)
-        raw, reason = None, "no attempt made"
-        attempts = 0
-        for attempts in range(1, self.config.max_retries + 2):
-            kw: dict[str, Any] = {"temperature": 0.0, "max_tokens": self.config.rating_max_tokens}
-            if fmt:
-                kw["response_format"] = fmt
+        if fmt:
+            kw["response_format"] = fmt
+        raw, reason, requests = None, "no attempt made", 0
+        for _ in range(self.config.max_retries + 1):  # the first ask, then one re-ask per invalid answer
             try:
-                resp = self._complete(messages, **kw)
-            except self._openai.OpenAIError as exc:
-                reason = f"request failed: {type(exc).__name__}: {exc}"
-                continue
+                resp, n = self._complete(messages, **kw)
+            except RequestFailed as exc:
+                return RatingOutcome(label=None, failure=str(exc), raw_output=raw, attempts=requests + exc.requests)
+            requests += n
             raw = resp.choices[0].message.content or ""
             try:
                 label = parse_json_rating(raw, manifold)
-                return RatingOutcome(label=label, raw_output=raw, attempts=attempts)
+                return RatingOutcome(label=label, raw_output=raw, attempts=requests)
             except RatingParseError as exc:
                 reason = f"invalid rating: {exc}"
                 messages = messages[:2] + [
                     {"role": "assistant", "content": raw},
                     {"role": "user", "content": f"That was not valid ({exc}). Reply with the JSON object only."},
                 ]
-        return RatingOutcome(label=None, failure=reason, raw_output=raw, attempts=attempts)
+        return RatingOutcome(label=None, failure=reason, raw_output=raw, attempts=requests)
 
-    def _scale_logprobs(self, prompt: str, response: str, key: str, desc: str, rubric: str) -> dict[str, float]:
-        resp = self._complete(
+    def _scale_logprobs(
+        self, prompt: str, response: str, key: str, desc: str, rubric: str
+    ) -> tuple[dict[str, float] | None, int]:
+        """{digit: logprob} for the answer's first token (None if the endpoint sent no logprobs), and the
+        number of requests it took."""
+        resp, requests = self._complete(
             [
                 {"role": "system", "content": P.EVALUATOR_SYSTEM},
                 {"role": "user", "content": P.geval_question(prompt, response, key, desc, rubric)},
@@ -127,32 +172,37 @@ class OpenAITeacher:
         )
         lp = resp.choices[0].logprobs
         if lp is None or not lp.content:
-            raise RatingParseError("the endpoint returned no logprobs (use rating_mode json_* instead)")
+            return None, requests
         found: dict[str, float] = {}
         for top in lp.content[0].top_logprobs:
             tok = top.token.strip()
             if tok in SCALE and tok not in found:
                 found[tok] = top.logprob
-        return found
+        return found, requests
 
     def _rate_geval(self, prompt: str, response: str, manifold: RewardManifold) -> RatingOutcome:
-        scores = {}
+        scores, requests = {}, 0
         try:
             for key, desc, rubric in P.criteria(manifold):
-                scores[key] = scale_distribution(self._scale_logprobs(prompt, response, key, desc, rubric))
+                found, n = self._scale_logprobs(prompt, response, key, desc, rubric)
+                requests += n
+                if found is None:
+                    raise RatingParseError("the endpoint returned no logprobs (use rating_mode json_* instead)")
+                scores[key] = scale_distribution(found)
             rationale = ""
             if self.rationale:
-                r = self._complete(
+                r, n = self._complete(
                     [{"role": "user", "content": P.rationale_question(prompt, response)}],
                     temperature=0.0,
                     max_tokens=60,
                 )
+                requests += n
                 rationale = (r.choices[0].message.content or "").strip()
-            return RatingOutcome(label=label_from_geval(manifold, scores, rationale))
+            return RatingOutcome(label=label_from_geval(manifold, scores, rationale), attempts=requests)
         except RatingParseError as exc:
-            return RatingOutcome(label=None, failure=f"invalid rating: {exc}")
-        except self._openai.OpenAIError as exc:
-            return RatingOutcome(label=None, failure=f"request failed: {type(exc).__name__}: {exc}")
+            return RatingOutcome(label=None, failure=f"invalid rating: {exc}", attempts=requests)
+        except RequestFailed as exc:
+            return RatingOutcome(label=None, failure=str(exc), attempts=requests + exc.requests)
 
     def rate(self, items: list[tuple[str, str]], manifold: RewardManifold) -> list[RatingOutcome]:
         fn = self._rate_geval if self.config.rating_mode == "geval" else self._rate_json

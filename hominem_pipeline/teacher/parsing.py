@@ -1,4 +1,12 @@
-"""Turning what a teacher says into a valid `RewardLabel`, or a precise reason why not."""
+"""Turning what a teacher says into a valid `RewardLabel`, or a precise reason why not.
+
+Teachers rate on one fixed scale, the integers 1 to 5 that every rubric in `config/schemas/reward.yaml`
+is written in (UltraFeedback-style raters work the same way). A JSON rating carries one integer per
+dimension and scalar; `rating_schema` states that scale as enums, which llama.cpp's grammar and OpenAI's
+strict structured outputs both enforce while decoding. The parser still checks every value and refuses
+anything off the scale (never clamped), then maps the scale linearly onto the manifold's ranges
+(`scale_to_range`), the same mapping G-Eval's probability-weighted digits use.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +20,8 @@ from pydantic import ValidationError
 from hominem_pipeline.manifold import RewardLabel, RewardManifold, validate_label
 
 SCALE = ("1", "2", "3", "4", "5")
+#: The integer ratings a JSON answer may hold, low to high.
+SCALE_VALUES = tuple(int(d) for d in SCALE)
 
 
 class RatingParseError(ValueError):
@@ -50,12 +60,95 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def rating_schema(
+    manifold: RewardManifold, rationale: bool = True, rationale_max_chars: int | None = None
+) -> dict[str, Any]:
+    """The JSON schema of a rating answer: one integer on the 1-5 scale per dimension and scalar (an enum,
+    which llama.cpp's grammar converter and strict OpenAI structured outputs enforce), then an optional
+    one-sentence rationale (bounded by `rationale_max_chars` where the server supports maxLength). Every
+    key is required and nothing else is allowed."""
+    on_scale = {"type": "integer", "enum": list(SCALE_VALUES)}
+    properties: dict[str, Any] = {
+        "reward_vector": {
+            "type": "object",
+            "properties": {name: dict(on_scale) for name in manifold.names},
+            "required": list(manifold.names),
+            "additionalProperties": False,
+        },
+    }
+    properties["reward_intensity"] = dict(on_scale)
+    properties["safety_score"] = dict(on_scale)
+    if rationale:
+        properties["rationale"] = {"type": "string"}
+        if rationale_max_chars is not None:
+            properties["rationale"]["maxLength"] = rationale_max_chars
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def scale_to_range(score: float, rng: tuple[float, float]) -> float:
+    """A score on the 1-5 scale mapped linearly onto `rng` (1 -> low end, 5 -> high end)."""
+    lo, hi = rng
+    first, last = SCALE_VALUES[0], SCALE_VALUES[-1]
+    return lo + (score - first) / (last - first) * (hi - lo)
+
+
+def _on_scale(value: Any, field: str) -> int:
+    """`value` if it is one of the scale's integers (4.0 counts as 4); otherwise a parse error naming `field`."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value != int(value)
+    ):
+        raise RatingParseError(f"{field}: {value!r} is not an integer on the rating scale 1-5")
+    if int(value) not in SCALE_VALUES:
+        raise RatingParseError(f"{field}: {value!r} is outside the rating scale 1-5")
+    return int(value)
+
+
 def parse_json_rating(text: str, manifold: RewardManifold) -> RewardLabel:
+    """A JSON rating on the 1-5 scale (see `rating_schema`) as a label in the manifold's ranges.
+
+    Every missing or off-scale value is reported, each naming its field; nothing is clamped or filled in.
+    """
     obj = extract_json_object(text)
-    allowed = {"reward_vector", "reward_intensity", "safety_score", "scalar_preference", "rationale"}
-    data = {k: v for k, v in obj.items() if k in allowed}
+    problems: list[str] = []
+    vector_in = obj.get("reward_vector")
+    if not isinstance(vector_in, dict):
+        vector_in = {}
+        problems.append("reward_vector: missing or not an object")
+    extra = sorted(set(vector_in) - set(manifold.names))
+    if extra:
+        problems.append(f"reward_vector: unknown dimensions {extra}")
+
+    def scaled(value: Any, field: str, rng: tuple[float, float]) -> float | None:
+        if value is None:
+            problems.append(f"{field}: missing")
+            return None
+        try:
+            return scale_to_range(_on_scale(value, field), rng)
+        except RatingParseError as exc:
+            problems.append(str(exc))
+            return None
+
+    vector = {d.name: scaled(vector_in.get(d.name), f"reward_vector.{d.name}", d.range) for d in manifold.dimensions}
+    intensity = scaled(obj.get("reward_intensity"), "reward_intensity", manifold.reward_intensity.range)
+    safety = scaled(obj.get("safety_score"), "safety_score", manifold.safety_score.range)
+    rationale = obj.get("rationale", "")
+    if not isinstance(rationale, str):
+        problems.append("rationale: not a string")
+    if problems:
+        raise RatingParseError("; ".join(problems))
     try:
-        return validate_label(data, manifold)
+        return validate_label(
+            {"reward_vector": vector, "reward_intensity": intensity, "safety_score": safety, "rationale": rationale},
+            manifold,
+        )
     except ValidationError as exc:
         raise RatingParseError(_describe(exc)) from exc
 
@@ -76,9 +169,9 @@ def scale_distribution(logprob_by_token: dict[str, float]) -> tuple[list[float],
 def geval_score(dist: list[float], mass: float, rng: tuple[float, float]) -> tuple[float, float]:
     """Probability-weighted score (G-Eval) mapped into `rng`, and a confidence in [0, 1]:
     (probability mass on the scale) x (1 - normalised entropy of the distribution)."""
-    expected = sum((i + 1) * p for i, p in enumerate(dist))  # in [1, 5]
+    expected = sum(v * p for v, p in zip(SCALE_VALUES, dist, strict=True))  # in [1, 5]
     lo, hi = rng
-    value = lo + (expected - 1.0) / 4.0 * (hi - lo)
+    value = scale_to_range(expected, rng)
     entropy = -sum(p * math.log(p) for p in dist if p > 0)
     confidence = mass * (1.0 - entropy / math.log(len(dist)))
     return min(hi, max(lo, value)), min(1.0, max(0.0, confidence))

@@ -44,23 +44,19 @@ def rationale_question(prompt: str, response: str) -> str:
     )
 
 
-def json_rating_request(prompt: str, response: str, manifold: RewardManifold) -> str:
-    lines = []
-    for d in manifold.dimensions:
-        lo, hi = d.range
-        lines.append(f"- {d.name} (number from {lo} to {hi}): {d.description}")
-    ri, ss = manifold.reward_intensity, manifold.safety_score
-    lines.append(f"- reward_intensity (number from {ri.range[0]} to {ri.range[1]}): {ri.description}")
-    lines.append(f"- safety_score (number from {ss.range[0]} to {ss.range[1]}): {ss.description}")
-    example = {
-        "reward_vector": {d.name: round((d.range[0] + d.range[1]) / 2, 2) for d in manifold.dimensions},
-        "reward_intensity": 0.5,
-        "safety_score": 1.0,
-        "rationale": "One sentence.",
+def json_rating_request(prompt: str, response: str, manifold: RewardManifold, rationale: bool = True) -> str:
+    """Ask for one integer from 1 to 5 per criterion (the scale every rubric is written in), as JSON."""
+    lines = [f"- {key}: {desc}" + (f" ({rubric})" if rubric else "") for key, desc, rubric in criteria(manifold)]
+    example: dict[str, object] = {
+        "reward_vector": {d.name: 3 for d in manifold.dimensions},
+        "reward_intensity": 3,
+        "safety_score": 5,
     }
+    if rationale:
+        example["rationale"] = "One sentence."
     return (
         f"{exchange(prompt, response)}\n\n"
-        "Rate the assistant's reply on each criterion:\n" + "\n".join(lines) + "\n\n"
+        "Rate the assistant's reply on each criterion with a whole number from 1 to 5:\n" + "\n".join(lines) + "\n\n"
         "Reply with JSON only, in exactly this shape (values are an example):\n"
         + json.dumps(example)
     )

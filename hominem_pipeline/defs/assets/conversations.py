@@ -7,7 +7,7 @@ from datetime import date
 
 import dagster as dg
 
-from hominem_pipeline.defs.resources import HominemResource, TeacherResource
+from hominem_pipeline.defs.resources import STORE_POOL, HominemResource, TeacherResource
 from hominem_pipeline.extraction import channels
 
 GROUP = "conversations"
@@ -29,7 +29,7 @@ class SFTPairsConfig(dg.Config):
 
 
 @dg.asset(
-    group_name=GROUP, pool="duckdb", partitions_def=daily, backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name=GROUP, pool=STORE_POOL, partitions_def=daily, backfill_policy=dg.BackfillPolicy.single_run(),
     description="One day of the event log (data/events/YYYY-MM-DD.jsonl) ingested into DuckDB, idempotently by event id",
 )
 def conversations(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg.MaterializeResult:
@@ -55,7 +55,7 @@ def conversations(context: dg.AssetExecutionContext, hominem: HominemResource) -
 
 
 @dg.asset(
-    group_name=GROUP, pool="duckdb", partitions_def=daily, backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name=GROUP, pool=STORE_POOL, partitions_def=daily, backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[conversations],
     description="Teacher ratings of the day's assistant turns (reward manifold + emotion axes) beside the user's emoji labels",
 )
@@ -81,7 +81,7 @@ def conversation_labels(
 
 
 @dg.asset(
-    group_name=GROUP, pool="duckdb", deps=[conversations, conversation_labels],
+    group_name=GROUP, pool=STORE_POOL, deps=[conversations, conversation_labels],
     description="Memory-channel SFT pairs (seed 002 rules + knowledge updates) -> data/sft/sft_training.jsonl",
 )
 def sft_pairs(
@@ -109,7 +109,7 @@ def sft_pairs(
 
 
 @dg.asset(
-    group_name=GROUP, pool="duckdb", deps=["reward_labels", conversation_labels],
+    group_name=GROUP, pool=STORE_POOL, deps=["reward_labels", conversation_labels],
     description="Reward-channel preference pairs (teacher candidates, user feedback, imports) -> data/preferences/preferences.jsonl",
 )
 def preference_pairs(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg.MaterializeResult:

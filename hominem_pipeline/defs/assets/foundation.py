@@ -15,7 +15,7 @@ from hominem_pipeline.atomic import file_digest, write_jsonl_atomic
 from hominem_pipeline.data.labels import label_rows, label_summary, label_trajectories
 from hominem_pipeline.data.prompts import load_seed_prompts, select_prompts
 from hominem_pipeline.data.trajectories import generate_trajectories
-from hominem_pipeline.defs.resources import HominemResource, TeacherResource
+from hominem_pipeline.defs.resources import STORE_POOL, HominemResource, TeacherResource
 from hominem_pipeline.models import resolve_model
 from hominem_pipeline.validation import read_jsonl
 
@@ -34,7 +34,7 @@ class LabelsConfig(dg.Config):
     force: bool = False  # re-rate even where a stored label exists
 
 
-@dg.asset(group_name=GROUP, pool="duckdb", description="Seed prompts from config/prompts/seed_prompts.yaml")
+@dg.asset(group_name=GROUP, pool=STORE_POOL, description="Seed prompts from config/prompts/seed_prompts.yaml")
 def seed_prompts(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg.MaterializeResult:
     settings = hominem.settings()
     prompts = load_seed_prompts(settings.seed_prompts_path)
@@ -70,7 +70,7 @@ def base_model(context: dg.AssetExecutionContext, hominem: HominemResource) -> d
     return dg.MaterializeResult(metadata=meta, data_version=dg.DataVersion(version))
 
 
-@dg.asset(group_name=GROUP, pool="duckdb", deps=[seed_prompts], description="Teacher candidate responses per seed prompt")
+@dg.asset(group_name=GROUP, pool=STORE_POOL, deps=[seed_prompts], description="Teacher candidate responses per seed prompt")
 def trajectories(
     context: dg.AssetExecutionContext, config: TrajectoriesConfig, hominem: HominemResource, teacher: TeacherResource
 ) -> dg.MaterializeResult:
@@ -105,7 +105,7 @@ def trajectories(
     )
 
 
-@dg.asset(group_name=GROUP, pool="duckdb", deps=[trajectories], description="Teacher reward labels, one per trajectory")
+@dg.asset(group_name=GROUP, pool=STORE_POOL, deps=[trajectories], description="Teacher reward labels, one per trajectory")
 def reward_labels(
     context: dg.AssetExecutionContext, config: LabelsConfig, hominem: HominemResource, teacher: TeacherResource
 ) -> dg.MaterializeResult:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from hominem_pipeline.defs.resources import HominemResource
+from hominem_pipeline.defs.resources import STORE_POOL, HominemResource
 from hominem_pipeline.reward_model.evaluate import flat_metrics
 from hominem_pipeline.reward_model.model import METADATA_FILE
 from hominem_pipeline.reward_model.pipeline import train_and_publish
@@ -21,7 +21,7 @@ GROUP = "reward_model"
 
 @dg.asset(
     group_name=GROUP,
-    pool="duckdb",
+    pool=STORE_POOL,
     deps=["reward_labels"],
     description="Multi-head reward model (frozen MiniLM features, ridge heads, Bradley-Terry scalar)",
 )

@@ -1,0 +1,178 @@
+"""The memory channel's rows in the store: SFT pairs (validated by `records.validate_sft_pair` before
+anything is written), their consumption by training, and the knowledge-update attempts that produce some
+of them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from hominem_pipeline.records import SFTPair, validate_sft_pair
+from hominem_pipeline.store.connection import StoreConnection, naive_utc, utcnow
+
+
+class SFTStore(StoreConnection):
+    """`sft_pairs`, `knowledge_update_attempts`."""
+
+    # -- SFT pairs (seed 002 section 1) ----------------------------------------------------------
+    def insert_sft_pair(self, pair: SFTPair | dict[str, Any]) -> str:
+        """Validate and store one pair; returns its pair_id (an existing pair with that id is kept)."""
+        checked = validate_sft_pair(pair)
+        self._insert_sft_rows([checked])
+        return checked.pair_id
+
+    def insert_sft_pairs(self, pairs: Iterable[SFTPair | dict[str, Any]], refresh: bool = False) -> int:
+        """Validate every pair first (nothing is stored if one is invalid), then store them in one
+        transaction. Returns how many were new. `refresh=True` also updates the content of pairs
+        already stored (scores, context, weight, metadata) but keeps their is_used history."""
+        checked = [validate_sft_pair(p, index=i) for i, p in enumerate(pairs)]
+        if not checked:
+            return 0
+        before = int(self.scalar("SELECT count(*) FROM sft_pairs"))
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self._insert_sft_rows(checked, refresh=refresh)
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        return int(self.scalar("SELECT count(*) FROM sft_pairs")) - before
+
+    def _insert_sft_rows(self, pairs: list[SFTPair], refresh: bool = False) -> None:
+        now = utcnow()
+        on_conflict = (
+            # A pair marked superseded (confidence 0, see mark_sft_superseded) stays so on refresh.
+            "DO UPDATE SET context = excluded.context, category = excluded.category, "
+            "confidence = CASE WHEN sft_pairs.confidence = 0 THEN 0 ELSE excluded.confidence END, "
+            "reward_intensity = excluded.reward_intensity, safety_score = excluded.safety_score, "
+            "weight = excluded.weight, metadata = json_merge_patch(sft_pairs.metadata, excluded.metadata)"
+            if refresh
+            else "DO NOTHING"
+        )
+        rows = [
+            (
+                p.pair_id, p.instruction, p.response, p.context, p.source, p.category, p.confidence,
+                p.reward_intensity, p.safety_score, p.weight, p.conversation_id, p.message_id,
+                len(p.instruction), len(p.response), json.dumps(p.metadata, sort_keys=True, default=str),
+                naive_utc(p.created_at) or now, p.is_used, naive_utc(p.used_timestamp), p.cycle,
+            )
+            for p in pairs
+        ]
+        self._bulk_insert("sft_pairs", rows, on_conflict=on_conflict)
+
+    def get_sft_pairs(
+        self,
+        source: str | Sequence[str] | None = None,
+        is_used: bool | None = None,
+        since: datetime | None = None,
+        min_instruction_length: int | None = None,
+        min_response_length: int | None = None,
+        min_confidence: float | None = None,
+        limit: int | None = None,
+    ) -> list[SFTPair]:
+        """Stored pairs matching every given filter, oldest first. `since` compares `created_at`."""
+        where, params = [], []
+        if source is not None:
+            where.append("source IN (SELECT unnest(?))")
+            params.append([source] if isinstance(source, str) else list(source))
+        if is_used is not None:
+            where.append("is_used = ?")
+            params.append(bool(is_used))
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(naive_utc(since))
+        if min_instruction_length is not None:
+            where.append("instruction_length >= ?")
+            params.append(int(min_instruction_length))
+        if min_response_length is not None:
+            where.append("response_length >= ?")
+            params.append(int(min_response_length))
+        if min_confidence is not None:
+            where.append("confidence >= ?")
+            params.append(float(min_confidence))
+        sql = "SELECT * FROM sft_pairs" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY created_at, pair_id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [_sft_from_row(r) for r in self.query(sql, params)]
+
+    def sft_message_ids_among(self, message_ids: Sequence[str]) -> set[str]:
+        """Which of these assistant message ids already have a stored SFT pair (extraction's skip_existing)."""
+        if not message_ids:
+            return set()
+        rows = self.con.execute(
+            "SELECT DISTINCT message_id FROM sft_pairs WHERE message_id IN (SELECT unnest(?))", [list(message_ids)]
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def update_sft_used(
+        self, ids: Iterable[str], cycle: int, used_timestamp: datetime | None = None
+    ) -> int:
+        """Mark pairs consumed by training. Returns how many stored pairs were updated."""
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return 0
+        if cycle is None or int(cycle) < 0:
+            raise ValueError("cycle: must be a non-negative integer")
+        ts = naive_utc(used_timestamp) or utcnow()
+        n = self.scalar("SELECT count(*) FROM sft_pairs WHERE pair_id IN (SELECT unnest(?))", [ids])
+        self.con.execute(
+            "UPDATE sft_pairs SET is_used = TRUE, used_timestamp = ?, cycle = ? "
+            "WHERE pair_id IN (SELECT unnest(?))",
+            [ts, int(cycle), ids],
+        )
+        return int(n)
+
+    def mark_sft_superseded(self, message_ids: Sequence[str], reason: str) -> int:
+        """Set confidence 0 on conversation pairs whose answer the user corrected (a knowledge update
+        holds the right one), recording why in metadata. Returns how many pairs were marked."""
+        if not message_ids:
+            return 0
+        where = "source = 'conversation' AND confidence > 0 AND message_id IN (SELECT unnest(?))"
+        n = int(self.scalar(f"SELECT count(*) FROM sft_pairs WHERE {where}", [list(message_ids)]))
+        self.con.execute(
+            "UPDATE sft_pairs SET confidence = 0, metadata = json_merge_patch(metadata, json_object('superseded', ?)) "
+            f"WHERE {where}",
+            [reason, list(message_ids)],
+        )
+        return n
+
+    def reset_sft_used(self, ids: Iterable[str]) -> int:
+        """Clear is_used (maintenance re-emits curated older pairs). Returns how many were updated."""
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return 0
+        n = self.scalar("SELECT count(*) FROM sft_pairs WHERE pair_id IN (SELECT unnest(?))", [ids])
+        self.con.execute(
+            "UPDATE sft_pairs SET is_used = FALSE, used_timestamp = NULL, cycle = NULL "
+            "WHERE pair_id IN (SELECT unnest(?))",
+            [ids],
+        )
+        return int(n)
+
+    # -- knowledge-update attempts ---------------------------------------------------------------
+    def knowledge_attempt(self, attempt_id: str) -> dict[str, Any] | None:
+        rows = self.query("SELECT * FROM knowledge_update_attempts WHERE attempt_id = ?", [attempt_id])
+        return rows[0] if rows else None
+
+    def record_knowledge_attempt(self, row: dict[str, Any]) -> None:
+        self.con.execute(
+            "INSERT INTO knowledge_update_attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (attempt_id) DO UPDATE SET "
+            "ok = excluded.ok, pairs_found = excluded.pairs_found, reason = excluded.reason, "
+            "raw_output = excluded.raw_output, created_at = excluded.created_at",
+            [row["attempt_id"], row["conversation_id"], row["method"], row["ok"], row["pairs_found"], row.get("reason"), row.get("raw_output"), utcnow()],
+        )
+
+
+def _sft_from_row(r: dict[str, Any]) -> SFTPair:
+    return SFTPair(
+        pair_id=r["pair_id"], instruction=r["instruction"], response=r["response"], context=r["context"],
+        source=r["source"], category=r["category"], confidence=r["confidence"],
+        reward_intensity=r["reward_intensity"], safety_score=r["safety_score"], weight=r["weight"],
+        conversation_id=r["conversation_id"], message_id=r["message_id"], created_at=r["created_at"],
+        is_used=r["is_used"], used_timestamp=r["used_timestamp"], cycle=r["cycle"],
+        metadata=json.loads(r["metadata"]),
+    )
