@@ -4,7 +4,9 @@ One loop for every configuration: `L = sft_weight * L_sft + preference_weight * 
 loss scaled by its weight (reward_intensity x recency x safety gate). The DPO reference is the adapter as
 it stood at the start of the cycle (the published `current` adapter, or the base model on the first
 cycle), frozen, so its log-probs are computed once per cycle and cached: one forward per step.
-The result is published as a PEFT folder under `artifacts/lora/<model>/<version>/`.
+The result is published as a PEFT folder under `artifacts/lora/<model>/<version>/` (`atomic.publish_version`);
+a non-finite loss stops the cycle first. With a store, the examples the cycle trained on are recorded
+against the version (`store.consumption`); they count as used only once it is promoted.
 """
 
 from __future__ import annotations
@@ -163,7 +165,8 @@ def train_dual(
     notes: dict[str, str] | None = None,
 ) -> TrainingResult:
     """Run one training cycle and publish the adapter. `lora_root` is `artifacts/lora/<model_name>/`;
-    its `current` pointer (if any) is read to continue training, never moved."""
+    its `current` pointer (if any) is verified and read to continue training, never moved. With `db`, the
+    store SFT rows and preference pairs trained on are recorded against the published version."""
     torch.manual_seed(config.seed)
     current = Pointer(lora_root, "current").target if config.continue_from_current else None
     adapter_dir = lora_root / current if current else None
