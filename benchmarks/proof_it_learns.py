@@ -55,12 +55,17 @@ def main() -> None:
 
     import torch
 
+    from hominem_pipeline.evaluation.scoring import response_nll
     from hominem_pipeline.models import resolve_model
     from hominem_pipeline.records import PreferencePair, SFTPair
     from hominem_pipeline.settings import Settings
     from hominem_pipeline.training.config import TrainingConfig
     from hominem_pipeline.training.data import prepare_examples
-    from hominem_pipeline.training.measure import completion_nll, load_with_adapter, preference_margin
+    from hominem_pipeline.training.measure import load_with_adapter, preference_margin
+
+    def completion_nll(model: object, tok: object, pairs: list[tuple[str, str]]) -> float:
+        # Mean over the pairs of each response's NLL per token (the evaluation's one NLL function).
+        return sum(response_nll(model, tok, pairs)) / len(pairs)
     from hominem_pipeline.training.trainer import train_dual
 
     torch.set_num_threads(2)
