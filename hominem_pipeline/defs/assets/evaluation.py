@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from hominem_pipeline.adapters import CURRENT, AdapterRegistry
-from hominem_pipeline.defs.resources import HominemResource
+from hominem_pipeline.defs.resources import STORE_POOL, HominemResource
 from hominem_pipeline.evaluation.evaluate import EvalReport, evaluate_published, read_report, report_markdown
 from hominem_pipeline.training import promotion
 
@@ -107,7 +107,7 @@ def lora_no_regression(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckR
 @dg.asset(
     group_name=GROUP,
     deps=[lora_eval],
-    pool="duckdb",  # marks the SFT rows the new `current` trained on as used
+    pool=STORE_POOL,  # marks the SFT rows the new `current` trained on as used
     description="Moves the adapter registry's `current` pointer to the evaluated version and marks the SFT rows it trained on used (rollback: `hominem adapters rollback`)",
 )
 def adapter_promotion(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg.MaterializeResult:

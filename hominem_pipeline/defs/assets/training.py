@@ -5,7 +5,7 @@ publishes a PEFT adapter under artifacts/lora/<model>/<version>/. The domain cod
 
 import dagster as dg
 
-from hominem_pipeline.defs.resources import HominemResource
+from hominem_pipeline.defs.resources import STORE_POOL, HominemResource
 from hominem_pipeline.training import NoTrainingData, load_config, run_training
 
 
@@ -24,7 +24,7 @@ class DualLoraConfig(dg.Config):
 
 @dg.asset(
     group_name="training",
-    pool="duckdb",  # records which examples the adapter trained on (marked used only at promotion)
+    pool=STORE_POOL,  # records which examples the adapter trained on (marked used only at promotion)
     deps=["preference_pairs", "sft_pairs", "reward_model", "base_model"],
     description="Dual-channel LoRA adapter (memory + reward channels), published under artifacts/lora/",
 )
