@@ -33,7 +33,7 @@ class PointerMove:
 
 def evaluation_verdict(registry: AdapterRegistry, version: str) -> tuple[bool, str]:
     """(passed, note) from the version's evaluation report, as `lora_eval` wrote it."""
-    from hominem_pipeline.evaluation.evaluate import read_report, report_path
+    from hominem_pipeline.evaluation.report import read_report, report_path
 
     path = report_path(registry.artifacts_dir, registry.model_name, version)
     if not path.is_file():
