@@ -123,6 +123,9 @@ def _resolve_wanted(settings: Settings, selection: Selection) -> Wanted:
         # install serves the base model and picks up the first promoted adapter when the pointer appears.
         if selection.adapter_ref == CURRENT and registry.pointer(CURRENT).target is None:
             adapter_version = None
+        elif selection.adapter_ref in registry.pointer_names():
+            # Named here, verified when loaded: a corrupt target is then a failed swap that names it.
+            adapter_version = registry.pointer(selection.adapter_ref).target
         else:
             adapter_version = registry.resolve(selection.adapter_ref).name
     reward_version = None
@@ -194,9 +197,9 @@ class Engine:
         if now is not None and now.wanted.reward_model_version == wanted.reward_model_version:
             reward = now.reward_model
         elif wanted.reward_model_version:
-            reward = RewardModel.load(
-                reward_model_root(self.settings.artifacts_dir) / wanted.reward_model_version
-            )
+            # resolve_version checks the files against their published checksums before loading.
+            folder, _ = resolve_version(self.settings.artifacts_dir, wanted.reward_model_version)
+            reward = RewardModel.load(folder)
             out = reward.score(PROBE_PROMPT, "I am well, thank you.")
             if not all(math.isfinite(v) for v in [*out.reward_vector.values(), out.scalar_preference]):
                 raise ServingError(
