@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from hominem_pipeline.manifold import RewardManifold, validate_label
 
@@ -43,6 +43,22 @@ def iter_jsonl(path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
 def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
     """Rows of a JSONL file. A line that is not a JSON object raises with its line number."""
     return [obj for _, obj in iter_jsonl(path)]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_jsonl_models(path: Path | str, model: type[M]) -> list[M]:
+    """Every row of a JSONL file as `model`; a missing file is empty; a bad row fails naming line and field."""
+    if not Path(path).is_file():
+        return []
+    out = []
+    for lineno, row in iter_jsonl(path):
+        try:
+            out.append(model.model_validate(row))
+        except ValidationError as exc:
+            raise ValueError(f"{path}: row {lineno}: {exc}") from exc
+    return out
 
 
 def label_row_problems(rows: list[dict[str, Any]], manifold: RewardManifold) -> list[str]:

@@ -57,15 +57,30 @@ def test_generates_n_distinct_candidates_per_prompt(openai_server_url: str, smal
 
 
 def test_json_object_mode_with_the_rating_schema_is_enforced_by_the_server(openai_server_url: str, small_manifold) -> None:
-    # llama.cpp turns the schema into a grammar: every answer is on the scale at the first ask, whatever
-    # the 135M model would have said on its own.
-    outcomes = _teacher(openai_server_url, rating_mode="json_object").rate([EXCHANGE, *MORE], small_manifold)
-    for outcome in outcomes:
-        assert outcome.ok, (outcome.failure, outcome.raw_output)
-        assert outcome.attempts == 1
-        raw = json.loads(outcome.raw_output)
+    # The grammar, not the model, keeps the numbers on the scale: the exact request the teacher sends, at a
+    # sampling temperature high enough that free text would wander, must come back on the scale every time.
+    from openai import OpenAI
+
+    from hominem_pipeline.teacher import prompts as P
+
+    teacher = _teacher(openai_server_url, rating_mode="json_object")
+    client = OpenAI(base_url=openai_server_url, api_key="unused", timeout=600, max_retries=0)
+    for seed, (prompt, response) in enumerate([EXCHANGE, *MORE]):
+        answer = client.chat.completions.create(
+            model="smollm2",
+            messages=[{"role": "system", "content": P.EVALUATOR_SYSTEM},
+                      {"role": "user", "content": P.json_rating_request(prompt, response, small_manifold, False)}],
+            response_format=teacher._response_format(small_manifold),
+            temperature=1.5, seed=seed, max_tokens=200,
+        )
+        raw = json.loads(answer.choices[0].message.content)
+        assert set(raw) == {"reward_vector", "reward_intensity", "safety_score"}, raw
+        assert set(raw["reward_vector"]) == {"empathy", "curiosity"}, raw
         on_scale = [*raw["reward_vector"].values(), raw["reward_intensity"], raw["safety_score"]]
         assert all(isinstance(v, int) and 1 <= v <= 5 for v in on_scale), raw
+    # Through the teacher: every item becomes a label in the manifold's ranges.
+    for outcome in teacher.rate([EXCHANGE, *MORE], small_manifold):
+        assert outcome.ok, (outcome.failure, outcome.raw_output)
         assert set(outcome.label.reward_vector) == {"empathy", "curiosity"}
         assert all(-1.0 <= v <= 1.0 for v in outcome.label.reward_vector.values())
         assert 0.0 <= outcome.label.safety_score <= 1.0 and 0.0 <= outcome.label.reward_intensity <= 1.0

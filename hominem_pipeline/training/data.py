@@ -18,12 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ValidationError
-
 from hominem_pipeline.extraction.preferences import ResponseScores, pair_scores
 from hominem_pipeline.records import PreferencePair, SFTPair
 from hominem_pipeline.training.config import RecencySettings, SafetyGateSettings, TrainingConfig
-from hominem_pipeline.validation import iter_jsonl
+from hominem_pipeline.validation import read_jsonl_models
 
 log = logging.getLogger(__name__)
 
@@ -68,28 +66,7 @@ def _rows_hash(rows: list[dict[str, Any]]) -> str:
 
 def load_preference_pairs(path: Path) -> list[PreferencePair]:
     """Rows of `data/preferences/preferences.jsonl`; a bad row fails naming its line and field."""
-    if not Path(path).is_file():
-        return []
-    pairs = []
-    for lineno, row in iter_jsonl(path):
-        try:
-            pairs.append(PreferencePair.model_validate(row))
-        except ValidationError as exc:
-            raise ValueError(f"{path}: row {lineno}: {exc}") from exc
-    return pairs
-
-
-def load_sft_jsonl(path: Path) -> list[SFTPair]:
-    """Rows of `data/sft/sft_training.jsonl` (the fallback when the store has no SFT pairs)."""
-    if not Path(path).is_file():
-        return []
-    pairs = []
-    for lineno, row in iter_jsonl(path):
-        try:
-            pairs.append(SFTPair.model_validate(row))
-        except ValidationError as exc:
-            raise ValueError(f"{path}: row {lineno}: {exc}") from exc
-    return pairs
+    return read_jsonl_models(path, PreferencePair)
 
 
 def load_sft_pairs(
@@ -103,7 +80,7 @@ def load_sft_pairs(
         return list(db.get_sft_pairs(is_used=False if unused_only else None, limit=limit)), True
     if source == "database":
         raise RuntimeError("sft_source is 'database' but no store was opened")
-    pairs = [p for p in load_sft_jsonl(jsonl_path) if not (unused_only and p.is_used)]
+    pairs = [p for p in read_jsonl_models(jsonl_path, SFTPair) if not (unused_only and p.is_used)]
     return (pairs[:limit] if limit else pairs), False
 
 
