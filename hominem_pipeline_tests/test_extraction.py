@@ -30,6 +30,7 @@ from hominem_pipeline.extraction import (
 from hominem_pipeline.extraction.intensity import TeacherLabelIntensity
 from hominem_pipeline.extraction.knowledge import (
     extract_and_store_knowledge_updates,
+    plain_answer,
     template_probes,
     valid_probes,
 )
@@ -198,14 +199,28 @@ def test_knowledge_updates_by_cues_and_a_teacher_failure_is_recorded(
         assert wrong == {"The capital of Australia is Sydney.", "Mars has one moon, Phobos.",
                          "Python 3.8 is the newest stable release, so use that."}
         assert run.superseded == 3
-        pairs = db.get_sft_pairs(source="knowledge_update")
+        rows = db.get_sft_pairs(source="knowledge_update")
+        pairs = [p for p in rows if "phrasing_of" not in p.metadata]  # one row per fact carries its probes
         found = {(p.instruction, p.category) for p in pairs}
         assert found == {
             ("What is the capital of Australia?", "factual_correction"),
             ("How many moons does Mars have?", "factual_correction"),
             ("Which Python version should I use for a new project?", "knowledge_update"),
         }
-        assert all("Canberra" in p.response for p in pairs if "Australia" in p.instruction)
+        # The answer is the fact, without the thanks that belonged to the correcting conversation.
+        by_question = {p.instruction: p.response for p in pairs}
+        assert by_question["What is the capital of Australia?"] == (
+            "The capital of Australia is Canberra; Sydney is its largest city."
+        )
+        assert by_question["How many moons does Mars have?"] == "Mars has two small moons, Phobos and Deimos."
+        # Each fact is also taught under other phrasings of its question, never the held-out ones.
+        for p in pairs:
+            copies = [r for r in rows if r.metadata.get("phrasing_of") == p.pair_id]
+            assert len(copies) == 2 and all(r.response == p.response and p.instruction in r.instruction
+                                            and r.instruction != p.instruction for r in copies)
+            assert all("held_out_probes" not in r.metadata for r in copies)
+            held_out = {q["question"] for q in p.metadata["held_out_probes"]}
+            assert held_out.isdisjoint({r.instruction for r in rows})
         # Each fact is stored with its new phrasings (templates: the 135M teacher cannot paraphrase): the
         # user's own statement of the fact, never the training instruction or response.
         probes = {p.instruction: p.metadata["held_out_probes"] for p in pairs}
@@ -219,7 +234,7 @@ def test_knowledge_updates_by_cues_and_a_teacher_failure_is_recorded(
             for q in probes[p.instruction]:
                 assert {q["question"].strip(), q["answer"].strip()}.isdisjoint({p.instruction, p.response})
                 assert p.instruction in q["question"]  # the same question, in other words around it
-        assert run.pairs_stored == 3 and run.failures == 0
+        assert run.pairs_stored == 9 and run.failures == 0
         assert extract_and_store_knowledge_updates(db, "cues", all_conversations=True).reused == 8
 
         # A teacher that cannot answer in the asked JSON (the tiny random model) gives no invented pairs:
@@ -230,7 +245,7 @@ def test_knowledge_updates_by_cues_and_a_teacher_failure_is_recorded(
         assert run.failures == 1 and run.pairs_stored == 0 and "unusable answer" in run.failure_reasons[0]
         attempts = db.query("SELECT * FROM knowledge_update_attempts WHERE NOT ok")
         assert len(attempts) == 1 and attempts[0]["raw_output"] is not None
-        assert len(db.get_sft_pairs(source="knowledge_update")) == 3
+        assert len(db.get_sft_pairs(source="knowledge_update")) == 9
 
 
 def test_cli_extract_sft_flags(hominem_home: Path) -> None:
@@ -280,3 +295,14 @@ def test_held_out_probes_are_never_the_training_strings() -> None:
     # The user's words hold no statement of the fact: no probes rather than the training strings.
     assert template_probes(instruction, response, "No, that's wrong.") == []
     assert template_probes(instruction, response, f"Actually, {response}") == []
+
+
+def test_a_knowledge_answer_loses_the_thanks_but_never_the_fact() -> None:
+    """The acknowledgement that opens an answer after a correction is cut only when it is nothing but
+    acknowledgement: a first sentence that carries a fact stays whole."""
+    assert plain_answer("You're right, thank you for the correction. Canberra is the capital.") == (
+        "Canberra is the capital."
+    )
+    assert plain_answer("Correct, my mistake: Mars has two small moons.") == "Mars has two small moons."
+    assert plain_answer("Yes, Python 3.12 is the current release.") == "Yes, Python 3.12 is the current release."
+    assert plain_answer("Thanks for the update.") == "Thanks for the update."  # nothing would be left

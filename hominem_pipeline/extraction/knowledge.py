@@ -66,8 +66,28 @@ _LEADING_CUE = re.compile(
     r"|that is (?:wrong|incorrect)|you'?re wrong|not quite)\b[\s,:;.!-]*)+",
     re.IGNORECASE,
 )
+# Other words around the same question for TRAINING (disjoint from PROBE_QUESTIONS, which stay held out):
+# one fact stated once, in one phrasing, is one example among many and a small adapter barely moves on it;
+# the same answer under a few question phrasings teaches the fact rather than the string.
+TRAINING_QUESTIONS = (
+    "{question}",
+    "Can you tell me: {question}",
+    "{question} Please answer in one or two sentences.",
+)
+# Acknowledgements that open an assistant's answer after a correction ("You're right, thank you for the
+# correction.", "Correct, my mistake:"): they belong to that conversation, not to the fact, and a row that
+# keeps them teaches the model to thank a correction nobody made. A leading sentence is one when every
+# word in it is acknowledgement vocabulary, so "Yes, Python 3.12 is current." is never cut.
+_ACK_WORDS = frozenset(
+    "you you're youre are right correct correctly absolutely quite thank thanks for the your that this "
+    "correction correcting update clarification catch good great point my mistake apologies apology bad sorry "
+    "i i'm im am indeed yes so much pointing it out noted ok okay got again".split()
+)
+_LEADING_SENTENCE = re.compile(r"^\s*([^.!:;]+)[.!:;]+\s*")
 MIN_PROBE_WORDS = 3
-PROBES_VERSION = 1  # bump when the probe scheme changes: stored knowledge pairs are then re-probed
+# Bump when the probe or row scheme changes: stored knowledge pairs are then re-read and re-probed.
+# 2: answers without the acknowledgement, and each fact in TRAINING_QUESTIONS' phrasings.
+PROBES_VERSION = 2
 
 
 class KnowledgeUpdate(BaseModel):
@@ -108,6 +128,32 @@ def fact_statement(evidence: str) -> str | None:
     if len(text.split()) < MIN_PROBE_WORDS:
         return None
     return text[0].upper() + text[1:]
+
+
+def plain_answer(answer: str) -> str:
+    """The assistant's corrected answer without the acknowledgement that opens it; the answer unchanged
+    when nothing (or too little) would be left."""
+    text = answer.strip()
+    while (m := _LEADING_SENTENCE.match(text)) and set(re.findall(r"[\w']+", m.group(1).lower())) <= _ACK_WORDS:
+        text = text[m.end():]
+    if len(text.split()) < MIN_PROBE_WORDS:
+        return answer.strip()
+    return text[0].upper() + text[1:]
+
+
+def with_training_phrasings(pair: SFTPair) -> list[SFTPair]:
+    """The knowledge row and its copies under TRAINING_QUESTIONS' other phrasings of the question. The
+    held-out probes stay on the first row only (each fact is scored once); the copies name it."""
+    rows = [pair]
+    for template in TRAINING_QUESTIONS[1:]:
+        instruction = template.format(question=pair.instruction)
+        metadata = {k: v for k, v in pair.metadata.items() if k not in ("held_out_probes", "probe_method")}
+        rows.append(pair.model_copy(update={
+            "pair_id": content_hash("knowledge", instruction, pair.response),
+            "instruction": instruction,
+            "metadata": {**metadata, "phrasing_of": pair.pair_id},
+        }))
+    return rows
 
 
 def valid_probes(instruction: str, response: str, candidates: list[dict[str, Any]]) -> list[KnowledgeProbe]:
@@ -158,16 +204,17 @@ def by_cues(conversation: Conversation) -> KnowledgeOutcome:
         if question is None or answer is None:
             continue
         kind = "knowledge_update" if update else "factual_correction"
-        out.pairs.append(
+        response = plain_answer(answer.content)
+        out.pairs += with_training_phrasings(
             SFTPair(
-                pair_id=content_hash("knowledge", question.content, answer.content),
-                instruction=question.content, response=answer.content, source="knowledge_update", category=kind,
+                pair_id=content_hash("knowledge", question.content, response),
+                instruction=question.content, response=response, source="knowledge_update", category=kind,
                 confidence=0.5, conversation_id=conversation.conversation_id, message_id=answer.message_id,
                 created_at=answer.ts,
                 metadata=_with_probes(
                     {"method": "cues", "evidence": m.content, "evidence_message_id": m.message_id,
                      "wrong_answer_message_id": msgs[i - 1].message_id},
-                    template_probes(question.content, answer.content, m.content), "templates",
+                    template_probes(question.content, response, m.content), "templates",
                 ),
             )
         )
@@ -197,7 +244,7 @@ def by_teacher(conversation: Conversation, teacher: Any, seed: int = 0) -> Knowl
         probes, probe_method = valid_probes(u.instruction, u.response, u.probes), "teacher"
         if not probes:
             probes, probe_method = template_probes(u.instruction, u.response, u.evidence), "templates"
-        out.pairs.append(
+        out.pairs += with_training_phrasings(
             SFTPair(
                 pair_id=content_hash("knowledge", u.instruction, u.response),
                 instruction=u.instruction, response=u.response, source="knowledge_update", category=u.kind,
