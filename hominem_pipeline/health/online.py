@@ -70,8 +70,14 @@ def _apply(registry: AdapterRegistry, decision: Decision, pointer: str, base: st
     if "rollback" in decision.actions:
         try:
             registry.rollback(pointer)
-        except AdapterRegistryError as exc:
-            notes.append(f"no previous online update to roll back ({exc})")
+        except AdapterRegistryError:
+            if registry.pointer(pointer).path.is_file():
+                # The first online update, trained before any `current` existed: undoing it leaves no
+                # online adapter at all.
+                registry.pointer(pointer).path.unlink()
+                notes.append(f"`{pointer}` removed: the rolled-back update was the first one")
+            else:
+                notes.append("no previous online update to roll back")
     if "apply" in decision.actions:
         if registry.pointer(pointer).target is None and base is not None:
             registry.set_pointer(pointer, base)  # so that rolling the first update back returns to `current`
