@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from hominem_pipeline.atomic import append_durable, fsync_dir
+from hominem_pipeline.atomic import append_durable
 from hominem_pipeline.events.schema import FeedbackEvent, MessageEvent, parse_event
 
 

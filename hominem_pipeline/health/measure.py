@@ -22,7 +22,14 @@ import numpy as np
 
 from hominem_pipeline.health import components as C
 from hominem_pipeline.health.config import HealthConfig
-from hominem_pipeline.health.report import ComponentValue, HealthReport, Kind, interpret, now_iso, read_history
+from hominem_pipeline.health.report import (
+    ComponentValue,
+    HealthReport,
+    Kind,
+    interpret,
+    now_iso,
+    read_history,
+)
 
 ACCEPTED_FILE = "accepted.json"  # the RDM (and RHI) of the last consolidated version: MSS drift's "before"
 
