@@ -124,3 +124,25 @@ def test_nightly_replay_reverts_a_dip_and_slows_learning_after_three_falling_nig
     assert note["learning_rate_factor"].startswith("0.5 (RHI slow loop")
     slow_decisions = [d for d in read_decisions(hominem_home / "artifacts", registry.model_name) if d["loop"] == "slow"]
     assert slow_decisions[-1]["inputs"]["falls_in_a_row"] == 3
+
+
+def test_cli_shows_history_and_decisions_and_online_needs_feedback(hominem_home: Path, tiny_model_dir: Path) -> None:
+    from click.testing import CliRunner
+
+    from hominem_pipeline.cli import main
+
+    registry, a, b = _adapters(hominem_home, tiny_model_dir)
+    runner = CliRunner()
+    assert "no RHI measurements yet" in runner.invoke(main, ["health", "show"]).output
+    for version in (a, b):
+        res = runner.invoke(main, ["health", "measure", version])
+        assert res.exit_code == 0, res.output
+    assert "not measured: mss, cdrs, lrps" in res.output
+    shown = runner.invoke(main, ["health", "show"]).output
+    assert a in shown and b in shown and "reading: sharp drop" in shown
+    # Forcing b past the gate says so, and the gate's decision is listed with the others.
+    refused = runner.invoke(main, ["adapters", "promote", b, "--force"])
+    assert refused.exit_code == 0 and "Reward Health Index: forced: RHI 0.000" in refused.output
+    assert "consolidation" in runner.invoke(main, ["health", "show"]).output
+    online = runner.invoke(main, ["health", "online"])
+    assert online.exit_code == 0 and "fast loop: skip: nothing to learn from" in online.output
