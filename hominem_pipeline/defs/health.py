@@ -81,7 +81,7 @@ def rhi_consolidation_gate(context: dg.AssetCheckExecutionContext, hominem: Homi
         passed=above,
         # Holding `current` is the gate doing its job, not a broken run: warn, let adapter_promotion log it.
         severity=dg.AssetCheckSeverity.ERROR if above else dg.AssetCheckSeverity.WARN,
-        metadata={"version": report.version, "rhi": report.rhi if report.rhi is not None else float("nan"),
+        metadata={"version": report.version, **({"rhi": report.rhi} if report.rhi is not None else {}),
                   "threshold": threshold, "missing_components": ", ".join(report.missing) or "none"},
         description=None if above else f"RHI {report.rhi} <= {threshold}: `current` stays. {report.interpretation}",
     )
