@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from hominem_pipeline.atomic import append_jsonl_durable, write_json_atomic
 from hominem_pipeline.health.config import Consolidation, FastLoop, SlowLoop
-from hominem_pipeline.health.report import HealthReport, health_root, now_iso
+from hominem_pipeline.health.report import HealthReport, health_root, now_iso, read_log
 
 Loop = Literal["consolidation", "dip", "slow", "fast"]
 ADJUSTMENT_FILE = "training_adjustment.json"
@@ -47,16 +47,7 @@ def log_decision(artifacts_dir: Path, model_name: str, decision: Decision) -> No
 
 
 def read_decisions(artifacts_dir: Path, model_name: str) -> list[dict[str, Any]]:
-    path = decisions_path(artifacts_dir, model_name)
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:  # a torn last line from a crash
-            continue
-    return out
+    return read_log(decisions_path(artifacts_dir, model_name))
 
 
 def _report_inputs(report: HealthReport | None) -> dict[str, Any]:

@@ -8,7 +8,6 @@ version, replaced atomically), `history.jsonl` (one line per measurement, append
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +17,7 @@ from pydantic import BaseModel, Field
 from hominem_pipeline.atomic import append_jsonl_durable, write_json_atomic
 from hominem_pipeline.health.components import Component
 from hominem_pipeline.health.config import COMPONENTS, Weights
+from hominem_pipeline.validation import scan_jsonl
 
 Kind = Literal["cycle", "nightly", "online"]
 
@@ -90,18 +90,16 @@ def find_report(artifacts_dir: Path, model_name: str, version: str) -> HealthRep
     return read_report(path) if path.is_file() else None
 
 
-def read_history(artifacts_dir: Path, model_name: str) -> list[dict[str, Any]]:
-    """Every measurement so far, oldest first (a torn last line from a crash is skipped)."""
-    path = history_path(artifacts_dir, model_name)
-    if not path.is_file():
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """The rows of an append-only log (history, decisions), oldest first; a line a crash tore is skipped."""
+    if not Path(path).is_file():
         return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
+    return [row for _, row, _ in scan_jsonl(path) if row is not None]
+
+
+def read_history(artifacts_dir: Path, model_name: str) -> list[dict[str, Any]]:
+    """Every measurement so far, oldest first."""
+    return read_log(history_path(artifacts_dir, model_name))
 
 
 def save_report(report: HealthReport, artifacts_dir: Path) -> Path:
