@@ -72,6 +72,46 @@ def write_jsonl_atomic(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     return n
 
 
+def append_durable(path: Path, data: bytes) -> int:
+    """Append whole lines to `path` under an exclusive flock with O_APPEND, fsync before returning. A
+    file ending mid-line (a crashed writer's torn tail) gets that fragment closed first, so the torn
+    bytes become one bad line instead of corrupting the next record. Returns the lines written."""
+    import fcntl
+
+    if not data:
+        return 0
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    created = not path.exists()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            size = os.fstat(fd).st_size
+            if size:
+                with open(path, "rb") as fh:
+                    fh.seek(size - 1)
+                    if fh.read(1) != b"\n":
+                        data = b"\n" + data
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+    if created:
+        fsync_dir(path.parent)
+    return data.count(b"\n") - (1 if data.startswith(b"\n") else 0)
+
+
+def append_jsonl_durable(path: Path, row: dict[str, Any]) -> None:
+    """One JSON line appended with `append_durable` (logs that only grow: RHI history, gate decisions)."""
+    append_durable(path, (json.dumps(row, ensure_ascii=False, sort_keys=True, default=str) + "\n").encode())
+
+
 METADATA_FILE = "METADATA.json"
 
 

@@ -9,6 +9,7 @@ from hominem_pipeline.defs.assets.reward_model import REWARD_MODEL_ASSETS, REWAR
 from hominem_pipeline.defs.assets.training import dual_lora
 from hominem_pipeline.defs.checks import FOUNDATION_CHECKS
 from hominem_pipeline.defs.conversation_checks import CONVERSATION_CHECKS
+from hominem_pipeline.defs.health import HEALTH_ASSETS, HEALTH_CHECKS, HEALTH_JOBS, HEALTH_SCHEDULES
 from hominem_pipeline.defs.jobs import conversations_job, executor, main_job
 from hominem_pipeline.defs.resources import HominemResource, TeacherResource
 
@@ -24,9 +25,13 @@ defs = dg.Definitions(
         *CONVERSATION_ASSETS,
         dual_lora,
         *EVALUATION_ASSETS,
+        *HEALTH_ASSETS,
     ],
-    asset_checks=[*FOUNDATION_CHECKS, *REWARD_MODEL_CHECKS, *CONVERSATION_CHECKS, *EVALUATION_CHECKS],
-    jobs=[main_job, conversations_job],
+    asset_checks=[
+        *FOUNDATION_CHECKS, *REWARD_MODEL_CHECKS, *CONVERSATION_CHECKS, *EVALUATION_CHECKS, *HEALTH_CHECKS,
+    ],
+    jobs=[main_job, conversations_job, *HEALTH_JOBS],
+    schedules=[*HEALTH_SCHEDULES],
     resources={"hominem": _hominem, "teacher": TeacherResource(hominem=_hominem)},
     executor=executor,
 )

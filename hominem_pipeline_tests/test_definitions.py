@@ -30,6 +30,7 @@ STEPS_OUTSIDE_THE_STORE = {
     "base_model", "lora_eval",
     "seed_prompts_cover_categories", "trajectories_complete", "reward_labels_schema_valid",
     "reward_model_beats_baseline", "preference_pairs_valid", "sft_pairs_valid", "lora_no_regression",
+    "rhi_consolidation_gate",
 }
 
 

@@ -11,6 +11,7 @@ import yaml
 
 from hominem_pipeline.adapters import AdapterRegistry, model_name_for_spec
 from hominem_pipeline.defs.assets.evaluation import EVALUATION_ASSETS, EVALUATION_CHECKS
+from hominem_pipeline.defs.health import HEALTH_ASSETS, HEALTH_CHECKS
 from hominem_pipeline.defs.resources import HominemResource
 from hominem_pipeline.evaluation.report import read_report
 from hominem_pipeline.settings import Settings
@@ -31,6 +32,16 @@ def _small_eval_config(config_dir: Path) -> None:
     cfg_path.write_text(yaml.safe_dump(cfg))
 
 
+# What the trainer logs for the Reward Health Index (`training.probe`, `health.calibration`), planted: a
+# cycle whose dimensions pulled together with steady gradients (RHI well above 0.70; no reward model here,
+# so the index is DCS and GVS alone and the report names the three others as not measured).
+HEALTHY = {
+    "gradient_probes": [{"step": 6, "gda": {"curiosity|empathy": 0.9}, "left_out": []}],
+    "grad_norms": [1.0, 1.01, 0.99, 1.0],
+    "health_calibration": {"gvi_max_reference": 0.5},
+}
+
+
 def _report_dual_lora(instance: dg.DagsterInstance, metadata: dict) -> None:
     """Stand in for a dual_lora materialisation (the trainer's asset reports `version` and `path`)."""
     instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="dual_lora", metadata=metadata))
@@ -39,7 +50,8 @@ def _report_dual_lora(instance: dg.DagsterInstance, metadata: dict) -> None:
 def _run(home: Path, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     resources = {"hominem": HominemResource(home=str(home), config_dir=str(home / "config"))}
     return dg.materialize(
-        [*EVALUATION_ASSETS, *EVALUATION_CHECKS], resources=resources, instance=instance, raise_on_error=False
+        [*EVALUATION_ASSETS, *EVALUATION_CHECKS, *HEALTH_ASSETS, *HEALTH_CHECKS], resources=resources,
+        instance=instance, raise_on_error=False,
     )
 
 
@@ -54,7 +66,7 @@ def test_good_adapter_promoted_regressing_one_blocked(hominem_home: Path, tiny_m
     instance = dg.DagsterInstance.ephemeral()
 
     good_model, _ = lora_model(tiny_model_dir)
-    good = publish(registry, good_model, tiny_model_dir)
+    good = publish(registry, good_model, tiny_model_dir, **HEALTHY)
     _report_dual_lora(
         instance, {"trained": True, "version": good, "path": dg.MetadataValue.path(str(registry.root / good))}
     )
@@ -66,9 +78,9 @@ def test_good_adapter_promoted_regressing_one_blocked(hominem_home: Path, tiny_m
     first = _run(hominem_home, instance)
     assert first.success
     assert {e.check_name: e.passed for e in first.get_asset_check_evaluations()} == {
-        "lora_no_regression": True
+        "lora_no_regression": True, "rhi_consolidation_gate": True,
     }
-    assert _materialized(first) == {"lora_eval", "adapter_promotion"}
+    assert _materialized(first) == {"lora_eval", "rhi_report", "adapter_promotion"}
     [eval_event] = [e for e in first.get_asset_materialization_events() if e.asset_key.path == ["lora_eval"]]
     meta = {k: v.value for k, v in eval_event.materialization.metadata.items()}
     assert meta["version"] == good and meta["passed"] is True

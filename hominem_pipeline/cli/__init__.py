@@ -10,6 +10,7 @@ import click
 from hominem_pipeline.cli import adapters as _adapters
 from hominem_pipeline.cli import compare as _compare
 from hominem_pipeline.cli import conversations as _conversations
+from hominem_pipeline.cli import health as _health
 from hominem_pipeline.cli import imports as _imports
 from hominem_pipeline.cli import labels as _labels
 from hominem_pipeline.cli import reward as _reward
@@ -31,6 +32,7 @@ main.add_command(_compare.compare)
 main.add_command(_train.train)
 main.add_command(_reward.reward)
 main.add_command(_imports.import_group)
+main.add_command(_health.health)
 main.add_command(_conversations.extract_sft)
 _conversations.register_import(main)  # `hominem import conversations`
 _serve.register(main)  # `hominem serve`, `hominem use`

@@ -95,15 +95,22 @@ def list_cmd(model_name: str | None, as_json: bool) -> None:
 @_model_option
 def promote_cmd(version: str, pointer: str, force: bool, model_name: str | None) -> None:
     """Point `current` (or --pointer) at VERSION (a version, unique prefix, or another pointer's name).
-    Refused unless artifacts/lora_eval/<model>/<version>.json says the evaluation passed (or --force);
-    the SFT rows the new `current` trained on are then marked used in the store."""
+    Refused unless artifacts/lora_eval/<model>/<version>.json says the evaluation passed and, for
+    `current`, the Reward Health Index report (artifacts/rhi/<model>/reports/) is above
+    config/health.toml's consolidation threshold (or --force); the SFT rows the new `current` trained on
+    are then marked used in the store."""
+    from hominem_pipeline.health.config import load_health_config
+
     registry = registry_for(model_name)
     try:
+        health = load_health_config(Settings()).consolidation
         with _store() as db:
-            move = promotion.promote(registry, version, db=db, force=force, pointer=pointer)
+            move = promotion.promote(registry, version, db=db, force=force, pointer=pointer, health=health)
     except AdapterRegistryError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{move.pointer} -> {move.version} (was {move.previous or 'unset'}; evaluation: {move.evaluation})")
+    if move.health:
+        click.echo(f"Reward Health Index: {move.health}")
     if pointer == CURRENT:
         click.echo(f"SFT rows marked used: {move.marked_used}, handed back: {move.unmarked}")
 

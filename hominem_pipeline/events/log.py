@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from hominem_pipeline.atomic import fsync_dir
+from hominem_pipeline.atomic import append_durable
 from hominem_pipeline.events.schema import FeedbackEvent, MessageEvent, parse_event
 
 
@@ -77,31 +77,7 @@ class EventLog:
         data = "".join(e.to_line() for e in events).encode("utf-8")
         if not data:
             return 0
-        self.root.mkdir(parents=True, exist_ok=True)
-        path = self.path_for(day or today_utc())
-        created = not path.exists()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                size = os.fstat(fd).st_size
-                if size:
-                    with open(path, "rb") as fh:
-                        fh.seek(size - 1)
-                        if fh.read(1) != b"\n":
-                            data = b"\n" + data  # close a crashed writer's torn line
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
-                os.fsync(fd)
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
-        if created:
-            fsync_dir(self.root)
-        return data.count(b"\n") - (1 if data.startswith(b"\n") else 0)
+        return append_durable(self.path_for(day or today_utc()), data)
 
     def scan_day(self, day: date, stats: DayRead) -> Iterator[MessageEvent | FeedbackEvent]:
         """Stream the day's complete lines as events, filling `stats` (bytes, lines, torn tail, rejected

@@ -201,25 +201,46 @@ def feedback_choices(
     return out, messages
 
 
+def emotion_scores(scores: dict[str, Any], chosen: dict[str, Any], rejected: dict[str, Any]) -> dict[str, Any]:
+    """Seed 000 7.4 on a feedback pair whose two drafts carry the teacher's emotion labels: the emotion
+    intensity (mean of the two, how vivid the moment was) weights the pair, and each response's safety is
+    the stricter of its reward-label and emotion-label safety, so the gate sees both."""
+    out = dict(scores)
+    out["reward_intensity"] = (float(chosen["reward_intensity"]) + float(rejected["reward_intensity"])) / 2.0
+    for side, label in (("chosen", chosen), ("rejected", rejected)):
+        known = scores.get(f"{side}_safety")
+        out[f"{side}_safety"] = min(float(label["safety_score"]), 1.0 if known is None else float(known))
+    out["safety_score"] = out["chosen_safety"]
+    return out
+
+
 def pairs_from_feedback(
     db: Any, manifold: RewardManifold, min_valence_gap: float, out: PreferenceBuild
 ) -> None:
-    """One pair per user choice (`feedback_choices`), scored by the teacher's labels when both drafts have one."""
+    """One pair per user choice (`feedback_choices`), scored by the teacher's labels when both drafts have
+    one; the emotion labels, where both drafts have them, set the intensity and tighten the safety
+    (`emotion_scores`)."""
     choices, messages = feedback_choices(db, min_valence_gap, out.skipped)
     ids = sorted({m for c in choices for m in (c.chosen_id, c.rejected_id)})
     labels = {r["message_id"]: r for r in db.get_conversation_labels(message_ids=ids, kind="reward")} if ids else {}
+    emotion = {r["message_id"]: r for r in db.get_conversation_labels(message_ids=ids, kind="emotion")} if ids else {}
     for c in choices:
         scores: dict[str, Any] = {}
         if c.chosen_id in labels and c.rejected_id in labels:
             lc, lr = labels[c.chosen_id], labels[c.rejected_id]
             scores = pair_scores(_label_scores(lc, manifold), _label_scores(lr, manifold), manifold.names)
             scores["scored_by"] = lc["rater"]
+        if c.chosen_id in emotion and c.rejected_id in emotion:
+            scores = emotion_scores(scores, emotion[c.chosen_id], emotion[c.rejected_id])
+            scores.setdefault("scored_by", emotion[c.chosen_id]["rater"])
         out.pairs.append(
             PreferencePair(
                 prompt=c.prompt, chosen=messages[c.chosen_id]["content"], rejected=messages[c.rejected_id]["content"],
                 source="feedback", created_at=c.ts,
                 metadata={"how": c.how, "feedback_event_id": c.event_id, "chosen_message_id": c.chosen_id,
-                          "rejected_message_id": c.rejected_id, "conversation_id": c.conversation_id},
+                          "rejected_message_id": c.rejected_id, "conversation_id": c.conversation_id,
+                          "intensity_from": "emotion labels" if c.chosen_id in emotion and c.rejected_id in emotion
+                          else "reward labels" if scores else "unscored"},
                 **scores,
             )
         )

@@ -11,6 +11,8 @@ from typing import Any
 
 from hominem_pipeline.adapters import AdapterRegistry, model_name_for_spec
 from hominem_pipeline.atomic import Pointer
+from hominem_pipeline.health.config import load_health_config
+from hominem_pipeline.health.gate import learning_rate_factor
 from hominem_pipeline.models import resolve_model
 from hominem_pipeline.settings import REPO_ROOT, Settings
 from hominem_pipeline.store.consumption import times_trained
@@ -79,6 +81,7 @@ def run_training(
     log.info("training: %d preference pairs, %d SFT pairs (%s); scoring: %s",
              len(pairs), len(sft_pairs), "store" if from_db else "jsonl", note)
     root = lora_root(settings, config)
+    config, lr_note = _slow_loop_learning_rates(settings, config, root.name)
     replays = {}
     if db is not None and config.continue_from_current:
         # How often the current adapter's lineage already trained each pair (preference replay cap/decay).
@@ -94,5 +97,17 @@ def run_training(
         db=db,
         reward_model_version=str(reward_model.version) if reward_model is not None else None,
         progress=progress,
-        notes={"reward_model": note, "sft_source": "store" if from_db else "jsonl"},
+        notes={"reward_model": note, "sft_source": "store" if from_db else "jsonl", **lr_note},
+        health_probes=load_health_config(settings).probes,
     )
+
+
+def _slow_loop_learning_rates(settings: Settings, config: TrainingConfig, model_name: str) -> tuple[TrainingConfig, dict[str, str]]:
+    """The Reward Health Index's slow loop may have asked for lower learning rates (RHI falling night
+    after night, `health.gate`); both channels' rates are multiplied by its factor."""
+    factor = learning_rate_factor(settings.artifacts_dir, model_name)
+    if factor == 1.0:
+        return config, {}
+    scaled = config.model_copy(update={"sft_learning_rate": config.sft_learning_rate * factor,
+                                       "preference_learning_rate": config.preference_learning_rate * factor})
+    return scaled, {"learning_rate_factor": f"{factor:g} (RHI slow loop, artifacts/rhi/{model_name}/)"}

@@ -31,6 +31,8 @@ from hominem_pipeline.atomic import (
     write_json_atomic,
     write_jsonl_atomic,
 )
+from hominem_pipeline.health.calibration import calibration_for_cycle
+from hominem_pipeline.health.config import Probes
 from hominem_pipeline.models import resolve_embedding_model
 from hominem_pipeline.store.consumption import record_trained
 from hominem_pipeline.training.config import TrainingConfig
@@ -163,12 +165,16 @@ def train_dual(
     progress: Progress | None = None,
     publish: bool = True,
     notes: dict[str, str] | None = None,
+    health_probes: Probes | None = None,
+    continue_from: str | None = None,
 ) -> TrainingResult:
     """Run one training cycle and publish the adapter. `lora_root` is `artifacts/lora/<model_name>/`;
-    its `current` pointer (if any) is verified and read to continue training, never moved. With `db`, the
-    store SFT rows and preference pairs trained on are recorded against the published version."""
+    its `current` pointer (if any) is verified and read to continue training, never moved (an online
+    update passes the version to continue as `continue_from`). With `db`, the store SFT rows and
+    preference pairs trained on are recorded against the published version. `health_probes` sizes the
+    GVS calibration stored in METADATA (`health.calibration`)."""
     torch.manual_seed(config.seed)
-    current = Pointer(lora_root, "current").target if config.continue_from_current else None
+    current = continue_from or (Pointer(lora_root, "current").target if config.continue_from_current else None)
     adapter_dir = lora_root / current if current else None
     if adapter_dir is not None:
         verify_version(adapter_dir)  # never continue from (and use as DPO reference) a corrupted adapter
@@ -330,6 +336,10 @@ def train_dual(
         "metrics": metrics,
         "gradient_probes": probes,
         "grad_norms": [r["grad_norm"] for r in rows],
+        # GVI_max_reference for the Reward Health Index's GVS: inherited from the parent, or this run's.
+        "health_calibration": calibration_for_cycle(
+            previous_meta, current, [r["grad_norm"] for r in rows], health_probes or Probes()
+        ),
         "timing": {
             "reference_logprobs_s": ref_seconds,
             "train_s": sum(step_seconds),

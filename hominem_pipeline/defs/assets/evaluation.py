@@ -15,6 +15,7 @@ from hominem_pipeline.adapters import CURRENT, AdapterRegistry
 from hominem_pipeline.defs.resources import STORE_POOL, HominemResource
 from hominem_pipeline.evaluation.evaluate import evaluate_published
 from hominem_pipeline.evaluation.report import EvalReport, read_report, report_markdown
+from hominem_pipeline.health.config import load_health_config
 from hominem_pipeline.training import promotion
 
 GROUP = "lora"
@@ -40,7 +41,7 @@ def published_adapter(metadata: dict) -> tuple[str, str]:
     )
 
 
-def _report_of_latest_eval(instance: dg.DagsterInstance) -> EvalReport | None:
+def report_of_latest_eval(instance: dg.DagsterInstance) -> EvalReport | None:
     """The report `lora_eval` last wrote, or None when dual_lora had published nothing to evaluate."""
     metadata = _latest_metadata(instance, dg.AssetKey("lora_eval"))
     return read_report(Path(str(metadata["report"]))) if metadata.get("report") else None
@@ -88,7 +89,7 @@ def lora_eval(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg
     description="No regression beyond config/eval/lora_eval.yaml tolerances, vs base and vs current",
 )
 def lora_no_regression(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    report = _report_of_latest_eval(context.instance)
+    report = report_of_latest_eval(context.instance)
     if report is None:
         return dg.AssetCheckResult(
             passed=True,
@@ -109,21 +110,31 @@ def lora_no_regression(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckR
 
 @dg.asset(
     group_name=GROUP,
-    deps=[lora_eval],
+    deps=[lora_eval, "rhi_report"],  # rhi_report (defs/health.py) sits between the evaluation and this
     pool=STORE_POOL,  # marks the SFT rows the new `current` trained on as used
-    description="Moves the adapter registry's `current` pointer to the evaluated version and marks the SFT rows it trained on used (rollback: `hominem adapters rollback`)",
+    description="Moves the adapter registry's `current` pointer to the evaluated version (passing evaluation and "
+    "RHI above the consolidation threshold) and marks the SFT rows it trained on used (rollback: `hominem adapters rollback`)",
 )
 def adapter_promotion(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg.MaterializeResult:
-    report = _report_of_latest_eval(context.instance)
+    report = report_of_latest_eval(context.instance)
     if report is None:
         context.log.info("no adapter was evaluated; `current` stays")
         return dg.MaterializeResult(metadata={"promoted": False}, data_version=dg.DataVersion("none"))
-    registry = AdapterRegistry(hominem.settings().artifacts_dir, report.model_name)
+    settings = hominem.settings()
+    registry = AdapterRegistry(settings.artifacts_dir, report.model_name)
     # The blocking check already stops this asset in the same run; `promotion.promote` re-reads the
     # report, so a run of this asset alone cannot promote a failed or unevaluated version either.
     try:
         with hominem.open_db() as db:
-            move = promotion.promote(registry, report.version, db=db)
+            move = promotion.promote(registry, report.version, db=db,
+                                     health=load_health_config(settings).consolidation)
+    except promotion.ConsolidationHeld as exc:
+        # The Reward Health Index gate held `current` (decision logged in artifacts/rhi/<model>/decisions.jsonl).
+        context.log.warning(str(exc))
+        return dg.MaterializeResult(
+            metadata={"promoted": False, "reason": str(exc), "current": registry.pointer(CURRENT).target or ""},
+            data_version=dg.DataVersion(f"held-{report.version}"),
+        )
     except promotion.PromotionRefused as exc:
         raise dg.Failure(f"{exc}; `current` stays") from exc
     return dg.MaterializeResult(
@@ -132,6 +143,7 @@ def adapter_promotion(context: dg.AssetExecutionContext, hominem: HominemResourc
             "current": move.version,
             "previous": move.previous or "",
             "changed": move.previous != move.version,
+            "health": move.health,
             "sft_rows_marked_used": move.marked_used,
             "sft_rows_handed_back": move.unmarked,
             "rollback_history": dg.MetadataValue.json(registry.history()),

@@ -1,0 +1,180 @@
+"""The gates that read the Reward Health Index, as seed 000 phase 10 sets them, and the online update on
+the tiny model: a contradictory feedback batch (preferences pulling two dimensions against each other)
+drives partial RHI down and is not applied; a coherent one passes and moves the `online` pointer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from hominem_pipeline.adapters import AdapterRegistry
+from hominem_pipeline.health.config import Consolidation, FastLoop, HealthConfig, SlowLoop
+from hominem_pipeline.health.gate import (
+    consolidation_decision,
+    dip_decision,
+    fast_loop_decision,
+    read_decisions,
+    read_online_state,
+    slow_loop_decision,
+)
+from hominem_pipeline.health.online import online_update, recent_feedback
+from hominem_pipeline.health.report import ComponentValue, HealthReport, read_history
+from hominem_pipeline.records import PreferencePair
+from hominem_pipeline.settings import Settings
+
+
+@pytest.mark.parametrize(
+    ("partial", "frozen", "actions"),
+    [
+        (0.60, False, ["apply"]),
+        (0.50, False, ["apply"]),
+        (0.45, False, ["skip"]),
+        (0.25, False, ["skip", "rollback"]),
+        (0.10, False, ["skip", "rollback", "freeze"]),
+        (None, False, ["skip"]),
+        (0.45, True, ["skip", "stay_frozen"]),
+        (0.55, True, ["unfreeze", "apply"]),
+    ],
+)
+def test_fast_loop_thresholds(partial: float | None, frozen: bool, actions: list[str]) -> None:
+    decision = fast_loop_decision(partial, frozen, FastLoop())
+    assert decision.actions == actions
+    assert decision.inputs["partial"] == partial and decision.inputs["skip"] == 0.5
+
+
+def _report(rhi: float | None, version: str = "v1") -> HealthReport:
+    return HealthReport(model_name="m", version=version, kind="cycle", measured_at="2026-01-01T00:00:00",
+                        rhi=rhi, components={"dcs": ComponentValue(value=rhi)}, weights=HealthConfig().weights)
+
+
+def test_consolidation_only_above_threshold_and_a_dip_reverts() -> None:
+    cfg = Consolidation()
+    assert consolidation_decision(_report(0.71), "v1", cfg).actions == ["consolidate"]
+    held = consolidation_decision(_report(0.70), "v1", cfg)
+    assert held.actions == ["hold"] and held.inputs["rhi"] == 0.70 and held.inputs["threshold"] == 0.70
+    assert consolidation_decision(_report(0.9, "other"), "v1", cfg).actions == ["hold"]  # not this version's
+    assert consolidation_decision(None, "v1", cfg).actions == ["hold"]
+    assert consolidation_decision(_report(None), "v1", cfg).actions == ["hold"]
+    assert dip_decision(_report(0.65), cfg).actions == ["revert"]
+    assert dip_decision(_report(0.80), cfg).actions == ["keep"]
+
+
+def _nights(values: list[float]) -> list[dict]:
+    return [{"measured_at": f"2026-01-{i + 1:02d}T03:30:00", "rhi": v, "kind": "nightly"} for i, v in enumerate(values)]
+
+
+def test_slow_loop_lowers_the_learning_rate_after_three_falling_nights() -> None:
+    cfg = SlowLoop()
+    start = {"learning_rate_factor": 1.0, "anchor_at": None}
+    two_falls, state = slow_loop_decision(_nights([0.9, 0.85, 0.8]), start, cfg)
+    assert two_falls.actions == ["continue"] and state == start
+    three, state = slow_loop_decision(_nights([0.9, 0.85, 0.8, 0.75]), start, cfg)
+    assert three.actions == ["lower_learning_rate"] and state["learning_rate_factor"] == 0.5
+    assert three.inputs["nightly_rhi"] == [0.9, 0.85, 0.8, 0.75]
+    # One more falling night is not three new ones: the next lowering waits for three more.
+    again, same = slow_loop_decision(_nights([0.9, 0.85, 0.8, 0.75, 0.7]), state, cfg)
+    assert again.actions == ["continue"] and same["learning_rate_factor"] == 0.5
+    later, lowered = slow_loop_decision(_nights([0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6]), state, cfg)
+    assert later.actions == ["lower_learning_rate"] and lowered["learning_rate_factor"] == 0.25
+    rising, _ = slow_loop_decision(_nights([0.6, 0.7, 0.8, 0.9]), start, cfg)
+    assert rising.actions == ["continue"] and "rising" in rising.reason
+
+
+def test_recent_feedback_keeps_the_last_hours_of_user_choices() -> None:
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    pairs = [
+        PreferencePair(prompt="p", chosen="a", rejected="b", source="feedback", created_at=now - timedelta(hours=1)),
+        PreferencePair(prompt="p", chosen="c", rejected="d", source="feedback", created_at=now - timedelta(hours=9)),
+        PreferencePair(prompt="p", chosen="e", rejected="f", source="teacher", created_at=now),
+    ]
+    assert [p.chosen for p in recent_feedback(pairs, 6.0, now)] == ["a"]
+
+
+WARM = "I'm sorry that happened. It makes sense to feel hurt, and you deserve support."
+BLUNT = "That is your own fault. Move on."
+
+
+def _batch(deltas: list[dict[str, float]]) -> list[PreferencePair]:
+    """Feedback pairs on one prompt. A delta with empathy < 0 swaps chosen and rejected: that pair's user
+    preferred the blunt answer, for the sake of the other dimension."""
+    now = datetime.now(UTC)
+    out = []
+    for i, d in enumerate(deltas):
+        chosen, rejected = (WARM, BLUNT) if d["empathy"] > 0 else (BLUNT, WARM)
+        out.append(PreferencePair(prompt=f"My friend ignored me today ({i % 2}). Was it my fault?", chosen=chosen,
+                                  rejected=rejected, source="feedback", reward_intensity=0.8, safety_score=0.9,
+                                  dimension_deltas=d, created_at=now))
+    return out
+
+
+def _current(home: Path, tiny_model_dir: Path) -> str:
+    """A `current` adapter for the online updates to continue from."""
+    from hominem_pipeline.adapters import model_name_for_spec
+    from hominem_pipeline_tests.adapter_helpers import lora_model, publish
+
+    registry = AdapterRegistry(home / "artifacts", model_name_for_spec(str(tiny_model_dir)))
+    model, _ = lora_model(tiny_model_dir)
+    return registry.promote(publish(registry, model, tiny_model_dir))
+
+
+def _update(home: Path, tiny_model_dir: Path, pairs: list[PreferencePair]):
+    from hominem_pipeline.training.run import load_config
+
+    settings = Settings(home=home)
+    health = HealthConfig(fast_loop=FastLoop(max_steps=2))  # two steps: the least GVS can measure
+    return online_update(settings, pairs, health=health, training_config=load_config(settings),
+                         base_model_path=str(tiny_model_dir))
+
+
+def test_online_update_contradictory_batch_is_refused_coherent_batch_applied(
+    hominem_home: Path, tiny_model_dir: Path
+) -> None:
+    current = _current(hominem_home, tiny_model_dir)
+    coherent = _batch([{"empathy": 0.8, "epistemic_integrity": 0.8}] * 4)
+    applied = _update(hominem_home, tiny_model_dir, coherent)
+    assert applied.base == current
+    # Both dimensions pull the same way: their gradients are parallel, DCS = 1, partial RHI >= 0.625.
+    assert applied.decision.inputs["dcs"] == pytest.approx(1.0, abs=1e-4)
+    assert applied.report.partial >= 0.5 and applied.decision.actions == ["apply"]
+    assert applied.online == applied.candidate
+    registry = AdapterRegistry(hominem_home / "artifacts", applied.report.model_name)
+    assert registry.pointer("current").target == current  # online updates never consolidate
+
+    # The same prompt and answers, but half the pairs prefer the blunt answer for epistemic_integrity's
+    # sake: empathy's gradient is exactly opposite to epistemic_integrity's, DCS = 0.
+    fighting = _batch([{"empathy": 0.8, "epistemic_integrity": -0.8}, {"empathy": -0.8, "epistemic_integrity": 0.8}] * 2)
+    refused = _update(hominem_home, tiny_model_dir, fighting)
+    d = refused.decision
+    assert d.inputs["dcs"] == pytest.approx(0.0, abs=1e-4)
+    assert d.inputs["most_opposed"] == "empathy|epistemic_integrity" and d.inputs["most_opposed_gda"] < -0.99
+    assert refused.report.partial < 0.5 and "apply" not in d.actions and "skip" in d.actions
+    assert refused.base == applied.candidate
+    # Whichever band partial RHI fell in, its action was carried out: rolled back to before the coherent
+    # update below 0.30, else the coherent update stays; frozen below 0.20.
+    expected = registry.pointer("online").target
+    if refused.report.partial < 0.30:
+        assert "rollback" in d.actions and expected == current
+    else:
+        assert d.actions == ["skip"] and expected == applied.candidate
+    assert read_online_state(hominem_home / "artifacts", registry.model_name)["frozen"] is (refused.report.partial < 0.20)
+
+    log = read_decisions(hominem_home / "artifacts", registry.model_name)
+    assert [r["actions"] for r in log] == [["apply"], d.actions]
+    assert log[-1]["inputs"]["candidate"] == refused.candidate and log[-1]["inputs"]["partial"] == refused.report.partial
+    assert [r["kind"] for r in read_history(hominem_home / "artifacts", registry.model_name)] == ["online", "online"]
+
+
+def test_frozen_online_learning_resumes_only_after_recovery(hominem_home: Path, tiny_model_dir: Path) -> None:
+    from hominem_pipeline.adapters import model_name_for_spec
+    from hominem_pipeline.health.gate import save_online_state
+
+    name = model_name_for_spec(str(tiny_model_dir))
+    save_online_state(hominem_home / "artifacts", name, {"frozen": True})
+    fighting = _batch([{"empathy": 0.8, "epistemic_integrity": -0.8}, {"empathy": -0.8, "epistemic_integrity": 0.8}])
+    still = _update(hominem_home, tiny_model_dir, fighting)
+    assert still.decision.actions == ["skip", "stay_frozen"] and still.online is None
+    recovered = _update(hominem_home, tiny_model_dir, _batch([{"empathy": 0.8, "epistemic_integrity": 0.8}] * 2))
+    assert recovered.decision.actions == ["unfreeze", "apply"] and recovered.online == recovered.candidate
+    assert read_online_state(hominem_home / "artifacts", name)["frozen"] is False
