@@ -1,4 +1,4 @@
-"""The Dagster code location: assembles assets, checks, resources and jobs. Nothing else lives here."""
+"""The Dagster code location: assembles assets, checks, resources, jobs, sensors and schedules. Nothing else lives here."""
 
 import dagster as dg
 
@@ -9,8 +9,10 @@ from hominem_pipeline.defs.assets.reward_model import REWARD_MODEL_ASSETS, REWAR
 from hominem_pipeline.defs.assets.training import dual_lora
 from hominem_pipeline.defs.checks import FOUNDATION_CHECKS
 from hominem_pipeline.defs.conversation_checks import CONVERSATION_CHECKS
-from hominem_pipeline.defs.jobs import conversations_job, executor, main_job
+from hominem_pipeline.defs.jobs import conversations_job, executor, main_job, retraining_job
 from hominem_pipeline.defs.resources import HominemResource, TeacherResource
+from hominem_pipeline.defs.schedules import SCHEDULES
+from hominem_pipeline.defs.sensors import SENSORS
 
 _hominem = HominemResource()
 
@@ -26,7 +28,9 @@ defs = dg.Definitions(
         *EVALUATION_ASSETS,
     ],
     asset_checks=[*FOUNDATION_CHECKS, *REWARD_MODEL_CHECKS, *CONVERSATION_CHECKS, *EVALUATION_CHECKS],
-    jobs=[main_job, conversations_job],
+    jobs=[main_job, conversations_job, retraining_job],
+    sensors=[*SENSORS],
+    schedules=[*SCHEDULES],
     resources={"hominem": _hominem, "teacher": TeacherResource(hominem=_hominem)},
     executor=executor,
 )
