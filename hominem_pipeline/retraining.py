@@ -98,10 +98,8 @@ class Assessment:
 
     def summary(self) -> str:
         extra = f"; {'; '.join(self.notes)}" if self.notes else ""
-        return (
-            f"{self.decision.reason} (since {self.current or 'the start: no accepted adapter yet'}, "
-            f"{self.baseline_note}){extra}"
-        )
+        since = f"since {self.current}, {self.baseline_note}" if self.current else self.baseline_note
+        return f"{self.decision.reason} ({since}){extra}"
 
 
 def _ids(path: Path, *keys: str) -> tuple[list[dict[str, str | None]], int]:
