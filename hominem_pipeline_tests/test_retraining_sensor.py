@@ -41,8 +41,7 @@ def _accept(home: Path, name: str) -> str:
 
 @pytest.fixture
 def instance() -> dg.DagsterInstance:
-    with dg.instance_for_test() as inst:
-        yield inst
+    return dg.DagsterInstance.ephemeral()
 
 
 def test_below_every_threshold_skips_and_says_the_counts(hominem_home: Path, instance: dg.DagsterInstance) -> None:

@@ -23,12 +23,6 @@ from hominem_pipeline_tests.conftest import write_config
 from hominem_pipeline_tests.retraining_helpers import Exports
 
 
-@pytest.fixture
-def instance() -> dg.DagsterInstance:
-    with dg.instance_for_test() as inst:
-        yield inst
-
-
 def test_schedules_run_by_default_at_the_configured_times() -> None:
     times = Settings().pipeline.schedules
     by_name = {s.name: s for s in defs.schedules}
@@ -56,7 +50,14 @@ def test_last_complete_day_is_a_utc_day_whatever_the_zone() -> None:
     assert last_complete_day(datetime(2026, 3, 3, 0, 30, tzinfo=UTC)) == date(2026, 3, 2)
 
 
-def test_daily_labels_ask_for_yesterday_and_days_with_deferred_turns(instance: dg.DagsterInstance) -> None:
+def test_daily_labels_ask_for_yesterday_and_days_with_deferred_turns() -> None:
+    # A schedule context needs an instance with a ref; entered in the test body (a yield fixture would leave
+    # Dagster's context-local instance state set for later tests).
+    with dg.instance_for_test() as instance:
+        _daily_labels(instance)
+
+
+def _daily_labels(instance: dg.DagsterInstance) -> None:
     def report(day: str, deferred: int) -> None:
         instance.report_runless_asset_event(dg.AssetMaterialization(
             "conversation_labels", partition=day, metadata={"deferred_to_next_run": deferred}))
@@ -81,7 +82,12 @@ def _fallback(home: Path, instance: dg.DagsterInstance, at: datetime):
     return weekly_retraining_fallback(ctx)
 
 
-def test_weekly_fallback_needs_a_quiet_sensor_and_something_new(hominem_home: Path, instance: dg.DagsterInstance) -> None:
+def test_weekly_fallback_needs_a_quiet_sensor_and_something_new(hominem_home: Path) -> None:
+    with dg.instance_for_test() as instance:
+        _weekly_fallback(hominem_home, instance)
+
+
+def _weekly_fallback(hominem_home: Path, instance: dg.DagsterInstance) -> None:
     now = datetime.now(UTC)
     nothing = _fallback(hominem_home, instance, now)
     assert isinstance(nothing, dg.SkipReason) and "nothing new" in nothing.skip_message
