@@ -24,7 +24,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 help:
 	@echo "make run    set up .venv and materialise every asset on the embedded defaults"
 	@echo "make test   set up .venv (with dev tools) and run the test suite"
-	@echo "make dev    Dagster UI on http://127.0.0.1:3000"
+	@echo "make dev    Dagster UI on http://127.0.0.1:3000, with the retraining sensor and schedules running"
 	@echo "make serve  the chat server and page on http://127.0.0.1:8765 (config/serving.toml)"
 	@echo "make lint   ruff check + format check"
 

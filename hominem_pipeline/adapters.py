@@ -10,6 +10,7 @@ and the server all use this module.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import re
 from collections.abc import Callable
@@ -20,10 +21,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hominem_pipeline.atomic import CorruptVersion, Pointer, publish_version, verify_version
+from hominem_pipeline.atomic import (
+    CorruptVersion,
+    Pointer,
+    publish_version,
+    verify_version,
+    write_json_atomic,
+)
 
 CURRENT = "current"
 METADATA_FILE = "METADATA.json"
+#: Qualitative notes on versions (seed 000 9.3) live beside the immutable version folders, one file each.
+NOTES_DIR = "notes"
 # Pointer names share a folder with version folders; the pattern keeps them readable file names.
 _POINTER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 
@@ -225,6 +234,36 @@ class AdapterRegistry:
     def history(self, pointer: str = CURRENT) -> list[str]:
         state = self.pointer(pointer).read() or {}
         return list(state.get("history", []))
+
+    # -- notes -------------------------------------------------------------------------------------
+    def _notes_path(self, version: str) -> Path:
+        return self.root / NOTES_DIR / f"{version}.json"
+
+    def notes(self, ref: str) -> list[dict[str, str]]:
+        """The notes attached to a version, oldest first: [{"at": ISO time, "text": ...}]."""
+        path = self._notes_path(self._find(ref).name)
+        try:
+            return list(json.loads(path.read_text()))
+        except FileNotFoundError:
+            return []
+        except json.JSONDecodeError as exc:
+            raise AdapterRegistryError(f"{path}: not valid JSON: {exc}") from exc
+
+    def add_note(self, ref: str, text: str) -> tuple[str, Path]:
+        """Attach a note to a version. The version folder stays untouched (its checksums hold); the notes
+        file beside it is rewritten atomically under a lock, so two notes at once both land."""
+        text = text.strip()
+        if not text:
+            raise AdapterRegistryError("a note needs some text")
+        version = self._find(ref).name
+        path = self._notes_path(version)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.parent / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            notes = self.notes(version)
+            notes.append({"at": now_utc().isoformat(), "text": text})
+            write_json_atomic(path, notes)
+        return version, path
 
     # -- inference ---------------------------------------------------------------------------------
     def base_model_path(self, adapter: AdapterVersion) -> str:

@@ -1,4 +1,4 @@
-"""The Dagster code location: assembles assets, checks, resources and jobs. Nothing else lives here."""
+"""The Dagster code location: assembles assets, checks, resources, jobs, sensors and schedules. Nothing else lives here."""
 
 import dagster as dg
 
@@ -10,8 +10,10 @@ from hominem_pipeline.defs.assets.training import dual_lora
 from hominem_pipeline.defs.checks import FOUNDATION_CHECKS
 from hominem_pipeline.defs.conversation_checks import CONVERSATION_CHECKS
 from hominem_pipeline.defs.health import HEALTH_ASSETS, HEALTH_CHECKS, HEALTH_JOBS, HEALTH_SCHEDULES
-from hominem_pipeline.defs.jobs import conversations_job, executor, main_job
+from hominem_pipeline.defs.jobs import conversations_job, executor, main_job, retraining_job
 from hominem_pipeline.defs.resources import HominemResource, TeacherResource
+from hominem_pipeline.defs.schedules import SCHEDULES
+from hominem_pipeline.defs.sensors import SENSORS
 
 _hominem = HominemResource()
 
@@ -30,8 +32,9 @@ defs = dg.Definitions(
     asset_checks=[
         *FOUNDATION_CHECKS, *REWARD_MODEL_CHECKS, *CONVERSATION_CHECKS, *EVALUATION_CHECKS, *HEALTH_CHECKS,
     ],
-    jobs=[main_job, conversations_job, *HEALTH_JOBS],
-    schedules=[*HEALTH_SCHEDULES],
+    jobs=[main_job, conversations_job, retraining_job, *HEALTH_JOBS],
+    sensors=[*SENSORS],
+    schedules=[*SCHEDULES, *HEALTH_SCHEDULES],
     resources={"hominem": _hominem, "teacher": TeacherResource(hominem=_hominem)},
     executor=executor,
 )

@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,10 +75,49 @@ class LabelingConfig(_Strict):
     rationale_max_new_tokens: int = Field(40, ge=1, le=512)
 
 
+class RetrainingConfig(_Strict):
+    """When the retraining sensor requests a cycle (seed 000 7.3): either channel at its threshold of new
+    data since the last accepted cycle, or both at `both_fraction` of theirs."""
+
+    new_conversations: int = Field(500, ge=1, description="memory channel: conversations with new SFT pairs")
+    new_preference_pairs: int = Field(200, ge=1, description="reward channel: new preference pairs")
+    both_fraction: float = Field(0.5, gt=0.0, le=1.0, description="both channels at this share of their thresholds")
+    sensor_interval_seconds: int = Field(300, ge=30, le=86400)
+    fallback_after_days: int = Field(7, ge=1, le=365, description="weekly fallback: the sensor has not fired for this long")
+
+
+class SchedulesConfig(_Strict):
+    """Cron times of the schedules, read in `timezone` (an IANA name)."""
+
+    timezone: str = "UTC"
+    conversation_labels: str = Field("30 0 * * *", description="daily: yesterday's partition (+ deferred turns)")
+    retraining_fallback: str = Field("0 3 * * 0", description="weekly: retrain if the sensor stayed quiet")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {v!r} (an IANA name such as 'UTC' or 'Europe/Berlin')") from exc
+        return v
+
+    @field_validator("conversation_labels", "retraining_fallback")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        if len(v.split()) != 5:
+            raise ValueError(f"{v!r} is not a 5-field cron expression (minute hour day month weekday)")
+        return v
+
+
 class PipelineConfig(_Strict):
     paths: PathsConfig = PathsConfig()
     generation: GenerationConfig = GenerationConfig()
     labeling: LabelingConfig = LabelingConfig()
+    retraining: RetrainingConfig = RetrainingConfig()
+    schedules: SchedulesConfig = SchedulesConfig()
 
 
 class ConfigError(ValueError):

@@ -12,6 +12,7 @@ import pytest
 
 from hominem_pipeline.models import build_tiny_model, embedded_gguf_path
 from hominem_pipeline.settings import REPO_ROOT
+from hominem_pipeline_tests.browser_fixtures import driver  # noqa: F401  (the headless Chromium fixture of the browser tests)
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"

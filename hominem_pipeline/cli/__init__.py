@@ -15,6 +15,7 @@ from hominem_pipeline.cli import imports as _imports
 from hominem_pipeline.cli import labels as _labels
 from hominem_pipeline.cli import reward as _reward
 from hominem_pipeline.cli import serve as _serve
+from hominem_pipeline.cli import sft as _sft
 from hominem_pipeline.cli import train as _train
 
 
@@ -28,6 +29,8 @@ main.add_command(_labels.labels)
 main.add_command(_labels.summary)
 main.add_command(_labels.manifold)
 main.add_command(_adapters.adapters)
+main.add_command(_adapters.note_cmd)  # `hominem note VERSION TEXT`
+main.add_command(_sft.sft)  # `hominem sft stats|introspection`
 main.add_command(_compare.compare)
 main.add_command(_train.train)
 main.add_command(_reward.reward)

@@ -1,4 +1,5 @@
-"""`hominem adapters list|promote|rollback|pointer`: the LoRA adapter registry from the command line."""
+"""`hominem adapters list|show|promote|rollback|pointer` and `hominem note`: the LoRA adapter registry from
+the command line."""
 
 from __future__ import annotations
 
@@ -66,6 +67,7 @@ def list_cmd(model_name: str | None, as_json: bool) -> None:
                 "base_model": v.metadata.base_model,
                 "metrics": v.metadata.metrics,
                 "path": str(v.path),
+                "notes": registry.notes(v.version),
             }
             for v in versions
         ]
@@ -86,6 +88,51 @@ def list_cmd(model_name: str | None, as_json: bool) -> None:
         click.echo(
             f"{v.version:18s} {created:20s} {v.metadata.parent_version or '-':18s} [{pointers}] {metrics}"
         )
+        notes = registry.notes(v.version)
+        if notes:
+            more = f" (+{len(notes) - 1} earlier; `hominem adapters show {v.version}`)" if len(notes) > 1 else ""
+            click.echo(f"{'':18s} note {notes[-1]['at'][:16]}: {notes[-1]['text']}{more}")
+
+
+@adapters.command("show")
+@click.argument("version", default=CURRENT)
+@_model_option
+def show_cmd(version: str, model_name: str | None) -> None:
+    """One version (a version, unique prefix or pointer; default `current`): lineage, metrics and notes."""
+    registry = registry_for(model_name)
+    try:
+        v = registry.get(version)
+        notes = registry.notes(v.version)
+        lineage = registry.lineage(v.version)
+    except AdapterRegistryError as exc:
+        raise click.ClickException(str(exc)) from exc
+    meta = v.metadata
+    click.echo(f"version     {v.version}  [{', '.join(v.pointers) or 'no pointer'}]")
+    click.echo(f"path        {v.path}")
+    click.echo(f"created_at  {meta.created_at.isoformat()}")
+    click.echo(f"base_model  {meta.base_model}")
+    click.echo(f"lineage     {' <- '.join(lineage)}")
+    for key, val in meta.metrics.items():
+        click.echo(f"  {key}: {val:.4g}" if isinstance(val, float) else f"  {key}: {val}")
+    click.echo(f"notes       {len(notes)}")
+    for n in notes:
+        click.echo(f"  {n['at'][:19]}  {n['text']}")
+
+
+@click.command("note")
+@click.argument("version")
+@click.argument("text")
+@_model_option
+def note_cmd(version: str, text: str, model_name: str | None) -> None:
+    """Attach a qualitative note to an adapter VERSION (a version, unique prefix or pointer), e.g.
+    `hominem note current "warmer, but forgets names"` (seed 000 9.3). Notes are kept beside the version
+    (artifacts/lora/<model>/notes/<version>.json) and shown by `adapters list` and `adapters show`."""
+    registry = registry_for(model_name)
+    try:
+        target, path = registry.add_note(version, text)
+    except AdapterRegistryError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"noted on {target} ({path})")
 
 
 @adapters.command("promote")

@@ -23,3 +23,17 @@ conversations_job = dg.define_asset_job(
     "conversations_job",
     selection=dg.AssetSelection.assets("conversations", "conversation_labels", "sft_pairs", "preference_pairs"),
 )
+
+#: The run tag every retraining run carries; dagster.yaml limits runs with it to one at a time, so the
+#: sensor, the weekly fallback and a UI launch can never train two cycles side by side.
+RETRAINING_TAG = "hominem/retraining"
+
+# One training cycle and everything downstream of it (evaluation, its blocking check, any health report
+# placed between evaluation and promotion, promotion): selected as dual_lora's downstream so an asset
+# added after lora_eval joins without an edit here. What the retraining sensor and schedule request.
+retraining_job = dg.define_asset_job(
+    "retraining_job",
+    selection=dg.AssetSelection.assets("dual_lora").downstream(),
+    tags={RETRAINING_TAG: "cycle"},
+    description="dual_lora -> lora_eval -> ... -> adapter_promotion: one training cycle, never two at once",
+)

@@ -62,6 +62,31 @@ def load_conversations_config(settings: Settings) -> ConversationsConfig:
     return load_toml_model(path, ConversationsConfig)  # type: ignore[return-value]
 
 
+def set_include_introspection(settings: Settings, include: bool) -> tuple[Path, bool]:
+    """Switch `[extraction] include_introspection` in config/conversations.toml (seed 002: introspection
+    stays out of SFT unless opted in). Comments and layout are kept; the edited file is validated before
+    it atomically replaces the old one. Returns (path, the previous value)."""
+    import tomlkit
+
+    from hominem_pipeline.atomic import write_text_atomic
+    from hominem_pipeline.settings import ConfigError
+
+    path = settings.config_dir / "conversations.toml"
+    doc = tomlkit.parse(path.read_text()) if path.is_file() else tomlkit.document()
+    previous = load_conversations_config(settings).extraction.include_introspection
+    table = doc.get("extraction")
+    if table is None:
+        table = tomlkit.table()
+        doc["extraction"] = table
+    table["include_introspection"] = include
+    try:
+        ConversationsConfig.model_validate(doc.unwrap())
+    except Exception as exc:  # pydantic.ValidationError: the file had another bad value; leave it as it was
+        raise ConfigError(f"{path}: {exc}") from exc
+    write_text_atomic(path, tomlkit.dumps(doc))
+    return path, previous
+
+
 # Where this channel's files live (seed 000 puts the two training exports here).
 def events_dir(settings: Settings) -> Path:
     return settings.data_dir / "events"

@@ -62,6 +62,15 @@ class SFTStore(StoreConnection):
         ]
         self._bulk_insert("sft_pairs", rows, on_conflict=on_conflict)
 
+    def sft_usage_by_source(self) -> list[dict[str, Any]]:
+        """Per source: how many rows the `current` adapter's lineage trained on (`used`), how many wait
+        for the next cycle (`unused`), and how many of those are superseded (confidence 0, never trained)."""
+        return self.query(
+            "SELECT source, count(*) FILTER (WHERE is_used) AS used, count(*) FILTER (WHERE NOT is_used) AS unused, "
+            "count(*) FILTER (WHERE NOT is_used AND confidence <= 0) AS superseded, count(*) AS total "
+            "FROM sft_pairs GROUP BY source ORDER BY source"
+        )
+
     def get_sft_pairs(
         self,
         source: str | Sequence[str] | None = None,
