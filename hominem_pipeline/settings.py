@@ -13,7 +13,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hominem_pipeline.validation import field_errors
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,8 +96,8 @@ def load_toml_model(path: Path, model: type[BaseModel]) -> BaseModel:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     try:
         return model.model_validate(raw)
-    except Exception as exc:  # pydantic.ValidationError: re-raised with the file name
-        raise ConfigError(f"{path}: {exc}") from exc
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {field_errors(exc)}") from exc
 
 
 class Settings:

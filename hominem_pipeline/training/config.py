@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hominem_pipeline.settings import ConfigError
+from hominem_pipeline.validation import field_errors
 
 
 class _Strict(BaseModel):
@@ -163,13 +164,22 @@ def load_training_config(path: Path | str, overrides: dict | None = None) -> Tra
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        TrainingConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {field_errors(exc)}") from exc
+    # The file is valid on its own: whatever fails from here on is an override's fault, and says so.
     for key, value in (overrides or {}).items():
         *parents, leaf = key.split(".")
         node = raw
-        for part in parents:
+        for i, part in enumerate(parents):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {key}: {'.'.join(parents[: i + 1])} is a value, not a section")
         node[leaf] = value
     try:
         return TrainingConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+        given = ", ".join(f"{k}={v!r}" for k, v in (overrides or {}).items())
+        raise ConfigError(f"override ({given}) of {path}: {field_errors(exc)}") from exc
+
