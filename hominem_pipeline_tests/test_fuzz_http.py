@@ -16,19 +16,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from hominem_pipeline.serving.server import build
+from hominem_pipeline_tests.fuzzing import any_text, fuzz
 from hominem_pipeline_tests.serving_fixtures import home_env, make_home
 
-FUZZ = settings(
-    max_examples=40,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+FUZZ = fuzz(40)
 
 
 @dataclass
@@ -53,7 +48,6 @@ def _log_bytes(events: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(events.glob("*.jsonl"))} if events.is_dir() else {}
 
 
-any_text = st.text(st.characters(exclude_categories=()), max_size=10)  # lone surrogates included
 small_int = st.integers(-3, 12) | st.sampled_from([0, 10**6, -(10**12), 2**70])
 anything = st.recursive(
     st.none() | st.booleans() | small_int | st.floats(allow_nan=False, allow_infinity=False) | any_text,

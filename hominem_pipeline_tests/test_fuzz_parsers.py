@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from hominem_pipeline.data.preference_import import import_preferences
@@ -25,17 +25,10 @@ from hominem_pipeline.settings import REPO_ROOT, ConfigError, Settings
 from hominem_pipeline.store import TrainingDatabase
 from hominem_pipeline.training.config import load_training_config
 from hominem_pipeline_tests.conftest import _dump_toml
+from hominem_pipeline_tests.fuzzing import any_text, fuzz
 
-FUZZ = settings(
-    max_examples=60,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+FUZZ = fuzz(60)
 
-# Text including lone surrogates and control characters (json.dumps escapes them, as a file would).
-any_text = st.text(st.characters(exclude_categories=()), max_size=12)
 scalars = (
     st.none() | st.booleans() | st.integers(-(10**20), 10**20)
     | st.floats(allow_nan=False, allow_infinity=False) | any_text
