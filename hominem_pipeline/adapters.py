@@ -174,7 +174,8 @@ class AdapterRegistry:
         return path
 
     def _find(self, ref: str) -> Path:
-        if (self.root / ref / METADATA_FILE).is_file():
+        # A version is a folder name from this registry's listing, never a path: "../x" cannot escape it.
+        if ref in self.version_names():
             return self.root / ref
         if _POINTER_NAME.match(ref) and self.pointer(ref).path.is_file():
             target = self.pointer(ref).target

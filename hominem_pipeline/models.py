@@ -116,15 +116,20 @@ def resolve_embedding_model(spec: str) -> str:
 
 
 def load_causal_lm(path_or_id: str, dtype: Any = None) -> tuple[Any, Any]:
-    """Load (model, tokenizer) for inference, in eval mode, with a pad token and left padding."""
+    """Load (model, tokenizer) for inference, in eval mode, with a pad token and left padding, on the
+    device `device.select_device()` picks (fp32; bf16 weights on a GPU that supports them)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from hominem_pipeline.device import select_device
 
     tok = AutoTokenizer.from_pretrained(path_or_id)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=dtype or torch.float32)
+    choice = select_device()
+    default = torch.bfloat16 if choice.bf16 else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=dtype or default).to(choice.device)
     model.eval()
     return model, tok
 

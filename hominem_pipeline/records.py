@@ -18,7 +18,10 @@ SFTSource = Literal["conversation", "knowledge_update", "correction", "introspec
 
 
 def content_hash(*parts: str) -> str:
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
+    """A stable 24-hex-digit id for the parts. "surrogatepass" lets text holding a lone surrogate (valid
+    JSON, not valid Unicode) hash instead of crash; every valid string encodes exactly as UTF-8, so ids
+    of valid text are unchanged."""
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
 class PreferencePair(BaseModel):

@@ -13,7 +13,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hominem_pipeline.validation import field_errors
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -129,12 +131,15 @@ def load_toml_model(path: Path, model: type[BaseModel]) -> BaseModel:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError as exc:
         raise ConfigError(f"config file not found: {path}") from exc
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     try:
         return model.model_validate(raw)
-    except Exception as exc:  # pydantic.ValidationError: re-raised with the file name
-        raise ConfigError(f"{path}: {exc}") from exc
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {field_errors(exc)}") from exc
 
 
 class Settings:

@@ -14,21 +14,101 @@ from hominem_pipeline.manifold import RewardManifold, validate_label
 REQUIRED_ROW_FIELDS = ("label_id", "trajectory_id", "prompt", "response", "reward_vector", "reward_intensity", "safety_score")
 
 
+def field_errors(exc: ValidationError) -> str:
+    """A pydantic error on one line: `field.path: reason; ...` (the reason alone for the whole record)."""
+    parts = []
+    for e in exc.errors():
+        loc = ".".join(str(x) for x in e["loc"])
+        parts.append(f"{loc}: {e['msg']}" if loc else e["msg"])
+    return "; ".join(parts)
+
+
+class NotJsonLinesError(ValueError):
+    """A file that should hold one JSON object per line holds one JSON document over several lines."""
+
+
+def parse_json(text: str | bytes) -> Any:
+    """`json.loads` that refuses what cannot be stored as UTF-8 text (a lone surrogate such as "\\ud800")
+    and JSON nested too deeply for Python, each as a ValueError naming where (json.JSONDecodeError,
+    also a ValueError, for malformed text)."""
+    try:
+        obj = json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply (more than Python's recursion limit allows)") from None
+    where = lone_surrogate_path(obj)
+    if where is not None:
+        raise ValueError(f"{where}: contains a lone surrogate (an escape such as \\ud800 that is not valid Unicode)")
+    return obj
+
+
+def lone_surrogate_path(obj: Any, where: str = "") -> str | None:
+    """The field path ("messages.0.content") of the first string holding a lone surrogate, else None."""
+    stack: list[tuple[str, Any]] = [(where, obj)]
+    while stack:  # iterative: the objects come from json.loads, which already bounds their depth
+        path, node = stack.pop()
+        if isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                return path or "value"
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                key = f"{path}.{k}" if path else str(k)
+                if lone_surrogate_path(k) is not None:
+                    return key
+                stack.append((key, v))
+        elif isinstance(node, list):
+            stack.extend((f"{path}.{i}" if path else str(i), v) for i, v in enumerate(node))
+    return None
+
+
+# A whole-file parse to recognise a pretty-printed document is attempted only below this size.
+_PRETTY_CHECK_MAX_BYTES = 64 * 1024 * 1024
+
+
+def _one_document(path: Path) -> Any:
+    """The file's content when it is a single JSON document (pretty-printed), else None."""
+    if path.stat().st_size > _PRETTY_CHECK_MAX_BYTES:
+        return None
+    try:
+        return json.loads(path.read_bytes())
+    except (ValueError, RecursionError):
+        return None
+
+
 def scan_jsonl(path: Path | str) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
     """Stream a JSONL file: (line number, object, None) for each JSON-object line, (line number, None,
-    reason) for a bad one. Blank lines are skipped; line numbers are the file's own."""
-    with Path(path).open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    reason) for a bad one (not UTF-8, not JSON, nested too deeply, a lone surrogate, not an object).
+    Blank lines are skipped; line numbers are the file's own. A file that is one pretty-printed JSON
+    document raises NotJsonLinesError saying which format is expected."""
+    path = Path(path)
+    seen_object = False
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield lineno, None, f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at column {exc.start + 1}"
+                continue
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = parse_json(line)
             except json.JSONDecodeError as exc:
-                yield lineno, None, f"not valid JSON: {exc.msg}"
+                if not seen_object and _one_document(path) is not None:
+                    raise NotJsonLinesError(
+                        f"{path}: one JSON document over several lines; expected JSON Lines, one JSON object "
+                        "per line (e.g. `jq -c . FILE`, or `jq -c '.[]' FILE` for an array)"
+                    ) from None
+                yield lineno, None, f"not valid JSON: {exc.msg} (column {exc.colno})"
+                continue
+            except ValueError as exc:
+                yield lineno, None, str(exc)
                 continue
             if not isinstance(obj, dict):
                 yield lineno, None, "expected a JSON object"
                 continue
+            seen_object = True
             yield lineno, obj, None
 
 

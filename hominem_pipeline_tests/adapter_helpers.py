@@ -51,6 +51,9 @@ def train_steps(
         input_ids[i, : len(ids)] = torch.tensor(ids)
         attention[i, : len(ids)] = 1
         labels[i, n_prompt : len(ids)] = torch.tensor(ids[n_prompt:])
+    # The model is where device.select_device() put it (load_causal_lm): the batch goes there too.
+    device = next(model.parameters()).device
+    input_ids, attention, labels = input_ids.to(device), attention.to(device), labels.to(device)
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     for _ in range(steps):

@@ -322,3 +322,70 @@ def test_hominem_serve_refuses_a_public_address_without_a_key(served: Served, mo
     out = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0", "--port", "0"])
     assert out.exit_code != 0
     assert "HOMINEM_API_KEY" in out.output and "0.0.0.0" in out.output
+
+
+# -- the door (issue 12) -----------------------------------------------------------------------------
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "my-laptop.local", "127.0.0.1.example.com"])
+def test_every_non_loopback_address_needs_a_key(served: Served, monkeypatch, host: str) -> None:
+    monkeypatch.delenv("HOMINEM_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match="HOMINEM_API_KEY"):
+        api_key_for(served.settings, host)
+    for loopback in ("127.0.0.1", "127.8.9.10", "::1", "localhost"):
+        assert api_key_for(served.settings, loopback) == (None, False)
+
+
+def test_the_key_is_compared_in_constant_time(served: Served, monkeypatch) -> None:
+    """Every key check goes through hmac.compare_digest (whose time does not depend on where the strings
+    first differ); a prefix, a longer key and the right key each get the right answer."""
+    import hmac
+
+    seen: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        seen.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    locked = Built(create_app(served.built.service, "k3y-s3cret", True), served.built.engine, served.built.service)
+    with BackgroundServer(locked) as url:
+        codes = {
+            given: httpx.get(url + "/v1/models", headers={"Authorization": f"Bearer {given}"}).status_code
+            for given in ("k3y", "k3y-s3cret-and-more", "x" * 10, "k3y-s3cret")
+        }
+    assert codes == {"k3y": 401, "k3y-s3cret-and-more": 401, "x" * 10: 401, "k3y-s3cret": 200}
+    assert [a for a, _ in seen] == [k.encode() for k in codes]
+    assert all(b == b"k3y-s3cret" for _, b in seen)
+
+
+@pytest.mark.parametrize("path", ["/generate", "/v1/chat/completions", "/feedback", "/reward"])
+def test_bodies_over_the_limit_are_refused_even_without_content_length(served: Served, path: str) -> None:
+    limit = served.built.engine.config.server.max_body_bytes
+    before = len(logged_events(served.settings))
+
+    def chunks() -> Iterator[bytes]:  # chunked transfer: the size is known only while reading
+        yield b'{"prompt": "'
+        for _ in range(limit // 4096 + 2):
+            yield b"x" * 4096
+        yield b'"}'
+
+    r = httpx.post(served.url + path, content=chunks(), headers={"content-type": "application/json"}, timeout=30)
+    assert r.status_code == 413 and "limit" in r.json()["detail"]
+    assert len(logged_events(served.settings)) == before
+
+
+def test_no_prompt_text_or_key_in_the_log_at_info_on_any_endpoint(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "my passport number is 77 walrus"
+    with caplog.at_level(logging.INFO):
+        _post(served, "/v1/chat/completions", {"model": "hominem", "messages": [{"role": "user", "content": secret}]},
+              headers={"Authorization": "Bearer key-8842"})
+        _post(served, "/reward", {"prompt": secret, "responses": [secret]})
+        _post(served, "/generate", {"prompt": secret, "temperature": 9})  # refused: 422
+        locked = Built(create_app(served.built.service, "key-8842", True), served.built.engine, served.built.service)
+        with BackgroundServer(locked) as url:
+            httpx.post(url + "/generate", json={"prompt": secret}, headers={"Authorization": "Bearer key-wrong-99"})
+    text = "\n".join(rec.getMessage() for rec in caplog.records)
+    assert caplog.records  # the server did log at INFO (access lines, swaps): just not these
+    assert "walrus" not in text and "key-8842" not in text and "key-wrong-99" not in text

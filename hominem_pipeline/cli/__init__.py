@@ -17,11 +17,13 @@ from hominem_pipeline.cli import reward as _reward
 from hominem_pipeline.cli import serve as _serve
 from hominem_pipeline.cli import sft as _sft
 from hominem_pipeline.cli import train as _train
+from hominem_pipeline.cli.errors import ErrorBoundary
 
 
-@click.group()
+@click.group(cls=ErrorBoundary)
 @click.version_option(package_name="hominem")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the full traceback of a failure (also: HOMINEM_DEBUG=1)")
+def main(debug: bool) -> None:
     """hominem: continual learning for a local language model."""
 
 

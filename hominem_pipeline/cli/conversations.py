@@ -70,12 +70,14 @@ def extract_sft(
     from hominem_pipeline.extraction.intensity import best_intensity_source
     from hominem_pipeline.extraction.store import extract_and_store_sft_pairs
     from hominem_pipeline.store import TrainingDatabase
+    from hominem_pipeline.store.connection import require_store_file
 
     if not (conversation_id or all_conversations or since):
         raise click.UsageError("say which conversations: --conversation-id, --all-conversations or --since")
     settings = Settings()
     cfg = load_conversations_config(settings).extraction
-    path = Path(db_path) if db_path else settings.database_path
+    # Extraction reads stored conversations: a missing or foreign file is refused, never created empty.
+    path = require_store_file(Path(db_path) if db_path else settings.database_path)
     with TrainingDatabase(path) as db:
         result = extract_and_store_sft_pairs(
             db, conversation_id=conversation_id, all_conversations=all_conversations, since=_parse_since(since),

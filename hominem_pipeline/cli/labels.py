@@ -69,6 +69,8 @@ def labels_validate(path: str | None) -> None:
         rows = read_jsonl(file)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    if not rows:
+        raise click.ClickException(f"{file}: no label rows (an empty file validates nothing)")
     problems = label_row_problems(rows, manifold)
     for p in problems:
         click.echo(p, err=True)

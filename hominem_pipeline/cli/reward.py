@@ -146,8 +146,9 @@ def test_inference(version: str | None, samples_file: str | None, count: int) ->
 def probe(prompt: str, responses: tuple[str, ...], version: str | None, threshold: float) -> None:
     """Score candidates: each dimension, intensity and safety, the gate's weights for the prompt, P(A over B),
     and which dimensions differ and by how much."""
-    from hominem_pipeline.reward_model.probe import differences
+    from hominem_pipeline.reward_model.probe import check_candidates, differences
 
+    check_candidates(prompt, responses)
     model = _load(version)
     outputs = model.score_batch([(prompt, r) for r in responses])
     labels = [chr(ord("A") + i) if i < 26 else str(i) for i in range(len(responses))]

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from hominem_pipeline.records import content_hash
 from hominem_pipeline.reward_model.config import DimensionRule, dimensions_for_source
 from hominem_pipeline.store import TrainingDatabase
-from hominem_pipeline.validation import scan_jsonl
+from hominem_pipeline.validation import field_errors, scan_jsonl
 
 _ASSISTANT = "\n\nAssistant:"
 _ROLE_NAMES = {"user": "Human", "assistant": "Assistant", "system": "System"}
@@ -153,14 +153,6 @@ class ImportReport:
         return self.valid - self.added
 
 
-def _reason(exc: ValidationError) -> str:
-    parts = []
-    for e in exc.errors():
-        loc = ".".join(str(x) for x in e["loc"])
-        parts.append(f"{loc}: {e['msg']}" if loc else e["msg"])
-    return "; ".join(parts)
-
-
 def parse_preference_file(
     path: Path | str,
     *,
@@ -190,7 +182,7 @@ def parse_preference_file(
         try:
             row = ImportedPreferenceRow.model_validate(obj)
         except (ValidationError, ValueError) as exc:
-            report.rejected.append((lineno, _reason(exc) if isinstance(exc, ValidationError) else str(exc)))
+            report.rejected.append((lineno, field_errors(exc) if isinstance(exc, ValidationError) else str(exc)))
             continue
         row_source = row.source or source or path.stem
         if dimensions:
@@ -219,6 +211,8 @@ def parse_preference_file(
                 "dimensions_from": origin,
             }
         )
+    if not report.lines:
+        raise ValueError(f"{path}: no rows: expected JSON Lines, one preference pair per line")
     return rows, report
 
 

@@ -19,16 +19,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hominem_pipeline.events.log import EventLog
 from hominem_pipeline.events.schema import MessageEvent
 from hominem_pipeline.records import content_hash
-from hominem_pipeline.validation import scan_jsonl
+from hominem_pipeline.validation import field_errors, parse_json, scan_jsonl
 
 
 class ChatImportError(ValueError):
     """A chat history could not be read; the message names file, line and field."""
+
+
+_MAX_EPOCH_MS = int(datetime(9999, 12, 31, tzinfo=UTC).timestamp() * 1000)
+_EXPECTED = (
+    'expected OpenAI-style JSON Lines (one {"messages": [...]} object per line) or an LM Studio saved '
+    "conversation (.json with messages[].versions)"
+)
 
 
 # -- OpenAI-style messages JSONL ------------------------------------------------------------------
@@ -104,6 +111,14 @@ class LMStudioConversation(BaseModel):
     createdAt: int | None = None  # noqa: N815 (milliseconds since the epoch)
     messages: list[LMStudioMessage] = Field(min_length=1)
 
+    @field_validator("createdAt")
+    @classmethod
+    def _representable(cls, v: int | None) -> int | None:
+        # datetime stops at year 9999; a value past it is a corrupt file, not a time to keep.
+        if v is not None and not 0 <= v <= _MAX_EPOCH_MS:
+            raise ValueError(f"{v} ms since the epoch is not a time between 1970 and 9999")
+        return v
+
 
 # -- turning them into events --------------------------------------------------------------------
 @dataclass
@@ -126,10 +141,6 @@ class ImportResult:
     already_in_log: int = 0
     skipped_messages: int = 0  # tool calls, empty messages
     conversation_ids: list[str] = field(default_factory=list)
-
-
-def _describe(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors())
 
 
 def _events(msgs: list[_Msg], fmt: str, when: datetime, extra: dict[str, Any]) -> list[MessageEvent]:
@@ -198,23 +209,29 @@ def read_chat_file(path: Path | str, now: datetime | None = None) -> tuple[str, 
     path = Path(path)
     now = now or datetime.now(UTC)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
         raise ChatImportError(f"{path}: cannot read: {exc}") from exc
-    stripped = text.lstrip()
+    if not data.strip():
+        raise ChatImportError(f"{path}: empty file: {_EXPECTED}")
     whole: Any = None
-    if stripped.startswith("{") or stripped.startswith("["):
+    one_line = b"\n" not in data.strip()
+    if data.lstrip()[:1] in (b"{", b"["):
         try:
-            whole = json.loads(text)
+            whole = parse_json(data)
         except json.JSONDecodeError:
-            whole = None  # JSONL: several objects
+            whole = None  # JSONL: several objects (or bad lines, which the line reader names)
+        except ValueError as exc:
+            if not one_line:
+                raise ChatImportError(f"{path}: {exc}") from exc
+            # One line: the line reader reports it with its line number.
     if isinstance(whole, dict) and isinstance(whole.get("messages"), list) and any(
         isinstance(m, dict) and "versions" in m for m in whole["messages"]
     ):
         try:
             conv = LMStudioConversation.model_validate(whole)
         except ValidationError as exc:
-            raise ChatImportError(f"{path}: LM Studio conversation: {_describe(exc)}") from exc
+            raise ChatImportError(f"{path}: LM Studio conversation: {field_errors(exc)}") from exc
         started = datetime.fromtimestamp(conv.createdAt / 1000, UTC) if conv.createdAt else now
         msgs, skipped = _lmstudio_messages(conv)
         if not msgs:
@@ -222,13 +239,16 @@ def read_chat_file(path: Path | str, now: datetime | None = None) -> tuple[str, 
         return "lmstudio", [_events(msgs, "lmstudio", started, {"name": conv.name} if conv.name else {})], skipped
 
     conversations, skipped = [], 0
+    if whole is not None and not one_line:
+        # One JSON document that is not an LM Studio conversation: say which layouts are read.
+        raise ChatImportError(f"{path}: one JSON document that is not an LM Studio conversation; {_EXPECTED}")
     for line_no, obj, reason in scan_jsonl(path):
         if obj is None:
             raise ChatImportError(f"{path}:{line_no}: {reason}")
         try:
             conv = OpenAIConversation.model_validate(obj)
         except ValidationError as exc:
-            raise ChatImportError(f"{path}:{line_no}: {_describe(exc)}") from exc
+            raise ChatImportError(f"{path}:{line_no}: {field_errors(exc)}") from exc
         msgs, s = _openai_messages(conv)
         skipped += s
         if not any(m.role == "assistant" for m in msgs) or not any(m.role == "user" for m in msgs):

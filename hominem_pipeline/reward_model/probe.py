@@ -27,6 +27,18 @@ def _values(o: RewardOutput) -> dict[str, float]:
     }
 
 
+def check_candidates(prompt: str, responses: list[str] | tuple[str, ...]) -> None:
+    """Refuse what a score would mean nothing for: an empty prompt, no candidate, an empty candidate
+    (ValueError naming which)."""
+    if not prompt.strip():
+        raise ValueError("prompt: empty text; the reward model scores a reply to a prompt")
+    if not responses:
+        raise ValueError("response: no candidate to score")
+    for i, r in enumerate(responses, 1):
+        if not r.strip():
+            raise ValueError(f"response {i}: empty text; there is nothing to score")
+
+
 def differences(outputs: list[RewardOutput]) -> list[Difference]:
     """Every dimension and scalar, largest spread between candidates first."""
     if len(outputs) < 2:

@@ -50,19 +50,31 @@ class BodyLimit:
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             return await self._refuse(send)
-        seen = 0
+        seen, too_large, started = 0, False, False
 
         async def limited() -> dict:
-            nonlocal seen
+            nonlocal seen, too_large
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
+                too_large = True
                 raise _TooLarge
             return message
 
+        async def guarded_send(message: dict) -> None:
+            # The framework may catch _TooLarge while parsing and answer 400 itself: that answer is
+            # dropped, and the 413 below is sent instead.
+            nonlocal started
+            if too_large:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, limited, send)
+            await self.app(scope, limited, guarded_send)
         except _TooLarge:
+            pass
+        if too_large and not started:
             await self._refuse(send)
 
     async def _refuse(self, send: Any) -> None:

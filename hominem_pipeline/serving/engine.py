@@ -21,6 +21,7 @@ from typing import Any
 
 from hominem_pipeline.adapters import CURRENT, AdapterRegistry, model_name_for_spec
 from hominem_pipeline.atomic import Pointer
+from hominem_pipeline.device import model_device
 from hominem_pipeline.models import chat_prompt, load_causal_lm, resolve_model
 from hominem_pipeline.reward_model import RewardModel, RewardOutput
 from hominem_pipeline.reward_model.registry import resolve_version, reward_model_root
@@ -141,7 +142,7 @@ def _resolve_wanted(settings: Settings, selection: Selection) -> Wanted:
 def _finite_probe(model: Any, tokenizer: Any) -> None:
     import torch
 
-    batch = tokenizer(chat_prompt(tokenizer, PROBE_PROMPT), return_tensors="pt")
+    batch = tokenizer(chat_prompt(tokenizer, PROBE_PROMPT), return_tensors="pt").to(model_device(model))
     with torch.no_grad():
         logits = model(**batch).logits
     if not bool(torch.isfinite(logits).all()):
@@ -318,7 +319,8 @@ class Engine:
         )
 
     def _inputs(self, s: Serving, messages: Sequence[Mapping[str, str]]) -> Any:
-        return s.tokenizer(chat_prompt(s.tokenizer, messages), return_tensors="pt", add_special_tokens=False)
+        enc = s.tokenizer(chat_prompt(s.tokenizer, messages), return_tensors="pt", add_special_tokens=False)
+        return enc.to(model_device(s.model))
 
     def _generate_kwargs(self, s: Serving, inputs: Any, sampling: Sampling) -> dict[str, Any]:
         kw: dict[str, Any] = {

@@ -137,3 +137,30 @@ class StoreConnection:
         select = ", ".join(["unnest(?)"] * len(columns))
         self.con.execute(f"INSERT INTO {table} SELECT {select} ON CONFLICT {on_conflict}", columns)
         return int(self.scalar(f"SELECT count(*) FROM {table}")) - before
+
+
+class NotAStoreError(ValueError):
+    """A path given as the store is not one: a missing file or folder, or a file DuckDB did not write."""
+
+
+# A DuckDB database file carries this magic at byte 8 (after an 8-byte checksum) of its main header.
+_DUCKDB_MAGIC = b"DUCK"
+
+
+def require_store_file(path: Path | str) -> Path:
+    """`path` when it is an existing DuckDB database file; otherwise NotAStoreError naming the path and what
+    to do. For commands that read a store: opening a missing path would silently create an empty one."""
+    path = Path(path)
+    if not path.exists():
+        where = "folder" if not path.parent.is_dir() else "file"
+        raise NotAStoreError(
+            f"{path}: no such {where}; give the path of an existing store (default data/hominem.duckdb, "
+            "made by materialising the pipeline)"
+        )
+    if not path.is_file():
+        raise NotAStoreError(f"{path}: not a file; give the path of the DuckDB store file")
+    with path.open("rb") as fh:
+        header = fh.read(12)
+    if header[8:12] != _DUCKDB_MAGIC:
+        raise NotAStoreError(f"{path}: not a DuckDB database file (no DuckDB header); check the path")
+    return path

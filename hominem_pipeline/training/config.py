@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hominem_pipeline.settings import ConfigError
+from hominem_pipeline.validation import field_errors
 
 
 class _Strict(BaseModel):
@@ -156,20 +157,34 @@ def load_training_config(path: Path | str, overrides: dict | None = None) -> Tra
     """Read and validate a training YAML file; `overrides` are dotted keys (e.g. "lora.rank") applied on top."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError as exc:
         raise ConfigError(f"training config not found: {path}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x})") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        raise ConfigError(f"{path}: not valid YAML: {problem}{where}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        TrainingConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {field_errors(exc)}") from exc
+    # The file is valid on its own: whatever fails from here on is an override's fault, and says so.
     for key, value in (overrides or {}).items():
         *parents, leaf = key.split(".")
         node = raw
-        for part in parents:
+        for i, part in enumerate(parents):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {key}: {'.'.join(parents[: i + 1])} is a value, not a section")
         node[leaf] = value
     try:
         return TrainingConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+        given = ", ".join(f"{k}={v!r}" for k, v in (overrides or {}).items())
+        raise ConfigError(f"override ({given}) of {path}: {field_errors(exc)}") from exc
+

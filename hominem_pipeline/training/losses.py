@@ -53,6 +53,8 @@ def collate(seqs: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
 
 def sequence_logprobs(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum of completion-token log-probs, completion-token count) per sequence, in one forward pass."""
+    device = next(model.parameters()).device
+    batch = {k: v.to(device) for k, v in batch.items()}
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
     targets = batch["input_ids"][:, 1:]
     mask = batch["loss_mask"][:, 1:]

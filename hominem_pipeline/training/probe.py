@@ -29,13 +29,14 @@ def gradient_probe(
     n = len(pairs)
     logps, _ = sequence_logprobs(model, collate([c for c, _ in pairs] + [r for _, r in pairs], pad_id))
     losses, _ = dpo_losses(
-        logps[:n], logps[n:], torch.tensor([r[0] for r in ref]), torch.tensor([r[1] for r in ref]), beta
+        logps[:n], logps[n:], torch.tensor([r[0] for r in ref], device=logps.device),
+        torch.tensor([r[1] for r in ref], device=logps.device), beta
     )
     dims = sorted({d for delta in deltas for d in delta})
     grads: dict[str, torch.Tensor] = {}
     left_out = []
     for d in dims:
-        a = torch.tensor([max(0.0, delta.get(d, 0.0)) for delta in deltas], dtype=losses.dtype)
+        a = torch.tensor([max(0.0, delta.get(d, 0.0)) for delta in deltas], dtype=losses.dtype, device=losses.device)
         if float(a.sum()) <= 0:
             left_out.append(d)
             continue

@@ -31,6 +31,7 @@ from hominem_pipeline.atomic import (
     write_json_atomic,
     write_jsonl_atomic,
 )
+from hominem_pipeline.device import select_device
 from hominem_pipeline.health.calibration import calibration_for_cycle
 from hominem_pipeline.health.config import Probes
 from hominem_pipeline.models import resolve_embedding_model
@@ -101,7 +102,8 @@ def load_policy(base_path: str, config: TrainingConfig, adapter_dir: Path | None
     tok = AutoTokenizer.from_pretrained(base_path)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+    # fp32 master weights on the selected device; bf16 enters only through autocast in the forward passes.
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32).to(select_device().device)
     base.config.use_cache = False
     if adapter_dir is not None:
         model = PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=True)
@@ -124,7 +126,8 @@ def reference_logprobs(model: Any, pairs: list[tuple[Encoded, Encoded]], pad_id:
     model.eval()
     out = []
     for chosen, rejected in pairs:
-        lp, _ = sequence_logprobs(model, collate([chosen, rejected], pad_id))
+        with select_device().autocast():
+            lp, _ = sequence_logprobs(model, collate([chosen, rejected], pad_id))
         out.append((float(lp[0]), float(lp[1])))
     model.train()
     return out
@@ -140,10 +143,12 @@ def _shared_forward(model: Any, seqs: list[Encoded], pad_id: int) -> tuple[torch
             slot[key] = len(unique)
             unique.append(s)
         index.append(slot[key])
-    logps, counts = sequence_logprobs(model, collate(unique, pad_id))
+    with select_device().autocast():
+        logps, counts = sequence_logprobs(model, collate(unique, pad_id))
+    logps = logps.float()  # losses and their gradients in fp32 whatever the forward ran in
     if len(unique) == len(seqs):
         return logps, counts
-    idx = torch.tensor(index)
+    idx = torch.tensor(index, device=logps.device)
     return logps[idx], counts[idx]
 
 
@@ -183,6 +188,7 @@ def train_dual(
         previous_meta = json.loads((adapter_dir / "METADATA.json").read_text())
     cycle = int(previous_meta.get("cycle", 0)) + 1
     model, tok = load_policy(base_model_path, config, adapter_dir)
+    log.info("training on %s", select_device().describe())
     pad_id = tok.pad_token_id
 
     sft = [e for e in data.examples if e.channel == "sft"]
@@ -251,10 +257,12 @@ def train_dual(
         if plan.preference is not None:
             idx = plan.preference.indices
             n = len(idx)
-            ref_c = torch.tensor([ref[i][0] for i in idx])
-            ref_r = torch.tensor([ref[i][1] for i in idx])
+            ref_c = torch.tensor([ref[i][0] for i in idx], device=logps.device)
+            ref_r = torch.tensor([ref[i][1] for i in idx], device=logps.device)
             losses, margins = dpo_losses(logps[:n], logps[n : 2 * n], ref_c, ref_r, config.beta)
-            batches["preference"] = ChannelBatch(losses, torch.tensor([pref[i].weight for i in idx], dtype=losses.dtype))
+            batches["preference"] = ChannelBatch(
+                losses, torch.tensor([pref[i].weight for i in idx], dtype=losses.dtype, device=losses.device)
+            )
             row.update(preference_margin=float(margins.mean()), preference_accuracy=float((margins > 0).float().mean()),
                        preference_sampling=_draw_stats(plan.preference, pref))
             tokens["preference"] += int(counts[: 2 * n].sum())
@@ -264,7 +272,9 @@ def train_dual(
         if plan.sft is not None:
             idx = plan.sft.indices
             nll = -logps[offset:] / counts[offset:].clamp(min=1)
-            batches["sft"] = ChannelBatch(nll, torch.tensor([sft[i].weight for i in idx], dtype=nll.dtype))
+            batches["sft"] = ChannelBatch(
+                nll, torch.tensor([sft[i].weight for i in idx], dtype=nll.dtype, device=nll.device)
+            )
             row.update(sft_sampling=_draw_stats(plan.sft, sft))
             tokens["sft"] += int(counts[offset:].sum())
             seen["sft"].update(sft[i].example_id for i in idx)

@@ -12,13 +12,19 @@ from pathlib import Path
 import dagster as dg
 
 from hominem_pipeline.adapters import CURRENT, AdapterRegistry
+from hominem_pipeline.defs.launch import Launcher, run_step
 from hominem_pipeline.defs.resources import STORE_POOL, HominemResource
-from hominem_pipeline.evaluation.evaluate import evaluate_published
-from hominem_pipeline.evaluation.report import EvalReport, read_report, report_markdown
+from hominem_pipeline.evaluation.report import EvalReport, read_report
 from hominem_pipeline.health.config import load_health_config
 from hominem_pipeline.training import promotion
 
 GROUP = "lora"
+
+
+class LoraEvalConfig(dg.Config):
+    # Where the evaluation runs: this step's process, or a subprocess through Dagster Pipes (defs/launch.py).
+    launcher: Launcher = "in_process"
+
 DUAL_LORA = dg.AssetKey("dual_lora")
 
 
@@ -53,7 +59,7 @@ def report_of_latest_eval(instance: dg.DagsterInstance) -> EvalReport | None:
     description="Base vs base+LoRA (vs its parent and `current`): taught facts in new phrasings, forgetting, "
     "scenario margins, alignment, interference",
 )
-def lora_eval(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg.MaterializeResult:
+def lora_eval(context: dg.AssetExecutionContext, config: LoraEvalConfig, hominem: HominemResource) -> dg.MaterializeResult:
     upstream = _latest_metadata(context.instance, DUAL_LORA)
     if upstream.get("trained") is False:
         # A cycle without training data publishes no adapter: nothing to evaluate, nothing to promote.
@@ -63,24 +69,7 @@ def lora_eval(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg
             metadata={"evaluated": False, "reason": reason}, data_version=dg.DataVersion("none")
         )
     model_name, version = published_adapter(upstream)
-    report, path = evaluate_published(hominem.settings(), model_name, version, log=context.log.info)
-    return dg.MaterializeResult(
-        metadata={
-            "evaluated": True,
-            "version": version,
-            "model_name": model_name,
-            "compared_with_current": report.current_version if "current" in report.arms else "",
-            "passed": report.passed,
-            "regressions": len(report.gate_failures),
-            "interference": report.interference.verdict,
-            "reward_model": report.reward_model_note,
-            "regression_set_hash": report.regression_set_hash,
-            **report.flat_metrics(),
-            "summary": dg.MetadataValue.md(report_markdown(report)),
-            "report": dg.MetadataValue.path(str(path)),
-        },
-        data_version=dg.DataVersion(report.content_hash),
-    )
+    return run_step(context, "lora_eval", hominem, {"model_name": model_name, "version": version}, config.launcher)
 
 
 @dg.asset_check(
