@@ -16,6 +16,13 @@ from hominem_pipeline.settings import REPO_ROOT, Settings
 from hominem_pipeline.store.consumption import times_trained
 from hominem_pipeline.training.config import TrainingConfig, load_training_config
 from hominem_pipeline.training.data import load_preference_pairs, load_sft_pairs, prepare_examples
+from hominem_pipeline.training.reuse import (
+    FINGERPRINT_KEY,
+    RECIPE_KEY,
+    find_reusable,
+    inputs_fingerprint,
+    recipe_hash,
+)
 from hominem_pipeline.training.trainer import Progress, TrainingResult, train_dual
 
 log = logging.getLogger(__name__)
@@ -66,8 +73,11 @@ def run_training(
     *,
     db: Any | None = None,
     progress: Progress | None = None,
+    reuse: bool = True,
 ) -> TrainingResult:
-    """Load both channels, weight and gate them, train, publish under artifacts/lora/<model>/<version>/."""
+    """Load both channels, weight and gate them, train, publish under artifacts/lora/<model>/<version>/.
+    With `reuse` (the default), a cycle that would learn nothing new trains nothing and returns the
+    published adapter those inputs give (`training.reuse`; its metadata says `reused` and why)."""
     pairs = load_preference_pairs(preferences_path(settings))
     if config.preferences_limit:
         pairs = pairs[: config.preferences_limit]
@@ -80,12 +90,25 @@ def run_training(
              len(pairs), len(sft_pairs), "store" if from_db else "jsonl", note)
     root = lora_root(settings, config)
     replays = {}
-    if db is not None and config.continue_from_current:
+    parent = Pointer(root, "current").target if config.continue_from_current else None
+    lineage = AdapterRegistry(settings.artifacts_dir, root.name).lineage(parent) if parent else []
+    if db is not None and lineage:
         # How often the current adapter's lineage already trained each pair (preference replay cap/decay).
-        lineage = AdapterRegistry(settings.artifacts_dir, root.name).lineage(Pointer(root, "current").target)
         replays = times_trained(db, root.name, lineage, "preference")
     data = prepare_examples(config, pairs, sft_pairs, from_db, reward_model, replays)
-    base = resolve_model(config.base_model or settings.inference.student.model, settings.models_cache_dir)
+    base_spec = config.base_model or settings.inference.student.model
+    recipe = recipe_hash(config, base_spec)
+    fingerprint = inputs_fingerprint(recipe, parent, data.examples)
+    if reuse:
+        seen = None
+        if db is not None:
+            seen = {(ch, i) for ch in ("sft", "preference") for i in times_trained(db, root.name, lineage, ch)}
+        found = find_reusable(root, recipe, fingerprint, parent, data.examples, seen)
+        if found is not None:
+            log.info("training: nothing to train, reusing %s (%s)", found.version, found.reason)
+            return TrainingResult(found.version, found.path, False,
+                                  {**found.metadata, "reused": True, "reuse_reason": found.reason})
+    base = resolve_model(base_spec, settings.models_cache_dir)
     return train_dual(
         config,
         data,
@@ -95,4 +118,5 @@ def run_training(
         reward_model_version=str(reward_model.version) if reward_model is not None else None,
         progress=progress,
         notes={"reward_model": note, "sft_source": "store" if from_db else "jsonl"},
+        extra_metadata={RECIPE_KEY: recipe, FINGERPRINT_KEY: fingerprint},
     )

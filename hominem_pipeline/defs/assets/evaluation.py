@@ -7,11 +7,12 @@ The evaluated version is read from `dual_lora`'s latest materialisation (its `ve
 metadata, or its `path`), never from "the newest folder", so lineage holds.
 """
 
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
 
-from hominem_pipeline.adapters import CURRENT, AdapterRegistry
+from hominem_pipeline.adapters import CURRENT, AdapterRegistry, now_utc
 from hominem_pipeline.defs.resources import STORE_POOL, HominemResource
 from hominem_pipeline.evaluation.evaluate import evaluate_published
 from hominem_pipeline.evaluation.report import EvalReport, read_report, report_markdown
@@ -54,7 +55,7 @@ def _report_of_latest_eval(instance: dg.DagsterInstance) -> EvalReport | None:
 )
 def lora_eval(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg.MaterializeResult:
     upstream = _latest_metadata(context.instance, DUAL_LORA)
-    if upstream.get("trained") is False:
+    if upstream.get("trained") is False and not upstream.get("unchanged"):
         # A cycle without training data publishes no adapter: nothing to evaluate, nothing to promote.
         reason = f"dual_lora published no adapter: {upstream.get('reason', 'no reason given')}"
         context.log.warning(reason)
@@ -62,10 +63,14 @@ def lora_eval(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg
             metadata={"evaluated": False, "reason": reason}, data_version=dg.DataVersion("none")
         )
     model_name, version = published_adapter(upstream)
+    started = now_utc()
     report, path = evaluate_published(hominem.settings(), model_name, version, log=context.log.info)
+    # A report written before this run began is one `evaluate_published` reused (same inputs).
+    unchanged = datetime.fromisoformat(report.evaluated_at) < started
     return dg.MaterializeResult(
         metadata={
             "evaluated": True,
+            "unchanged": unchanged,
             "version": version,
             "model_name": model_name,
             "compared_with_current": report.current_version if "current" in report.arms else "",

@@ -20,6 +20,7 @@ class DualLoraConfig(dg.Config):
     batch_mixing: str | None = None  # interleaved | mixed | alternating (validated by the training config)
     beta: float | None = None
     seed: int | None = None
+    force: bool = False  # train even when a published adapter already answers these inputs (training.reuse)
 
 
 @dg.asset(
@@ -30,7 +31,7 @@ class DualLoraConfig(dg.Config):
 )
 def dual_lora(context: dg.AssetExecutionContext, config: DualLoraConfig, hominem: HominemResource) -> dg.MaterializeResult:
     settings = hominem.settings()
-    overrides = {k: v for k, v in config.model_dump().items() if k != "config_path" and v is not None}
+    overrides = {k: v for k, v in config.model_dump().items() if k not in ("config_path", "force") and v is not None}
     train_config = load_config(settings, config.config_path, overrides)
     log_every = max(1, (train_config.max_steps or 10) // 10)
 
@@ -40,15 +41,19 @@ def dual_lora(context: dg.AssetExecutionContext, config: DualLoraConfig, hominem
 
     try:
         with hominem.open_db() as db:
-            result = run_training(settings, train_config, db=db, progress=progress)
+            result = run_training(settings, train_config, db=db, progress=progress, reuse=not config.force)
     except NoTrainingData as exc:
         context.log.warning(str(exc))
         return dg.MaterializeResult(metadata={"trained": False, "reason": str(exc)}, data_version=dg.DataVersion("none"))
     meta = result.metadata
     channels = meta["channel_contributions"]
+    if meta.get("reused"):
+        context.log.info(f"dual_lora: unchanged, {meta['reuse_reason']}")
     return dg.MaterializeResult(
         metadata={
-            "trained": True,
+            "trained": not meta.get("reused", False),
+            "unchanged": bool(meta.get("reused", False)),
+            "reason": meta.get("reuse_reason", "trained a new cycle"),
             "version": result.version,
             "path": dg.MetadataValue.path(str(result.path)),
             "continued_from": meta["continued_from"] or "base model",
