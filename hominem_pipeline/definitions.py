@@ -10,6 +10,7 @@ from hominem_pipeline.defs.assets.training import dual_lora
 from hominem_pipeline.defs.checks import FOUNDATION_CHECKS
 from hominem_pipeline.defs.conversation_checks import CONVERSATION_CHECKS
 from hominem_pipeline.defs.jobs import conversations_job, executor, main_job
+from hominem_pipeline.defs.maintenance import MAINTENANCE_ASSETS, MAINTENANCE_JOBS, maintenance_schedule
 from hominem_pipeline.defs.resources import HominemResource, TeacherResource
 
 _hominem = HominemResource()
@@ -24,9 +25,11 @@ defs = dg.Definitions(
         *CONVERSATION_ASSETS,
         dual_lora,
         *EVALUATION_ASSETS,
+        *MAINTENANCE_ASSETS,
     ],
     asset_checks=[*FOUNDATION_CHECKS, *REWARD_MODEL_CHECKS, *CONVERSATION_CHECKS, *EVALUATION_CHECKS],
-    jobs=[main_job, conversations_job],
+    jobs=[main_job, conversations_job, *MAINTENANCE_JOBS],
+    schedules=[maintenance_schedule()],
     resources={"hominem": _hominem, "teacher": TeacherResource(hominem=_hominem)},
     executor=executor,
 )

@@ -69,6 +69,9 @@ def _small(home: Path, teacher_url: str) -> None:
     training["max_steps"] = 2
     (config / "training" / "lora_dual.yaml").write_text(yaml.safe_dump(training))
     small_eval_config(config)
+    # Every assistant turn rated in the first run (none deferred), so the second run has nothing new.
+    conversations = config / "conversations.toml"
+    conversations.write_text(conversations.read_text().replace("max_turns_per_run = 8", "max_turns_per_run = 0"))
 
 
 def test_the_whole_graph_materialises_twice_in_a_row_with_pools_enforced(hominem_home: Path, tmp_path: Path) -> None:
