@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hominem_pipeline.extraction.maintenance import (  # noqa: E402
@@ -118,14 +119,15 @@ def baseline(rows: int, repeats: int) -> tuple[float, float, float]:
     sources = np.array(["conversation"] * rows, dtype=object)
     threshold = MaintenanceConfig().dedup.similarity
     exact_t, clustered_t = [], []
-    for _ in range(repeats), threadpool_limits(limits=1, user_api="blas"):  # as run_maintenance does
-        t = time.perf_counter()
-        exact = all_pairs_duplicate_groups(vectors, sources, threshold)
-        exact_t.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        labels, _ = cluster_embeddings(vectors, MaintenanceConfig().dedup.cluster_size)
-        found = near_duplicate_groups(vectors, labels, sources, threshold)
-        clustered_t.append(time.perf_counter() - t)
+    with threadpool_limits(limits=1, user_api="blas"):  # as run_maintenance does
+        for _ in range(repeats):
+            t = time.perf_counter()
+            exact = all_pairs_duplicate_groups(vectors, sources, threshold)
+            exact_t.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            labels, _ = cluster_embeddings(vectors, MaintenanceConfig().dedup.cluster_size)
+            found = near_duplicate_groups(vectors, labels, sources, threshold)
+            clustered_t.append(time.perf_counter() - t)
 
     def pairs(groups: list[np.ndarray]) -> set[tuple[int, int]]:
         return {(int(a), int(b)) for g in groups for a in g for b in g if a < b}

@@ -11,6 +11,7 @@ from hominem_pipeline.defs.checks import FOUNDATION_CHECKS
 from hominem_pipeline.defs.conversation_checks import CONVERSATION_CHECKS
 from hominem_pipeline.defs.jobs import conversations_job, executor, main_job
 from hominem_pipeline.defs.maintenance import MAINTENANCE_ASSETS, MAINTENANCE_JOBS, maintenance_schedule
+from hominem_pipeline.defs.plots import PLOT_ASSETS
 from hominem_pipeline.defs.resources import HominemResource, TeacherResource
 
 _hominem = HominemResource()
@@ -26,6 +27,7 @@ defs = dg.Definitions(
         dual_lora,
         *EVALUATION_ASSETS,
         *MAINTENANCE_ASSETS,
+        *PLOT_ASSETS,
     ],
     asset_checks=[*FOUNDATION_CHECKS, *REWARD_MODEL_CHECKS, *CONVERSATION_CHECKS, *EVALUATION_CHECKS],
     jobs=[main_job, conversations_job, *MAINTENANCE_JOBS],
