@@ -180,7 +180,8 @@ def evaluation_fingerprint(
         "regression_set": regression_set.content_hash,
         "arms": arms,
         "reward_model": getattr(reward_model, "version", None) if reward_model is not None else None,
-        "rows": list(rows),
+        # The rows' probes and text, not their consumption state (promotion marks them used).
+        "rows": [{k: v for k, v in r.items() if k not in ("is_used", "used_timestamp", "cycle")} for r in rows],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
