@@ -11,6 +11,8 @@ from hominem_pipeline.defs.checks import FOUNDATION_CHECKS
 from hominem_pipeline.defs.conversation_checks import CONVERSATION_CHECKS
 from hominem_pipeline.defs.health import HEALTH_ASSETS, HEALTH_CHECKS, HEALTH_JOBS, HEALTH_SCHEDULES
 from hominem_pipeline.defs.jobs import conversations_job, executor, main_job, retraining_job
+from hominem_pipeline.defs.maintenance import MAINTENANCE_ASSETS, MAINTENANCE_JOBS, maintenance_schedule
+from hominem_pipeline.defs.plots import PLOT_ASSETS
 from hominem_pipeline.defs.resources import HominemResource, TeacherResource
 from hominem_pipeline.defs.schedules import SCHEDULES
 from hominem_pipeline.defs.sensors import SENSORS
@@ -28,13 +30,15 @@ defs = dg.Definitions(
         dual_lora,
         *EVALUATION_ASSETS,
         *HEALTH_ASSETS,
+        *MAINTENANCE_ASSETS,
+        *PLOT_ASSETS,
     ],
     asset_checks=[
         *FOUNDATION_CHECKS, *REWARD_MODEL_CHECKS, *CONVERSATION_CHECKS, *EVALUATION_CHECKS, *HEALTH_CHECKS,
     ],
-    jobs=[main_job, conversations_job, retraining_job, *HEALTH_JOBS],
+    jobs=[main_job, conversations_job, retraining_job, *HEALTH_JOBS, *MAINTENANCE_JOBS],
     sensors=[*SENSORS],
-    schedules=[*SCHEDULES, *HEALTH_SCHEDULES],
+    schedules=[*SCHEDULES, *HEALTH_SCHEDULES, maintenance_schedule()],
     resources={"hominem": _hominem, "teacher": TeacherResource(hominem=_hominem)},
     executor=executor,
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from hominem_pipeline.settings import Settings
@@ -26,11 +27,12 @@ class StepOutput:
 
 
 def train_step(settings: Settings, params: dict[str, Any], log: Log) -> StepOutput:
-    """One dual-channel training cycle (`dual_lora`). `params`: `config_path` and training overrides."""
+    """One dual-channel training cycle (`dual_lora`). `params`: `config_path`, `force` (train even when a
+    published adapter already answers these inputs, `training.reuse`) and training overrides."""
     from hominem_pipeline.store import TrainingDatabase
     from hominem_pipeline.training import NoTrainingData, load_config, run_training
 
-    overrides = {k: v for k, v in params.items() if k != "config_path" and v is not None}
+    overrides = {k: v for k, v in params.items() if k not in ("config_path", "force") and v is not None}
     train_config = load_config(settings, params.get("config_path"), overrides)
     log_every = max(1, (train_config.max_steps or 10) // 10)
 
@@ -40,15 +42,20 @@ def train_step(settings: Settings, params: dict[str, Any], log: Log) -> StepOutp
 
     try:
         with TrainingDatabase(settings.database_path) as db:
-            result = run_training(settings, train_config, db=db, progress=progress)
+            result = run_training(settings, train_config, db=db, progress=progress, reuse=not params.get("force"))
     except NoTrainingData as exc:
         log(f"warning: {exc}")
         return StepOutput({"trained": False, "reason": str(exc)}, "none")
     meta = result.metadata
     channels = meta["channel_contributions"]
+    reused = bool(meta.get("reused", False))
+    if reused:
+        log(f"dual_lora: unchanged, {meta['reuse_reason']}")
     return StepOutput(
         {
-            "trained": True,
+            "trained": not reused,
+            "unchanged": reused,
+            "reason": meta.get("reuse_reason", "trained a new cycle"),
             "version": result.version,
             "path": str(result.path),
             "continued_from": meta["continued_from"] or "base model",
@@ -70,14 +77,18 @@ def train_step(settings: Settings, params: dict[str, Any], log: Log) -> StepOutp
 
 def evaluate_step(settings: Settings, params: dict[str, Any], log: Log) -> StepOutput:
     """Evaluate the adapter version `params["version"]` of `params["model_name"]` (`lora_eval`)."""
+    from hominem_pipeline.adapters import now_utc
     from hominem_pipeline.evaluation.evaluate import evaluate_published
     from hominem_pipeline.evaluation.report import report_markdown
 
     model_name, version = str(params["model_name"]), str(params["version"])
+    started = now_utc()
     report, path = evaluate_published(settings, model_name, version, log=log)
     return StepOutput(
         {
             "evaluated": True,
+            # A report written before this step began is one `evaluate_published` reused (same inputs).
+            "unchanged": datetime.fromisoformat(report.evaluated_at) < started,
             "version": version,
             "model_name": model_name,
             "compared_with_current": report.current_version if "current" in report.arms else "",

@@ -61,7 +61,7 @@ def test_rhi_report_gates_consolidation_and_keeps_history(hominem_home: Path, ti
     assert set(meta) >= {"rhi", "partial_rhi", "dcs", "gvs"}  # floats the UI plots over time
     assert meta["missing_components"] == "mss, cdrs, lrps"  # no reward model here: not measured, not invented
     assert "data:image/png;base64," in meta["summary"] and Path(meta["plot"]).is_file()
-    assert (hominem_home / "docs" / "plots" / "rhi_over_time.png").is_file()
+    assert (hominem_home / "artifacts" / "plots" / "rhi_over_time.png").is_file()
 
     # A cycle whose dimensions fight passes its evaluation (same tiny model) but not the health gate.
     _report_dual_lora(instance, {"version": b, "model_name": registry.model_name})

@@ -32,7 +32,10 @@ def _parse_set(values: tuple[str, ...]) -> dict:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a config field, e.g. lora.rank=16")
 @click.option("--no-store", is_flag=True, help="do not open the DuckDB store (SFT pairs from the JSONL export)")
 @click.option("--progress/--no-progress", default=True, help="show a progress bar")
-def train(config_path: Path | None, max_steps: int | None, sets: tuple[str, ...], no_store: bool, progress: bool) -> None:
+@click.option("--force", is_flag=True, help="train even when nothing is new since the adapter these inputs gave")
+def train(
+    config_path: Path | None, max_steps: int | None, sets: tuple[str, ...], no_store: bool, progress: bool, force: bool
+) -> None:
     """Train one adapter (SFT + reward-weighted preference loss) and publish it under artifacts/lora/."""
     settings = Settings()
     overrides = _parse_set(sets)
@@ -54,7 +57,7 @@ def train(config_path: Path | None, max_steps: int | None, sets: tuple[str, ...]
 
     db = None if no_store or config.sft_source == "jsonl" else TrainingDatabase(settings.database_path)
     try:
-        result = run_training(settings, config, db=db, progress=on_step)
+        result = run_training(settings, config, db=db, progress=on_step, reuse=not force)
     except NoTrainingData as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
@@ -62,6 +65,8 @@ def train(config_path: Path | None, max_steps: int | None, sets: tuple[str, ...]
         if db is not None:
             db.close()
     meta = result.metadata
+    if meta.get("reused"):
+        click.echo(f"unchanged, nothing trained: {meta['reuse_reason']} (--force trains anyway)")
     click.echo(f"adapter {result.version} -> {result.path}" + ("" if result.published else " (identical version existed)"))
     click.echo(f"continued from: {meta['continued_from'] or 'base model'} (cycle {meta['cycle']})")
     for channel, c in meta["channel_contributions"].items():

@@ -8,7 +8,9 @@ retention. docs/EVALUATION.md defines each metric."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from hominem_pipeline.adapters import CURRENT, AdapterRegistry, AdapterRegistryE
 from hominem_pipeline.evaluation.config import LoraEvalConfig, RegressionSet
 from hominem_pipeline.evaluation.gate import channel_interference, describe_regressions, find_regressions
 from hominem_pipeline.evaluation.measure import ArmMetrics, Probe, collect_probes, measure
-from hominem_pipeline.evaluation.report import EvalReport, ProbeCounts, write_report
+from hominem_pipeline.evaluation.report import EvalReport, ProbeCounts, read_report, report_path, write_report
 from hominem_pipeline.validation import read_jsonl
 
 # The key under which the trainer records, in an adapter's METADATA.json, the SFT rows it trained on.
@@ -159,12 +161,50 @@ def _counts(probes: Sequence[Probe], sft_rows: Sequence[Any], trained_rows: int 
     )
 
 
+def evaluation_fingerprint(
+    registry: AdapterRegistry,
+    adapter: AdapterVersion,
+    cfg: LoraEvalConfig,
+    regression_set: RegressionSet,
+    reward_model: Any | None,
+    rows: Sequence[dict[str, Any]],
+) -> str:
+    """Everything an evaluation of `adapter` reads, hashed: the eval config and regression set, the arms
+    it would compare (candidate, parent, `current` when different), the probe rows and the reward model."""
+    current = registry.pointer(CURRENT).target
+    parent = adapter.metadata.parent_version
+    arms = {"candidate": adapter.version, "parent": parent,
+            "current": current if cfg.compare_against_current and current not in (adapter.version, parent) else None}
+    payload = {
+        "config": cfg.model_dump(mode="json"),
+        "regression_set": regression_set.content_hash,
+        "arms": arms,
+        "reward_model": getattr(reward_model, "version", None) if reward_model is not None else None,
+        # The rows' probes and text, not their consumption state (promotion marks them used).
+        "rows": [{k: v for k, v in r.items() if k not in ("is_used", "used_timestamp", "cycle")} for r in rows],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def reusable_report(artifacts_dir: Path, model_name: str, version: str, fingerprint: str) -> EvalReport | None:
+    """The stored report of `version` when it was made from exactly these inputs, else None."""
+    path = report_path(artifacts_dir, model_name, version)
+    if not path.is_file():
+        return None
+    try:
+        report = read_report(path)
+    except Exception:  # an unreadable report is simply not reused: the evaluation runs and replaces it
+        return None
+    return report if report.inputs_fingerprint == fingerprint and report.version == version else None
+
+
 def evaluate_published(
-    settings: Any, model_name: str, version: str, log: Any = None
+    settings: Any, model_name: str, version: str, log: Any = None, reuse: bool = True
 ) -> tuple[EvalReport, Path]:
     """Evaluate one published adapter with the project's eval config, the probes of the SFT rows it (and
     its ancestors) trained on and the current reward model, and write its report. What the `lora_eval`
-    asset and scripts call."""
+    asset and scripts call. With `reuse`, a report made from the same inputs (`evaluation_fingerprint`)
+    is returned as it is, without loading any model."""
     from hominem_pipeline.evaluation.config import load_eval_inputs
 
     cfg, regression_set = load_eval_inputs(settings.config_dir)
@@ -180,6 +220,13 @@ def evaluate_published(
     mine = rows_by_id(rows, ids or [], cfg.sft_probes.max_rows)
     earlier = rows_by_id(rows, [i for i in ancestor_ids(registry, adapter) if i not in set(ids or [])],
                          cfg.sft_probes.max_rows)
+    fingerprint = evaluation_fingerprint(registry, adapter, cfg, regression_set, reward_model, [*mine, *earlier])
+    if reuse:
+        stored = reusable_report(settings.artifacts_dir, model_name, version, fingerprint)
+        if stored is not None:
+            if log is not None:
+                log(f"{model_name}/{version}: unchanged inputs, reusing its evaluation report")
+            return stored, report_path(settings.artifacts_dir, model_name, version)
     if log is not None:
         log(f"evaluating {model_name}/{version}: {len(mine)} of {len(ids or [])} trained SFT rows found in "
             f"{sft_path}, {len(earlier)} rows of earlier cycles")
@@ -194,4 +241,5 @@ def evaluate_published(
         earlier_rows=earlier,
         trained_rows=None if ids is None else len(ids),
     )
+    report = report.model_copy(update={"inputs_fingerprint": fingerprint})
     return report, write_report(report, settings.artifacts_dir)

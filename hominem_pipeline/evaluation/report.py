@@ -45,6 +45,9 @@ class EvalReport(BaseModel):
     passed: bool
     interference: Interference
     notes: list[str] = Field(default_factory=list)
+    # Hash of everything the evaluation read (config, sets, arms, probes, reward model): a later run with
+    # the same fingerprint reuses this report instead of evaluating again (evaluate.evaluate_published).
+    inputs_fingerprint: str | None = None
 
     def flat_metrics(self) -> dict[str, float]:
         """Numbers for Dagster metadata: each arm's metrics and the candidate's changes against base

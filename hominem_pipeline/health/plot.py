@@ -1,6 +1,6 @@
 """The RHI-over-time plot: the index and its five components across measurements (matplotlib, Agg
-backend, PNG). Written beside the history (`artifacts/rhi/<model>/rhi_over_time.png`) and into the
-home's `docs/plots/`, and embedded in the asset's metadata."""
+backend, PNG). Written beside the history (`artifacts/rhi/<model>/rhi_over_time.png`) and into
+`artifacts/plots/`, and embedded in the asset's metadata."""
 
 from __future__ import annotations
 

@@ -39,11 +39,11 @@ def _reward_model(settings: Any) -> Any | None:
 
 
 def plot_paths(settings: Any, model_name: str) -> tuple[Path, Path]:
-    return health_root(settings.artifacts_dir, model_name) / PLOT_NAME, settings.home / "docs" / "plots" / PLOT_NAME
+    return health_root(settings.artifacts_dir, model_name) / PLOT_NAME, settings.artifacts_dir / "plots" / PLOT_NAME
 
 
 def redraw(settings: Any, model_name: str) -> Path:
-    """The plot from the whole history, beside it and in the home's docs/plots/."""
+    """The plot from the whole history, beside it and in artifacts/plots/."""
     rows = read_history(settings.artifacts_dir, model_name)
     beside, docs = plot_paths(settings, model_name)
     plot_history(rows, beside, f"Reward Health Index over time ({model_name})")

@@ -5,6 +5,8 @@ The trainer records `(example, adapter_version)` for every example a cycle train
 When a pointer move makes an adapter `current` (promotion, rollback), `sync_used` sets `is_used` on
 exactly the SFT rows trained by that adapter or its ancestors (its `continued_from` chain), so a
 rejected, crashed or never-promoted cycle consumes nothing and a rollback hands its rows back.
+Nightly maintenance may re-emit a used row (`sft_reemitted`): training recorded before its re-emission
+no longer counts, so the row stays unused until an adapter of the `current` lineage trains on it again.
 Plain SQL over `TrainingDatabase.con`; no training or registry code here.
 """
 
@@ -53,6 +55,16 @@ def times_trained(db: Any, model_name: str, lineage: Sequence[str], channel: str
     return {r[0]: int(r[1]) for r in rows}
 
 
+# SFT rows trained by a lineage (params: model_name, lineage), counting only training recorded after the
+# row's last re-emission.
+_IN_LINEAGE = (
+    "SELECT t.example_id, min(t.cycle) AS cycle FROM trained_examples t "
+    "LEFT JOIN sft_reemitted r ON r.pair_id = t.example_id "
+    "WHERE t.model_name = ? AND t.channel = 'sft' AND t.adapter_version IN (SELECT unnest(?)) "
+    "AND (r.reemitted_at IS NULL OR t.trained_at > r.reemitted_at) GROUP BY t.example_id"
+)
+
+
 def sync_used(db: Any, model_name: str, lineage: Sequence[str]) -> tuple[int, int]:
     """Make `sft_pairs.is_used` say "trained by the current adapter's lineage": rows trained by a version
     in `lineage` become used (with the cycle that first trained them); rows this model's adapters trained
@@ -61,10 +73,7 @@ def sync_used(db: Any, model_name: str, lineage: Sequence[str]) -> tuple[int, in
     lineage = list(lineage)
     db.con.execute("BEGIN TRANSACTION")
     try:
-        in_lineage = (
-            "SELECT example_id, min(cycle) AS cycle FROM trained_examples WHERE model_name = ? AND channel = 'sft' "
-            "AND adapter_version IN (SELECT unnest(?)) GROUP BY example_id"
-        )
+        in_lineage = _IN_LINEAGE
         marked = int(db.scalar(
             f"SELECT count(*) FROM sft_pairs s JOIN ({in_lineage}) t ON s.pair_id = t.example_id WHERE NOT s.is_used",
             [model_name, lineage],
@@ -76,8 +85,7 @@ def sync_used(db: Any, model_name: str, lineage: Sequence[str]) -> tuple[int, in
         )
         stale = (
             "is_used AND pair_id IN (SELECT example_id FROM trained_examples WHERE model_name = ? AND channel = 'sft') "
-            "AND pair_id NOT IN (SELECT example_id FROM trained_examples WHERE model_name = ? AND channel = 'sft' "
-            "AND adapter_version IN (SELECT unnest(?)))"
+            f"AND pair_id NOT IN (SELECT example_id FROM ({in_lineage}))"
         )
         unmarked = int(db.scalar(f"SELECT count(*) FROM sft_pairs WHERE {stale}", [model_name, model_name, lineage]))
         db.con.execute(

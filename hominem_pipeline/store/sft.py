@@ -42,6 +42,9 @@ class SFTStore(StoreConnection):
 
     def _insert_sft_rows(self, pairs: list[SFTPair], refresh: bool = False) -> None:
         now = utcnow()
+        # Rows nightly maintenance removed (aged out, merged) stay removed: sft_pairs_removed keeps them.
+        removed = self.existing_ids("sft_pairs_removed", "pair_id", [p.pair_id for p in pairs])
+        pairs = [p for p in pairs if p.pair_id not in removed]
         on_conflict = (
             # A pair marked superseded (confidence 0, see mark_sft_superseded) stays so on refresh.
             "DO UPDATE SET context = excluded.context, category = excluded.category, "
@@ -108,12 +111,27 @@ class SFTStore(StoreConnection):
             params.append(int(limit))
         return [_sft_from_row(r) for r in self.query(sql, params)]
 
+    def sft_content_digest(self) -> str:
+        """A digest of every row's content and scores (not its consumption state) and of re-emissions:
+        it changes when training would see different SFT data (training.reuse)."""
+        rows = self.con.execute(
+            "SELECT count(*), coalesce(bit_xor(hash(pair_id, instruction, response, context, source, category, "
+            "confidence, reward_intensity, safety_score, weight, metadata, created_at)), 0) FROM sft_pairs"
+        ).fetchone()
+        reemitted = self.con.execute(
+            "SELECT count(*), coalesce(bit_xor(hash(pair_id, reemitted_at)), 0) FROM sft_reemitted"
+        ).fetchone()
+        return f"{rows[0]}:{rows[1]}-{reemitted[0]}:{reemitted[1]}"
+
     def sft_message_ids_among(self, message_ids: Sequence[str]) -> set[str]:
-        """Which of these assistant message ids already have a stored SFT pair (extraction's skip_existing)."""
+        """Which of these assistant message ids already have a stored SFT pair, or had one that maintenance
+        removed (extraction's skip_existing: a removed row is never re-created)."""
         if not message_ids:
             return set()
         rows = self.con.execute(
-            "SELECT DISTINCT message_id FROM sft_pairs WHERE message_id IN (SELECT unnest(?))", [list(message_ids)]
+            "SELECT message_id FROM sft_pairs WHERE message_id IN (SELECT unnest(?)) UNION "
+            "SELECT message_id FROM sft_pairs_removed WHERE message_id IN (SELECT unnest(?))",
+            [list(message_ids), list(message_ids)],
         ).fetchall()
         return {r[0] for r in rows}
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hominem_pipeline.adapters import AdapterRegistry, model_name_for_spec
-from hominem_pipeline.atomic import Pointer
+from hominem_pipeline.atomic import Pointer, file_digest
 from hominem_pipeline.health.config import load_health_config
 from hominem_pipeline.health.gate import learning_rate_factor
 from hominem_pipeline.models import resolve_model
@@ -18,6 +18,7 @@ from hominem_pipeline.settings import REPO_ROOT, Settings
 from hominem_pipeline.store.consumption import times_trained
 from hominem_pipeline.training.config import TrainingConfig, load_training_config
 from hominem_pipeline.training.data import load_preference_pairs, load_sft_pairs, prepare_examples
+from hominem_pipeline.training.reuse import FINGERPRINT_KEY, find_reusable, inputs_fingerprint
 from hominem_pipeline.training.trainer import Progress, TrainingResult, train_dual
 
 log = logging.getLogger(__name__)
@@ -62,14 +63,44 @@ def load_reward_model(settings: Settings) -> tuple[Any | None, str]:
     return model, f"reward model {model.version}"
 
 
+def training_sources(settings: Settings, config: TrainingConfig, db: Any | None) -> dict[str, Any]:
+    """A digest of each source a cycle reads (for `training.reuse`): the preference export, the SFT rows
+    (their content and re-emissions in the store, else the export), the current reward model."""
+    from hominem_pipeline.reward_model.registry import reward_model_root
+
+    prefs = preferences_path(settings)
+    sft_from_store = db is not None and config.sft_source in ("auto", "database")
+    sft_jsonl = sft_jsonl_path(settings)
+    return {
+        "preferences": file_digest(prefs) if prefs.is_file() else None,
+        "sft": db.sft_content_digest() if sft_from_store else (file_digest(sft_jsonl) if sft_jsonl.is_file() else None),
+        "reward_model": Pointer(reward_model_root(settings.artifacts_dir), "current").target,
+    }
+
+
 def run_training(
     settings: Settings,
     config: TrainingConfig,
     *,
     db: Any | None = None,
     progress: Progress | None = None,
+    reuse: bool = True,
 ) -> TrainingResult:
-    """Load both channels, weight and gate them, train, publish under artifacts/lora/<model>/<version>/."""
+    """Load both channels, weight and gate them, train, publish under artifacts/lora/<model>/<version>/.
+    With `reuse` (the default), a cycle that would learn nothing new trains nothing and returns the
+    published adapter those inputs give (`training.reuse`; its metadata says `reused` and why)."""
+    root = lora_root(settings, config)
+    # Before the fingerprint: a learning rate the RHI's slow loop lowered is a changed recipe.
+    config, lr_note = _slow_loop_learning_rates(settings, config, root.name)
+    parent = Pointer(root, "current").target if config.continue_from_current else None
+    base_spec = config.base_model or settings.inference.student.model
+    fingerprint = inputs_fingerprint(config, base_spec, training_sources(settings, config, db))
+    if reuse:
+        found = find_reusable(root, fingerprint, parent)
+        if found is not None:
+            log.info("training: nothing to train, reusing %s (%s)", found.version, found.reason)
+            return TrainingResult(found.version, found.path, False,
+                                  {**found.metadata, "reused": True, "reuse_reason": found.reason})
     pairs = load_preference_pairs(preferences_path(settings))
     if config.preferences_limit:
         pairs = pairs[: config.preferences_limit]
@@ -80,15 +111,13 @@ def run_training(
     reward_model, note = load_reward_model(settings) if needs_scoring else (None, "not needed")
     log.info("training: %d preference pairs, %d SFT pairs (%s); scoring: %s",
              len(pairs), len(sft_pairs), "store" if from_db else "jsonl", note)
-    root = lora_root(settings, config)
-    config, lr_note = _slow_loop_learning_rates(settings, config, root.name)
     replays = {}
-    if db is not None and config.continue_from_current:
+    if db is not None and parent:
         # How often the current adapter's lineage already trained each pair (preference replay cap/decay).
-        lineage = AdapterRegistry(settings.artifacts_dir, root.name).lineage(Pointer(root, "current").target)
+        lineage = AdapterRegistry(settings.artifacts_dir, root.name).lineage(parent)
         replays = times_trained(db, root.name, lineage, "preference")
     data = prepare_examples(config, pairs, sft_pairs, from_db, reward_model, replays)
-    base = resolve_model(config.base_model or settings.inference.student.model, settings.models_cache_dir)
+    base = resolve_model(base_spec, settings.models_cache_dir)
     return train_dual(
         config,
         data,
@@ -99,6 +128,7 @@ def run_training(
         progress=progress,
         notes={"reward_model": note, "sft_source": "store" if from_db else "jsonl", **lr_note},
         health_probes=load_health_config(settings).probes,
+        extra_metadata={FINGERPRINT_KEY: fingerprint},
     )
 
 

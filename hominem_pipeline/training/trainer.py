@@ -172,6 +172,7 @@ def train_dual(
     notes: dict[str, str] | None = None,
     health_probes: Probes | None = None,
     continue_from: str | None = None,
+    extra_metadata: dict[str, Any] | None = None,
 ) -> TrainingResult:
     """Run one training cycle and publish the adapter. `lora_root` is `artifacts/lora/<model_name>/`;
     its `current` pointer (if any) is verified and read to continue training, never moved (an online
@@ -357,6 +358,7 @@ def train_dual(
             "tokens_per_s": (sum(tokens.values()) / sum(step_seconds)) if step_seconds else None,
         },
         "created_at": datetime.now(UTC).isoformat(),
+        **(extra_metadata or {}),  # e.g. the cycle's inputs fingerprint (training.reuse)
     }
     if not publish:
         return TrainingResult("", lora_root, False, metadata, rows)

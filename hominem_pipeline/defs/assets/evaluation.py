@@ -61,7 +61,7 @@ def report_of_latest_eval(instance: dg.DagsterInstance) -> EvalReport | None:
 )
 def lora_eval(context: dg.AssetExecutionContext, config: LoraEvalConfig, hominem: HominemResource) -> dg.MaterializeResult:
     upstream = _latest_metadata(context.instance, DUAL_LORA)
-    if upstream.get("trained") is False:
+    if upstream.get("trained") is False and not upstream.get("unchanged"):
         # A cycle without training data publishes no adapter: nothing to evaluate, nothing to promote.
         reason = f"dual_lora published no adapter: {upstream.get('reason', 'no reason given')}"
         context.log.warning(reason)

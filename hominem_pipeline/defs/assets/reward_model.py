@@ -39,6 +39,7 @@ def reward_model(context: dg.AssetExecutionContext, hominem: HominemResource) ->
     verdict = meta["metrics"]["verdict"]
     return dg.MaterializeResult(
         metadata={
+            "unchanged": run.reused,  # the inputs had not changed since this version: nothing trained
             "version": run.published.version,
             "path": dg.MetadataValue.path(str(run.published.path)),
             "accepted_as_current": run.published.accepted,

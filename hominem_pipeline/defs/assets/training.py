@@ -20,6 +20,7 @@ class DualLoraConfig(dg.Config):
     batch_mixing: str | None = None  # interleaved | mixed | alternating (validated by the training config)
     beta: float | None = None
     seed: int | None = None
+    force: bool = False  # train even when a published adapter already answers these inputs (training.reuse)
     # Where the cycle runs: this step's process, or a subprocess through Dagster Pipes (defs/launch.py).
     launcher: Launcher = "in_process"
 
