@@ -1,7 +1,8 @@
 """Append-only, fsync'd, one-file-per-day JSONL event log that any process may append to.
 
 Appends take an exclusive `flock` on the day's file, write whole lines with O_APPEND, and fsync before
-returning, so concurrent writers never interleave and an acknowledged event survives a crash. A writer
+returning, so concurrent writers never interleave and an acknowledged event survives a crash. An append
+that fails (disk full, an I/O error) is cut back off the file before the error is raised. A writer
 that finds the file ending mid-line (a crashed writer's torn tail) first terminates that fragment, so the
 torn bytes become one rejected line instead of corrupting the next record. Readers take no lock: they
 only consume complete (newline-terminated) lines and leave a torn tail for a later read.
@@ -30,6 +31,10 @@ from hominem_pipeline.events.schema import FeedbackEvent, MessageEvent, parse_ev
 
 def today_utc() -> date:
     return datetime.now(UTC).date()
+
+
+class EventLogWriteError(OSError):
+    """An append failed (disk full, I/O error); the message names the file and says what was kept."""
 
 
 @dataclass
@@ -90,11 +95,14 @@ class EventLog:
                         fh.seek(size - 1)
                         if fh.read(1) != b"\n":
                             data = b"\n" + data  # close a crashed writer's torn line
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
-                os.fsync(fd)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        written = os.write(fd, view)
+                        view = view[written:]
+                    os.fsync(fd)
+                except OSError as exc:
+                    raise self._undo_append(fd, path, size, exc) from exc
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
@@ -102,6 +110,21 @@ class EventLog:
         if created:
             fsync_dir(self.root)
         return data.count(b"\n") - (1 if data.startswith(b"\n") else 0)
+
+    @staticmethod
+    def _undo_append(fd: int, path: Path, size: int, exc: OSError) -> EventLogWriteError:
+        """Cut the file back to where this append began (still under the lock), so a failed write (disk
+        full, file too large, an I/O error) leaves no partial record behind, and say so."""
+        try:
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+            left = "nothing of this write was kept"
+        except OSError as undo_exc:  # the file keeps a torn tail, which readers skip and the next append closes
+            left = f"its partial line could not be cut off ({undo_exc.strerror})"
+        return EventLogWriteError(
+            f"{path}: could not append events ({exc.strerror or exc}); {left} and every earlier record is "
+            "intact; free space (or fix the disk) and send them again"
+        )
 
     def scan_day(self, day: date, stats: DayRead) -> Iterator[MessageEvent | FeedbackEvent]:
         """Stream the day's complete lines as events, filling `stats` (bytes, lines, torn tail, rejected
