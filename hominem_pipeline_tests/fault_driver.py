@@ -6,7 +6,8 @@ N-th file-system operation it makes (or be killed from outside on a timer by the
 
 Scenarios: `cli ARGS...` (the real `hominem` command line), `ingest DAY` (one day of the event log into
 the store), `publish SEED` (a tiny-model adapter published and promoted to `current`, then a reward model
-published), `flip N` (the adapter `current` pointer moved N times between two versions).
+published), `flip N` (the adapter `current` pointer moved N times between two versions), `fill DIR
+[LIMIT]` (events appended until the disk, or a file-size limit, refuses).
 
 The kill is a real SIGKILL of this process (no exception, no `finally`, no atexit): the counted operations
 are `os.write`, `os.fsync`, `os.replace`, `os.rename`, `os.mkdir`, `os.unlink`, `os.rmdir` and
@@ -136,25 +137,39 @@ def _reward_model_result(settings, seed: int):  # noqa: ANN001, ANN202 (a Traini
     return SimpleNamespace(model=model, metadata=metadata, beats_baseline=True)
 
 
-def _publish(switch: _KillSwitch, seed: str) -> None:
+def build_models(settings, seed: int):  # noqa: ANN001, ANN201 (a PEFT model and a TrainingResult's shape)
+    """A tiny-model adapter with seeded weights and a reward model with seeded heads, in memory."""
+    from hominem_pipeline_tests.adapter_helpers import lora_model, perturb
+
+    model, _ = lora_model(Path(settings.inference.student.model), seed=seed)
+    perturb(model, scale=3.0, seed=seed)
+    return model, _reward_model_result(settings, seed)
+
+
+def publish_models(settings, model, result, seed: int) -> dict:  # noqa: ANN001
+    """Publish the adapter, promote it to `current`, publish the reward model (moving `latest` and
+    `current`): every kind of publication and pointer move, in the order a night's cycle makes them."""
     from hominem_pipeline.reward_model.registry import publish as publish_rm
-    from hominem_pipeline.settings import Settings
-    from hominem_pipeline_tests.adapter_helpers import lora_model, perturb, publish
+    from hominem_pipeline_tests.adapter_helpers import publish
     from hominem_pipeline_tests.serving_fixtures import registry_of
 
-    settings = Settings()
-    tiny = Path(settings.inference.student.model)
-    # Both models are built before the switch is armed: the kill points are in their publication.
-    model, _ = lora_model(tiny, seed=int(seed))
-    perturb(model, scale=3.0, seed=int(seed))
-    result = _reward_model_result(settings, int(seed))
-    switch.ready()
     registry = registry_of(settings)
-    version = publish(registry, model, tiny, seed=int(seed))
+    version = publish(registry, model, Path(settings.inference.student.model), seed=seed)
     registry.promote(version)
     rm = publish_rm(result, settings.artifacts_dir)
+    return {"adapter": version, "reward_model": rm.version, "accepted": rm.accepted}
+
+
+def _publish(switch: _KillSwitch, seed: str) -> None:
+    from hominem_pipeline.settings import Settings
+
+    settings = Settings()
+    # Both models are built before the switch is armed: the kill points are in their publication.
+    model, result = build_models(settings, int(seed))
+    switch.ready()
+    published = publish_models(settings, model, result, int(seed))
     switch.done()
-    print(json.dumps({"adapter": version, "reward_model": rm.version, "accepted": rm.accepted}))
+    print(json.dumps(published))
 
 
 def _flip(switch: _KillSwitch, times: str) -> None:
@@ -169,7 +184,45 @@ def _flip(switch: _KillSwitch, times: str) -> None:
     switch.done()
 
 
-SCENARIOS = {"cli": _cli, "ingest": _ingest, "publish": _publish, "flip": _flip}
+def _fill(switch: _KillSwitch, events_dir: str, file_size_limit: str = "0") -> None:
+    """Append batches of events until the disk (or, with a limit, the file-size limit the kernel enforces
+    on this process) refuses; then report what was acknowledged and what the log holds."""
+    import resource
+    from datetime import date, datetime
+
+    from hominem_pipeline.events.log import EventLog, EventLogWriteError
+    from hominem_pipeline.events.schema import MessageEvent
+
+    if int(file_size_limit):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # then write() fails with EFBIG instead of killing us
+        resource.setrlimit(resource.RLIMIT_FSIZE, (int(file_size_limit), int(file_size_limit)))
+    log, day = EventLog(events_dir), date(2026, 11, 3)
+    acknowledged: list[str] = []
+    errors: list[str] = []
+    switch.ready()
+    for batch in range(100_000):
+        events = [
+            MessageEvent(event_id=f"b{batch}-{i}", conversation_id=f"c{batch}", role="user", seq=i,
+                         content=f"batch {batch} message {i} " + "x" * 300, timestamp=datetime(2026, 11, 3, 9))
+            for i in range(7)
+        ]
+        try:
+            log.append(events, day=day)
+        except EventLogWriteError as exc:
+            errors.append(str(exc))
+            if len(errors) == 2:  # a second try after the first refusal: still refused, still clean
+                break
+            continue
+        acknowledged += [e.event_id for e in events]
+    switch.done()
+    read = log.read_day(day)
+    print(json.dumps({
+        "acknowledged": acknowledged, "errors": errors, "logged": [e.event_id for e in read.events],
+        "rejected": len(read.rejected), "torn_tail_bytes": read.torn_tail_bytes,
+    }))
+
+
+SCENARIOS = {"cli": _cli, "ingest": _ingest, "publish": _publish, "flip": _flip, "fill": _fill}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,17 +8,21 @@ at random (see `faults.py`)."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from datetime import date, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from hominem_pipeline.cli import main as hominem
 from hominem_pipeline.events.importers import read_chat_file
 from hominem_pipeline.events.ingest import ingest_day
 from hominem_pipeline.events.log import EventLog
 from hominem_pipeline.events.schema import MessageEvent
 from hominem_pipeline.store import TrainingDatabase
+from hominem_pipeline_tests.fault_driver import build_models, publish_models
 from hominem_pipeline_tests.faults import (
     FULL,
     FULL_POINTS,
@@ -28,14 +32,22 @@ from hominem_pipeline_tests.faults import (
     rng,
     run_driver,
 )
-from hominem_pipeline_tests.serving_fixtures import make_home
+from hominem_pipeline_tests.serving_fixtures import home_env, make_home, registry_of
 from hominem_pipeline_tests.test_training_faces import _seed_data
 
 pytestmark = pytest.mark.faults
 
 
-def _swept(stderr: str) -> bool:
-    return "swept" in stderr and "leftover" in stderr
+def _swept(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The sweep's report lines logged since the last `caplog.clear()`."""
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("swept ")]
+
+
+def _cli(*args: str) -> str:
+    """The next run, in this process (the killed one was a real child process)."""
+    result = CliRunner().invoke(hominem, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
 
 
 # -- the event log: import and ingestion ---------------------------------------------------------------
@@ -91,16 +103,16 @@ def test_sigkill_during_a_large_import_loses_nothing_and_logs_each_message_once(
         assert run.killed or ("kill_on" not in kill and run.returncode == 0), run.stderr[-2000:]
         ids, rejected = _log_ids(home)
         assert set(ids) <= expected and rejected <= 1  # a torn tail is never read as a record
-    rerun = run_driver(home, *args)
-    assert rerun.returncode == 0, rerun.stderr[-2000:]
-    ids, rejected = _log_ids(home)
-    assert set(ids) == expected
-    # Each kill leaves at most one torn fragment, closed into one rejected line by the next writer.
-    assert rejected <= len(kills)
-    stored = _stored_once(home, tmp_path / "store.duckdb")
-    assert len(stored) == len(set(stored)) == len(expected)
-    assert run_driver(home, *args).returncode == 0
-    assert set(_log_ids(home)[0]) == expected and len(_log_ids(home)[0]) == len(ids)  # nothing new appended
+    with home_env(home):
+        _cli("import", "conversations", str(chats))
+        ids, rejected = _log_ids(home)
+        assert set(ids) == expected
+        # Each kill leaves at most one torn fragment, closed into one rejected line by the next writer.
+        assert rejected <= len(kills)
+        stored = _stored_once(home, tmp_path / "store.duckdb")
+        assert len(stored) == len(set(stored)) == len(expected)
+        _cli("import", "conversations", str(chats))
+        assert len(_log_ids(home)[0]) == len(ids)  # a second import appends nothing
 
 
 def test_sigkill_during_ingestion_leaves_every_event_stored_exactly_once(tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -134,12 +146,12 @@ def test_sigkill_during_ingestion_leaves_every_event_stored_exactly_once(tmp_pat
 
 # -- artifacts: training, publication, pointers --------------------------------------------------------
 def test_sigkill_during_publication_and_pointer_moves_leaves_only_intact_versions(
-    tmp_path: Path, tiny_model_dir: Path
+    tmp_path: Path, tiny_model_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     home = make_home(tmp_path, tiny_model_dir)
-    first = run_driver(home, "publish", "1")
-    assert first.returncode == 0, first.stderr[-2000:]
-    before = assert_artifacts_consistent(home, tmp_path / "check")
+    pointer = f"{tiny_model_dir.name}/current"
+    with home_env(home) as settings:
+        first = publish_models(settings, *build_models(settings, 1), seed=1)
     r = rng("publish")
     if FULL:
         ops, _, _ = calibrate(make_home(tmp_path / "calibration", tiny_model_dir), "publish", "1")
@@ -149,39 +161,40 @@ def test_sigkill_during_publication_and_pointer_moves_leaves_only_intact_version
     for seed, kill in enumerate(kills, start=2):
         run = run_driver(home, "publish", str(seed), **kill)
         assert run.killed, (kill, run.stdout, run.stderr[-2000:])
+        # Every pointer names what it named before or the new version, never a torn or missing one.
         seen = assert_artifacts_consistent(home, tmp_path / "check")
-        # A pointer names what it named before or the new version, never anything else.
-        assert all(seen.get(k) is not None for k, v in before.items() if v is not None)
-        litter = leftovers(home)
-        rerun = run_driver(home, "publish", str(seed))
-        assert rerun.returncode == 0, rerun.stderr[-2000:]
-        assert not litter or _swept(rerun.stderr), rerun.stderr[-2000:]
+        assert seen[pointer] is not None  # `current` was set before the kill and still names a good version
+    litter = leftovers(home)
+    assert FULL or litter, "both named kill points leave a staging folder or a temp file behind"
+    caplog.clear()
+    with caplog.at_level(logging.WARNING), home_env(home) as settings:  # the next run, to the end
+        last = publish_models(settings, *build_models(settings, len(kills) + 1), seed=len(kills) + 1)
+        assert not litter or _swept(caplog)
         assert leftovers(home) == []
-        published = rerun.json()
+        assert assert_artifacts_consistent(home, tmp_path / "check") == {pointer: last["adapter"]}
+        assert last["adapter"] != first["adapter"]
+
+        flips = 7
+        kill = {"kill_at": r.randrange(1, 6 * flips)} if FULL else {"kill_on": "-> current.json", "nth": 3}
+        run = run_driver(home, "flip", str(flips), **kill)
+        assert run.killed or ("kill_on" not in kill and run.returncode == 0)
         seen = assert_artifacts_consistent(home, tmp_path / "check")
-        assert seen == {f"{tiny_model_dir.name}/current": published["adapter"]}
-        before = seen
-    flips = 7
-    kill = {"kill_at": r.randrange(1, 6 * flips)} if FULL else {"kill_on": "-> current.json", "nth": 3}
-    run = run_driver(home, "flip", str(flips), **kill)
-    assert run.killed or run.returncode == 0
-    assert_artifacts_consistent(home, tmp_path / "check")
-    assert run_driver(home, "flip", "1").returncode == 0
-    assert leftovers(home) == []
+        assert seen[pointer] in registry_of(settings).version_names()
+        registry_of(settings).promote(first["adapter"])  # the next pointer move
+        assert leftovers(home) == []
+        assert registry_of(settings).resolve("current").name == first["adapter"]
 
 
 def test_sigkill_during_a_training_cycle_publishes_nothing_torn_and_the_next_cycle_succeeds(
-    tmp_path: Path, tiny_model_dir: Path
+    tmp_path: Path, tiny_model_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     home = make_home(tmp_path, tiny_model_dir)
-    args = ("cli", "train", "--max-steps", "3", "--set", "diversity.enabled=false", "--no-store", "--no-progress")
-    from hominem_pipeline_tests.serving_fixtures import home_env
-
+    train = ("train", "--max-steps", "3", "--set", "diversity.enabled=false", "--no-store", "--no-progress")
     with home_env(home):
         _seed_data(home)
     r = rng("train")
     if FULL:
-        ops, seconds, _ = calibrate(home, *args)
+        ops, seconds, _ = calibrate(home, "cli", *train)
         shutil.rmtree(home / "artifacts" / "lora")
         kills = [{"kill_at": r.randrange(1, len(ops) + 1)} for _ in range(FULL_POINTS // 2)]
         kills += [{"kill_after_s": r.uniform(0, seconds)} for _ in range(FULL_POINTS // 2)]
@@ -189,15 +202,16 @@ def test_sigkill_during_a_training_cycle_publishes_nothing_torn_and_the_next_cyc
         kills = [{"kill_on": "replace .staging-", "nth": 1}]
     root = home / "artifacts" / "lora" / tiny_model_dir.name
     for kill in kills:
-        run = run_driver(home, *args, **kill)
+        run = run_driver(home, "cli", *train, **kill)
         assert run.killed or ("kill_on" not in kill and run.returncode == 0), run.stderr[-2000:]
         assert_artifacts_consistent(home, tmp_path / "check")
     litter = leftovers(home)
     assert FULL or litter, "the kill before the publishing rename leaves a staging folder"
-    rerun = run_driver(home, *args)
-    assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert not litter or _swept(rerun.stderr)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING), home_env(home):
+        output = _cli(*train)
+    assert not litter or _swept(caplog)
     assert leftovers(home) == []
-    version = rerun.stdout.split("adapter ", 1)[1].split()[0]
+    version = output.split("adapter ", 1)[1].split()[0]
     assert (root / version / "adapter_model.safetensors").is_file()
     assert_artifacts_consistent(home, tmp_path / "check")
