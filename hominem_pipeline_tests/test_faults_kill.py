@@ -106,7 +106,7 @@ def test_sigkill_during_a_large_import_loses_nothing_and_logs_each_message_once(
     with home_env(home):
         _cli("import", "conversations", str(chats))
         ids, rejected = _log_ids(home)
-        assert set(ids) == expected
+        assert set(ids) == expected and len(ids) == len(expected)  # each message logged exactly once
         # Each kill leaves at most one torn fragment, closed into one rejected line by the next writer.
         assert rejected <= len(kills)
         stored = _stored_once(home, tmp_path / "store.duckdb")

@@ -14,6 +14,7 @@ running at once cannot both find an id missing and both append it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -53,6 +54,7 @@ class DayRead:
     torn_tail_bytes: int = 0  # bytes after the last newline (a write in progress or a crashed one)
     rejected: list[RejectedLine] = field(default_factory=list)
     digest: str = ""  # sha256 of the complete lines: the partition's data version
+    torn_tail_record: MessageEvent | FeedbackEvent | None = None  # a torn tail that is a whole record
 
 
 def _describe(exc: ValidationError) -> str:
@@ -137,6 +139,9 @@ class EventLog:
             for raw in fh:
                 if not raw.endswith(b"\n"):
                     stats.torn_tail_bytes = len(raw)
+                    with contextlib.suppress(ValidationError):
+                        # Cut exactly at its newline: a whole record, which the next append will close.
+                        stats.torn_tail_record = parse_event(raw)
                     break
                 h.update(raw)
                 stats.lines += 1
@@ -156,10 +161,14 @@ class EventLog:
         return result
 
     def iter_event_ids(self) -> Iterator[str]:
-        """Ids of every complete record in the log."""
+        """Ids of every complete record in the log, and of a torn tail that holds a whole record (a
+        writer killed just before its newline): the next append closes that line, so it is logged."""
         for day in self.days():
-            for e in self.read_day(day).events:
+            read = self.read_day(day)
+            for e in read.events:
                 yield e.event_id
+            if read.torn_tail_record is not None:
+                yield read.torn_tail_record.event_id
 
     @contextmanager
     def _new_ids_lock(self) -> Iterator[None]:
