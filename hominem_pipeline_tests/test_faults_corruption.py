@@ -125,8 +125,12 @@ def test_a_garbage_current_pointer_is_a_clear_error_and_promote_repairs_it(
     tmp_path: Path, tiny_model_dir: Path, garbage: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     registry = AdapterRegistry(tmp_path / "artifacts", tiny_model_dir.name)
-    model, _ = lora_model(tiny_model_dir, seed=1)
-    version = publish_adapter(registry, model, tiny_model_dir)
+
+    def write(folder: Path) -> None:  # the pointer is under attack here, not the weights: a stand-in adapter
+        (folder / "adapter_config.json").write_text("{}")
+        (folder / "adapter_model.safetensors").write_bytes(b"weights")
+
+    version = registry.publish(write, {"created_at": "2026-11-22T00:00:00Z", "base_model": str(tiny_model_dir)})
     registry.promote(version)
     registry.pointer("current").path.write_bytes(garbage)
     with pytest.raises(CorruptPointer) as err:

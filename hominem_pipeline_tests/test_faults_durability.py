@@ -96,3 +96,22 @@ def test_a_record_cut_exactly_at_its_newline_is_logged_once_after_the_retry(tmp_
     read = log.read_day(DAY)
     assert [e.event_id for e in read.events] == [e.event_id for e in first + second]
     assert not read.rejected and not read.torn_tail_bytes
+
+
+def test_a_conversation_label_and_the_clearing_of_its_failure_land_together_or_not_at_all(tmp_path: Path) -> None:
+    from hominem_pipeline.store import TrainingDatabase
+
+    row = {"label_id": "l1", "message_id": "m1", "conversation_id": "c1", "kind": "reward", "rater": "t",
+           "schema_hash": "s", "vector": {"empathy": 0.5}, "reward_intensity": 0.5, "safety_score": 1.0,
+           "event_day": "2026-11-22"}
+    with TrainingDatabase(tmp_path / "store.duckdb") as db:
+        db.record_conversation_label_failure({**row, "reason": "timeout"})
+        # The second statement fails (its table is gone): the first must not stay behind on its own.
+        db.con.execute("ALTER TABLE conversation_label_failures RENAME TO failures_elsewhere")
+        with pytest.raises(Exception, match="conversation_label_failures"):
+            db.insert_conversation_label(row)
+        assert db.scalar("SELECT count(*) FROM conversation_labels") == 0
+        db.con.execute("ALTER TABLE failures_elsewhere RENAME TO conversation_label_failures")
+        db.insert_conversation_label(row)
+        assert db.scalar("SELECT count(*) FROM conversation_labels") == 1
+        assert db.scalar("SELECT count(*) FROM conversation_label_failures") == 0
