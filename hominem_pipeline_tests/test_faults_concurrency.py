@@ -81,6 +81,9 @@ def test_fifty_writer_processes_and_feedback_under_load_while_ingesting_lose_and
                             [sys.executable, "-m", "hominem_pipeline_tests.fault_driver", "ingest", day],
                             env=driver_env(home), cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
                         )
+                        if run.returncode != 0 and "StoreBusy" in run.stderr and "retry" in run.stderr:
+                            busy.append("ingester: " + run.stderr.strip().splitlines()[-1])
+                            continue  # the second writer held the store: the ingester retries, as asked
                         assert run.returncode == 0, run.stderr[-2000:]
                         ingests[0] += 1
 
