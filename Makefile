@@ -19,13 +19,14 @@ export DAGSTER_HOME := $(CURDIR)/data/dagster
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: help install install-dev run dev serve browser test lint format bench clean
+.PHONY: help install install-dev run dev serve browser test faults lint format bench clean
 
 help:
 	@echo "make run    set up .venv and materialise every asset on the embedded defaults"
 	@echo "make test   set up .venv (with dev tools) and run the test suite"
 	@echo "make dev    Dagster UI on http://127.0.0.1:3000, with the retraining sensor and schedules running"
 	@echo "make serve  the chat server and page on http://127.0.0.1:8765 (config/serving.toml)"
+	@echo "make faults the full fault suite: random SIGKILLs, corruption, teacher faults, concurrency, disk full"
 	@echo "make lint   ruff check + format check"
 
 $(BIN)/python:
@@ -79,6 +80,12 @@ browser:
 test: $(STAMP_DEV) browser
 	$(BIN)/ruff check hominem_pipeline hominem_pipeline_tests benchmarks
 	$(BIN)/python -m pytest -q
+
+# The fault suite (docs/RELIABILITY.md) in full: many kill points drawn at random (the seed is printed;
+# HOMINEM_FAULTS_SEED=<seed> replays a run, HOMINEM_FAULTS_POINTS=<n> sets how many per scenario).
+# `make test` runs its bounded form: a few fixed kill points.
+faults: $(STAMP_DEV)
+	HOMINEM_FAULTS=full $(BIN)/python -m pytest -q -s -m faults
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check hominem_pipeline hominem_pipeline_tests benchmarks

@@ -4,13 +4,20 @@ A crash at any point leaves either the previous good state or the new complete o
 Versioned artifacts (LoRA adapters, reward models) go through one function, `publish_version`: content
 hash, staging, fsync, rename, and a per-file checksum list in `METADATA.json` that `verify_version`
 checks on every load, so a corrupted version is refused naming the file instead of loading silently.
+
+Every file of a version is fsync'd, and so is every folder, before the rename that publishes it. A writer
+holds an exclusive `flock` on its temp file or staging folder for as long as it writes, so the leftovers of
+a writer that was killed (its lock died with it) can be told from work in progress: `sweep_leftovers`
+removes them, and is called wherever versions are published or loaded and before every atomic write.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -18,6 +25,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: Names of the scratch entries the writers here make beside their final home.
+STAGING_PREFIX = ".staging-"
+TMP_SUFFIX = ".tmp"
 
 
 def fsync_dir(path: Path) -> None:
@@ -28,13 +41,110 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def fsync_tree(folder: Path) -> None:
+    """fsync every file and every folder under `folder`, deepest first, then `folder` itself: after this
+    a rename of `folder` can only publish bytes that are on disk (a crash cannot leave a named, empty file)."""
+    folder = Path(folder)
+    for dirpath, _dirnames, filenames in os.walk(folder, topdown=False):
+        for name in filenames:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(dirpath))
+
+
+@dataclass(frozen=True)
+class Swept:
+    """What `sweep_leftovers` removed from one folder."""
+
+    paths: list[Path]
+    bytes: int
+
+    @property
+    def count(self) -> int:
+        return len(self.paths)
+
+
+def _leftover(entry: Path) -> bool:
+    name = entry.name
+    return name.startswith(STAGING_PREFIX) or (name.startswith(".") and name.endswith(TMP_SUFFIX))
+
+
+def _owner_is_gone(entry: Path) -> bool:
+    """True when no live process holds the entry's writer lock (its writer finished or was killed)."""
+    try:
+        fd = os.open(entry, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False  # a writer is at work in it
+    finally:
+        os.close(fd)
+    return True
+
+
+def _size(entry: Path) -> int:
+    if entry.is_dir():
+        return sum(p.stat().st_size for p in entry.rglob("*") if p.is_file())
+    return entry.stat().st_size
+
+
+def sweep_leftovers(folder: Path) -> Swept:
+    """Remove the staging folders (`.staging-*`) and temp files (`.*.tmp`) that killed writers left in
+    `folder` (not below it), and log how many and how big. Entries whose writer is still running hold its
+    lock and are left alone, so this is safe while other processes publish into the same folder."""
+    folder = Path(folder)
+    removed: list[Path] = []
+    total = 0
+    try:
+        entries = [e for e in folder.iterdir() if _leftover(e)]
+    except FileNotFoundError:
+        return Swept([], 0)
+    for entry in entries:
+        try:
+            if not _owner_is_gone(entry):
+                continue
+            size = _size(entry)
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except FileNotFoundError:
+            continue  # its writer finished (renamed or removed it) meanwhile
+        except OSError as exc:  # e.g. a read-only copy of the artifacts: report, never fail a load on it
+            log.warning("could not sweep %s: %s", entry, exc)
+            continue
+        removed.append(entry)
+        total += size
+    if removed:
+        log.warning(
+            "swept %d leftover(s) of interrupted writes (%d bytes) from %s: %s",
+            len(removed), total, folder, ", ".join(p.name for p in removed),
+        )
+    return Swept(removed, total)
+
+
+def _lock_fd(fd: int) -> None:
+    # Held until the descriptor closes (or the process dies): what sweep_leftovers checks.
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 @contextlib.contextmanager
 def open_atomic(path: Path, mode: str = "wb") -> Iterator[Any]:
     """Open a temp file beside `path`; on a clean exit it is fsync'd and renamed over `path`, on an error
     it is removed and `path` keeps its previous content."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    sweep_leftovers(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    _lock_fd(fd)
+    # A second descriptor keeps the lock (it belongs to the open file) after the file object closes, until
+    # the rename is done: a sweep in between must not take the finished temp file for a dead one.
+    lock = os.dup(fd)
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
             yield fh
@@ -46,6 +156,8 @@ def open_atomic(path: Path, mode: str = "wb") -> Iterator[Any]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    finally:
+        os.close(lock)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -144,34 +256,46 @@ def hash_tree(folder: Path) -> str:
 @contextlib.contextmanager
 def staging_dir(parent: Path) -> Iterator[Path]:
     """A scratch folder next to its final home (same filesystem, so the final rename is atomic).
-    Removed on error; on success the caller publishes it with `publish_dir`."""
+    Removed on error; on success the caller publishes it with `publish_dir`. The folder is locked while
+    it is in use, and dead writers' leftovers in `parent` are swept first."""
     parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
+    sweep_leftovers(parent)
+    tmp = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=parent))
+    fd = os.open(tmp, os.O_RDONLY)
     try:
+        _lock_fd(fd)
         yield tmp
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        os.close(fd)
 
 
 def publish_dir(staged: Path, final: Path) -> bool:
-    """Rename a staged folder into place. Returns False (and discards the staged copy) if a folder with
-    that name already exists: versions are content-addressed, so an existing one holds the same bytes."""
+    """fsync a staged folder's files and folders, then rename it into place. Returns False (and discards
+    the staged copy) if a folder with that name already exists: versions are content-addressed, so an
+    existing one holds the same bytes."""
     final = Path(final)
     if final.exists():
         shutil.rmtree(staged, ignore_errors=True)
         return False
+    fsync_tree(staged)
     os.replace(staged, final)
     fsync_dir(final.parent)
     return True
+
+
+class CorruptPointer(RuntimeError):
+    """A pointer file that cannot be read as a pointer (truncated, garbage, hand-edited wrongly)."""
 
 
 class Pointer:
     """A named pointer file (e.g. `current`) naming a version folder, with a history for rollback.
 
     The pointer is a small JSON file replaced atomically; its history lists earlier targets so that
-    `rollback()` moves it back one step.
+    `rollback()` moves it back one step. A pointer file that is not a valid pointer is refused naming the
+    file (`CorruptPointer`); setting the pointer again replaces it.
     """
 
     def __init__(self, root: Path, name: str = "current"):
@@ -179,11 +303,26 @@ class Pointer:
         self.name = name
         self.path = self.root / f"{name}.json"
 
+    def _corrupt(self, why: str) -> CorruptPointer:
+        return CorruptPointer(
+            f"{self.path}: not a valid pointer ({why}); point it at a published version again "
+            f"(e.g. `hominem adapters promote VERSION --force` for adapters, `hominem reward train` for the "
+            f"reward model), which replaces the file"
+        )
+
     def read(self) -> dict[str, Any] | None:
         try:
-            return json.loads(self.path.read_text())
+            state = json.loads(self.path.read_bytes())
         except FileNotFoundError:
             return None
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise self._corrupt(f"not JSON: {type(exc).__name__}") from None
+        if not isinstance(state, dict) or not isinstance(state.get("version"), str | None):
+            raise self._corrupt("no \"version\" name")
+        history = state.get("history", [])
+        if not isinstance(history, list) or not all(isinstance(v, str) for v in history):
+            raise self._corrupt("\"history\" is not a list of version names")
+        return {"version": state["version"], "history": history}
 
     @property
     def target(self) -> str | None:
@@ -193,9 +332,13 @@ class Pointer:
     def set(self, version: str) -> None:
         if not (self.root / version).is_dir():
             raise FileNotFoundError(f"no version {version!r} under {self.root}")
-        state = self.read() or {"version": None, "history": []}
-        history = list(state.get("history", []))
-        if state.get("version") and state["version"] != version:
+        try:
+            state = self.read() or {"version": None, "history": []}
+        except CorruptPointer as exc:
+            log.warning("%s; replacing it with a pointer to %s (its history is lost)", exc, version)
+            state = {"version": None, "history": []}
+        history = list(state["history"])
+        if state["version"] and state["version"] != version:
             history.append(state["version"])
         write_json_atomic(self.path, {"version": version, "history": history})
 
@@ -208,9 +351,34 @@ class Pointer:
         write_json_atomic(self.path, {"version": previous, "history": history})
         return previous
 
+    def good_target(self, verify: Callable[[Path], None]) -> str | None:
+        """The pointer's version if `verify(folder)` accepts it, else the newest version in its history
+        that passes (logged, naming what was damaged), so a damaged version falls back to the previous
+        good one. None when the pointer is unset; `CorruptVersion` when no version passes."""
+        state = self.read()
+        if not state or not state["version"]:
+            return None
+        damage: list[str] = []
+        for version in [state["version"], *reversed(state["history"])]:
+            try:
+                verify(self.root / version)
+            except CorruptVersion as exc:
+                damage.append(str(exc))
+                continue
+            if damage:
+                log.warning(
+                    "%s names a damaged version (%s); using %s, the previous good one in its history",
+                    self.path, damage[0], version,
+                )
+            return version
+        raise CorruptVersion(
+            f"{damage[0]}; no earlier version in {self.path}'s history is intact either: publish a new one"
+        )
+
 
 class CorruptVersion(RuntimeError):
-    """A published version's files no longer match the checksums it was published with."""
+    """A published version's files no longer match the checksums it was published with (or are missing).
+    The message names the file; the fix is to roll the pointer back or publish again."""
 
 
 @dataclass(frozen=True)
@@ -247,41 +415,48 @@ def publish_version(
         version = f"{prefix}{digest[:16]}"
         meta = {**metadata(version), "version": version, "content_hash": digest, "files": file_checksums(tmp)}
         write_json_atomic(tmp / METADATA_FILE, meta)
-        for p in tmp.rglob("*"):
-            if p.is_file():
-                with p.open("rb") as fh:
-                    os.fsync(fh.fileno())
         new = publish_dir(tmp, root / version)
     return PublishedVersion(version, root / version, new)
 
 
+#: What a reader of a CorruptVersion message can do about it.
+_CORRUPT_FIX = "move the pointer off it (`hominem adapters rollback`, or train again) and delete the folder"
+
+
 def verify_version(folder: Path) -> None:
     """Refuse a version whose files differ from what was published: each file against the checksums in
-    METADATA.json, or (older versions without them) the folder's content hash against its name."""
+    METADATA.json, or (older versions without them) the folder's content hash against its name. Loading
+    a version is also when the dead writers' leftovers beside it are swept."""
     folder = Path(folder)
+    sweep_leftovers(folder.parent)
     meta_path = folder / METADATA_FILE
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_bytes())
     except FileNotFoundError as exc:
         raise CorruptVersion(f"{meta_path}: missing; {folder} is not a published version") from exc
-    except json.JSONDecodeError as exc:
-        raise CorruptVersion(f"{meta_path}: not valid JSON ({exc})") from exc
-    expected = meta.get("files")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CorruptVersion(f"{meta_path}: not valid JSON ({exc}); {_CORRUPT_FIX}") from exc
+    expected = meta.get("files") if isinstance(meta, dict) else None
     if isinstance(expected, dict):
         actual = file_checksums(folder)
         for rel in sorted(set(expected) | set(actual)):
             if rel not in actual:
-                raise CorruptVersion(f"{folder / rel}: missing from published version {folder.name}")
+                raise CorruptVersion(
+                    f"{folder / rel}: missing from published version {folder.name}; {_CORRUPT_FIX}"
+                )
             if rel not in expected:
-                raise CorruptVersion(f"{folder / rel}: not part of published version {folder.name}")
+                raise CorruptVersion(
+                    f"{folder / rel}: not part of published version {folder.name}; {_CORRUPT_FIX}"
+                )
             if actual[rel] != expected[rel]:
                 raise CorruptVersion(
                     f"{folder / rel}: checksum {actual[rel][:16]} does not match the published {expected[rel][:16]}"
-                    f" (version {folder.name} is corrupted)"
+                    f" (version {folder.name} is corrupted); {_CORRUPT_FIX}"
                 )
         return
     digest = hash_tree(folder)
     if not folder.name.split("-")[-1] or not digest.startswith(folder.name.split("-")[-1]):
         raise CorruptVersion(
-            f"{folder}: content hash {digest[:16]} does not match the version name (a file was changed)"
+            f"{folder}: content hash {digest[:16]} does not match the version name (a file was changed);"
+            f" {_CORRUPT_FIX}"
         )

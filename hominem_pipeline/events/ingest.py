@@ -59,7 +59,7 @@ def ingest_day(db: TrainingDatabase, log: EventLog, day: date, batch_size: int =
     feedback: list[dict] = []
 
     def flush() -> None:
-        with _transaction(db):
+        with db.transaction():
             result.new_messages += db.insert_messages(messages)
             result.new_feedback += db.insert_feedback(feedback)
         messages.clear()
@@ -80,14 +80,3 @@ def ingest_day(db: TrainingDatabase, log: EventLog, day: date, batch_size: int =
     result.torn_tail_bytes, result.rejected, result.digest = stats.torn_tail_bytes, stats.rejected, stats.digest
     db.record_ingest_state(day, stats.complete_bytes, stats.lines, stats.torn_tail_bytes)
     return result
-
-
-class _transaction:
-    def __init__(self, db: TrainingDatabase):
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.con.execute("BEGIN TRANSACTION")
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self.db.con.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,7 +1,8 @@
 """Append-only, fsync'd, one-file-per-day JSONL event log that any process may append to.
 
 Appends take an exclusive `flock` on the day's file, write whole lines with O_APPEND, and fsync before
-returning, so concurrent writers never interleave and an acknowledged event survives a crash. A writer
+returning, so concurrent writers never interleave and an acknowledged event survives a crash. An append
+that fails (disk full, an I/O error) is cut back off the file before the error is raised. A writer
 that finds the file ending mid-line (a crashed writer's torn tail) first terminates that fragment, so the
 torn bytes become one rejected line instead of corrupting the next record. Readers take no lock: they
 only consume complete (newline-terminated) lines and leave a torn tail for a later read.
@@ -13,6 +14,7 @@ running at once cannot both find an id missing and both append it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -24,12 +26,16 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from hominem_pipeline.atomic import append_durable
+from hominem_pipeline.atomic import fsync_dir
 from hominem_pipeline.events.schema import FeedbackEvent, MessageEvent, parse_event
 
 
 def today_utc() -> date:
     return datetime.now(UTC).date()
+
+
+class EventLogWriteError(OSError):
+    """An append failed (disk full, I/O error); the message names the file and says what was kept."""
 
 
 @dataclass
@@ -48,6 +54,7 @@ class DayRead:
     torn_tail_bytes: int = 0  # bytes after the last newline (a write in progress or a crashed one)
     rejected: list[RejectedLine] = field(default_factory=list)
     digest: str = ""  # sha256 of the complete lines: the partition's data version
+    torn_tail_record: MessageEvent | FeedbackEvent | None = None  # a torn tail that is a whole record
 
 
 def _describe(exc: ValidationError) -> str:
@@ -77,7 +84,49 @@ class EventLog:
         data = "".join(e.to_line() for e in events).encode("utf-8")
         if not data:
             return 0
-        return append_durable(self.path_for(day or today_utc()), data)
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.path_for(day or today_utc())
+        created = not path.exists()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                size = os.fstat(fd).st_size
+                if size:
+                    with open(path, "rb") as fh:
+                        fh.seek(size - 1)
+                        if fh.read(1) != b"\n":
+                            data = b"\n" + data  # close a crashed writer's torn line
+                try:
+                    view = memoryview(data)
+                    while view:
+                        written = os.write(fd, view)
+                        view = view[written:]
+                    os.fsync(fd)
+                except OSError as exc:
+                    raise self._undo_append(fd, path, size, exc) from exc
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+        if created:
+            fsync_dir(self.root)
+        return data.count(b"\n") - (1 if data.startswith(b"\n") else 0)
+
+    @staticmethod
+    def _undo_append(fd: int, path: Path, size: int, exc: OSError) -> EventLogWriteError:
+        """Cut the file back to where this append began (still under the lock), so a failed write (disk
+        full, file too large, an I/O error) leaves no partial record behind, and say so."""
+        try:
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+            left = "nothing of this write was kept"
+        except OSError as undo_exc:  # the file keeps a torn tail, which readers skip and the next append closes
+            left = f"its partial line could not be cut off ({undo_exc.strerror})"
+        return EventLogWriteError(
+            f"{path}: could not append events ({exc.strerror or exc}); {left} and every earlier record is "
+            "intact; free space (or fix the disk) and send them again"
+        )
 
     def scan_day(self, day: date, stats: DayRead) -> Iterator[MessageEvent | FeedbackEvent]:
         """Stream the day's complete lines as events, filling `stats` (bytes, lines, torn tail, rejected
@@ -90,6 +139,9 @@ class EventLog:
             for raw in fh:
                 if not raw.endswith(b"\n"):
                     stats.torn_tail_bytes = len(raw)
+                    with contextlib.suppress(ValidationError):
+                        # Cut exactly at its newline: a whole record, which the next append will close.
+                        stats.torn_tail_record = parse_event(raw)
                     break
                 h.update(raw)
                 stats.lines += 1
@@ -109,10 +161,14 @@ class EventLog:
         return result
 
     def iter_event_ids(self) -> Iterator[str]:
-        """Ids of every complete record in the log."""
+        """Ids of every complete record in the log, and of a torn tail that holds a whole record (a
+        writer killed just before its newline): the next append closes that line, so it is logged."""
         for day in self.days():
-            for e in self.read_day(day).events:
+            read = self.read_day(day)
+            for e in read.events:
                 yield e.event_id
+            if read.torn_tail_record is not None:
+                yield read.torn_tail_record.event_id
 
     @contextmanager
     def _new_ids_lock(self) -> Iterator[None]:

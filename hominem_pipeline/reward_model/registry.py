@@ -63,13 +63,14 @@ def publish(result: TrainingResult, artifacts_dir: Path | str) -> PublishedVersi
 
 
 def load_current(artifacts_dir: Path | str) -> RewardModel | None:
-    """The accepted reward model (`current`), or None if no version has beaten the baseline yet."""
+    """The accepted reward model (`current`, or the newest intact one in its history if `current`'s files
+    are damaged), or None if no version has beaten the baseline yet."""
     root = reward_model_root(artifacts_dir)
-    version = Pointer(root, "current").target
+    # A corrupted heads file would score every pair NaN or nonsense: a damaged `current` falls back to
+    # the previous accepted version in its history (logged), and fails naming the file if none is intact.
+    version = Pointer(root, "current").good_target(verify_version)
     if not version:
         return None
-    # A corrupted heads file would score every pair NaN or nonsense; refuse it, naming the file.
-    verify_version(root / version)
     return RewardModel.load(root / version)
 
 

@@ -4,12 +4,17 @@ Migrations are the numbered `.sql` files in `migrations/`; each is applied once,
 transaction, and recorded in `schema_migrations`. Opening an old file brings it up to date. Every query
 is parameterised. The per-area repositories (`teacher_data`, `conversations`, `sft`, `preferences`)
 build on `StoreConnection`; `TrainingDatabase` (`store/db.py`) is all of them in one object.
+
+Opening fails with a domain error that names the file and what to do: `StoreBusy` when another process
+holds it (DuckDB lets one process open a file for writing), `StoreCorrupt` when it is not a readable
+DuckDB file (truncated, overwritten).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -46,6 +51,38 @@ def list_migrations() -> list[tuple[int, str, str]]:
     return found
 
 
+class StoreError(RuntimeError):
+    """The store cannot be opened; the message names the file and what to do."""
+
+
+class StoreBusy(StoreError):
+    """Another process holds the store's lock: retry when it has finished."""
+
+
+class StoreCorrupt(StoreError):
+    """The file is not a readable DuckDB database."""
+
+
+def _is_damage(exc: duckdb.Error) -> bool:
+    damage = (duckdb.IOException, duckdb.InternalException, duckdb.SerializationException)
+    return isinstance(exc, damage) or "corrupt" in str(exc).lower()
+
+
+def _open_error(path: Path, exc: duckdb.Error) -> StoreError:
+    text = str(exc)
+    if "lock" in text.lower():
+        holder = re.search(r"\(PID (\d+)\)", text)
+        return StoreBusy(
+            f"{path} is busy: another process{f' (PID {holder.group(1)})' if holder else ''} has it open "
+            "(a Dagster run, the CLI); retry when it has finished"
+        )
+    return StoreCorrupt(
+        f"{path} is not a readable DuckDB database ({text.splitlines()[0]}); restore it from a backup, or "
+        "move it aside and re-run: conversations are re-ingested from the event log (data/events) and teacher "
+        "data is regenerated"
+    )
+
+
 def _identifier(name: str) -> str:
     if not re.fullmatch(r"[a-z_]+", name):
         raise ValueError(f"{name!r}: table/column must be a plain identifier")
@@ -59,9 +96,18 @@ class StoreConnection:
         self.path = Path(path)
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(str(self.path), read_only=read_only)
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.Error as exc:
+            raise _open_error(self.path, exc) from exc
         if not read_only:
-            self.migrate()
+            try:
+                self.migrate()
+            except duckdb.Error as exc:
+                self.con.close()
+                if not _is_damage(exc):
+                    raise  # a migration's own error, not the file's
+                raise _open_error(self.path, exc) from exc
 
     def __enter__(self) -> Self:
         return self
@@ -71,6 +117,18 @@ class StoreConnection:
 
     def close(self) -> None:
         self.con.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run the block's statements as one transaction: all of them are stored, or (on an error, or a
+        process killed part-way) none."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
 
     # -- schema -------------------------------------------------------------------------------
     def migrate(self) -> list[str]:
@@ -84,16 +142,11 @@ class StoreConnection:
         for number, name, sql in list_migrations():
             if number in done:
                 continue
-            self.con.execute("BEGIN TRANSACTION")
-            try:
+            with self.transaction():
                 self.con.execute(sql)
                 self.con.execute(
                     "INSERT INTO schema_migrations VALUES (?, ?, ?)", [number, name, utcnow()]
                 )
-                self.con.execute("COMMIT")
-            except BaseException:
-                self.con.execute("ROLLBACK")
-                raise
             applied.append(name)
         return applied
 

@@ -125,6 +125,12 @@ class ConversationStore(StoreConnection):
 
     # -- conversation labels ----------------------------------------------------------------------
     def insert_conversation_label(self, row: dict[str, Any]) -> None:
+        """Store one label and clear its recorded failure, in one transaction (a crash between the two
+        must not leave a stored label beside a failure that says it is missing)."""
+        with self.transaction():
+            self._insert_conversation_label(row)
+
+    def _insert_conversation_label(self, row: dict[str, Any]) -> None:
         self.con.execute(
             "INSERT INTO conversation_labels VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (label_id) DO NOTHING",

@@ -7,6 +7,10 @@ A rating that parses badly (not JSON, off the 1-5 scale, a field missing) is ask
 up to `max_retries` times. What still fails comes back as a failure with its reason and the number of
 requests actually made (`RatingOutcome.attempts`).
 
+`request_timeout_s` bounds each request as a whole (connect, headers, body): httpx's timeouts apply to
+each read, so a server that trickles its answer a byte at a time would otherwise hold a request for ever.
+One item (one rating) therefore takes at most 2 x (max_retries + 1) x request_timeout_s.
+
 Ratings ask for integers on the 1-5 scale; in the `json_schema` and `json_object` modes the request carries
 `parsing.rating_schema`, which the server enforces while decoding (llama.cpp turns it into a grammar;
 OpenAI's strict structured outputs honour enums). The parser checks every value again all the same.
@@ -14,10 +18,15 @@ OpenAI's strict structured outputs honour enums). The parser checks every value 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+import httpx
 
 from hominem_pipeline.manifold import RewardManifold
 from hominem_pipeline.settings import TeacherConfig
@@ -48,6 +57,48 @@ class RequestFailed(TeacherError):
         self.requests = requests
 
 
+class DeadlineTransport(httpx.BaseTransport):
+    """An httpx transport that gives each request one deadline for all of it. Connections are not kept
+    alive, so every request opens its own socket; when the deadline passes, that socket is shut down,
+    which ends a blocked read at once, and the request fails as a timeout."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._inner = httpx.HTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        sockets: list[socket.socket] = []
+        expired = threading.Event()
+
+        def trace(event: str, info: dict[str, Any]) -> None:
+            if event == "connection.connect_tcp.complete" and info.get("return_value") is not None:
+                sockets.append(info["return_value"].get_extra_info("socket"))
+
+        def cut() -> None:
+            expired.set()
+            for sock in sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+        request.extensions = {**request.extensions, "trace": trace}
+        timer = threading.Timer(self.seconds, cut)
+        timer.daemon = True
+        timer.start()
+        try:
+            response = self._inner.handle_request(request)
+            response.read()  # the body is part of the request's time
+        except httpx.TransportError as exc:
+            if expired.is_set():
+                raise httpx.ReadTimeout(f"no complete answer within {self.seconds:g}s", request=request) from exc
+            raise
+        finally:
+            timer.cancel()
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 class OpenAITeacher:
     def __init__(self, config: TeacherConfig, rationale: bool = True):
         import openai
@@ -61,6 +112,9 @@ class OpenAITeacher:
             api_key=api_key,
             timeout=config.request_timeout_s,
             max_retries=0,  # transport retries happen once, in _complete, and nowhere else
+            http_client=httpx.Client(
+                transport=DeadlineTransport(config.request_timeout_s), timeout=config.request_timeout_s
+            ),
         )
         self._openai = openai
         self.identity = f"openai:{config.base_url}:{config.openai_model}"
