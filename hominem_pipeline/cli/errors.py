@@ -31,6 +31,8 @@ _KNOWN_ELSEWHERE = (
     ("duckdb", "Error"),
     ("hominem_pipeline.adapters", "AdapterRegistryError"),
     ("hominem_pipeline.atomic", "CorruptVersion"),
+    ("hominem_pipeline.atomic", "CorruptPointer"),
+    ("hominem_pipeline.store.connection", "StoreError"),  # StoreBusy, StoreCorrupt
     ("hominem_pipeline.models", "ModelNotAvailable"),
     ("hominem_pipeline.teacher.base", "TeacherError"),
     ("hominem_pipeline.training.trainer", "NoTrainingData"),
