@@ -184,10 +184,17 @@ def write_jsonl_atomic(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     return n
 
 
-def append_durable(path: Path, data: bytes) -> int:
+class AppendError(OSError):
+    """An append failed (disk full, file too large, I/O error); the message names the file and says what
+    was kept."""
+
+
+def append_durable(path: Path, data: bytes, what: str = "lines") -> int:
     """Append whole lines to `path` under an exclusive flock with O_APPEND, fsync before returning. A
     file ending mid-line (a crashed writer's torn tail) gets that fragment closed first, so the torn
-    bytes become one bad line instead of corrupting the next record. Returns the lines written."""
+    bytes become one bad line instead of corrupting the next record. A failed write is cut back off the
+    file (still under the lock) and raises `AppendError`, so no partial record is left behind. Returns the
+    lines written. The one durable append: the event log and the RHI's logs use it."""
     import fcntl
 
     if not data:
@@ -204,12 +211,15 @@ def append_durable(path: Path, data: bytes) -> int:
                 with open(path, "rb") as fh:
                     fh.seek(size - 1)
                     if fh.read(1) != b"\n":
-                        data = b"\n" + data
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
+                        data = b"\n" + data  # close a crashed writer's torn line
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            except OSError as exc:
+                raise _undo_append(fd, path, size, exc, what) from exc
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
@@ -217,6 +227,20 @@ def append_durable(path: Path, data: bytes) -> int:
     if created:
         fsync_dir(path.parent)
     return data.count(b"\n") - (1 if data.startswith(b"\n") else 0)
+
+
+def _undo_append(fd: int, path: Path, size: int, exc: OSError, what: str) -> AppendError:
+    """Cut the file back to where this append began (still under the lock), and say so."""
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+        left = "nothing of this write was kept"
+    except OSError as undo_exc:  # the file keeps a torn tail, which readers skip and the next append closes
+        left = f"its partial line could not be cut off ({undo_exc.strerror})"
+    return AppendError(
+        f"{path}: could not append {what} ({exc.strerror or exc}); {left} and every earlier record is "
+        "intact; free space (or fix the disk) and send them again"
+    )
 
 
 def append_jsonl_durable(path: Path, row: dict[str, Any]) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from hominem_pipeline.atomic import fsync_dir
+from hominem_pipeline.atomic import AppendError, append_durable
 from hominem_pipeline.events.schema import FeedbackEvent, MessageEvent, parse_event
 
 
@@ -34,8 +34,9 @@ def today_utc() -> date:
     return datetime.now(UTC).date()
 
 
-class EventLogWriteError(OSError):
-    """An append failed (disk full, I/O error); the message names the file and says what was kept."""
+# An append failed (disk full, I/O error): `atomic.append_durable` cut it back off the file; the message
+# names the file and says what was kept.
+EventLogWriteError = AppendError
 
 
 @dataclass
@@ -84,49 +85,7 @@ class EventLog:
         data = "".join(e.to_line() for e in events).encode("utf-8")
         if not data:
             return 0
-        self.root.mkdir(parents=True, exist_ok=True)
-        path = self.path_for(day or today_utc())
-        created = not path.exists()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                size = os.fstat(fd).st_size
-                if size:
-                    with open(path, "rb") as fh:
-                        fh.seek(size - 1)
-                        if fh.read(1) != b"\n":
-                            data = b"\n" + data  # close a crashed writer's torn line
-                try:
-                    view = memoryview(data)
-                    while view:
-                        written = os.write(fd, view)
-                        view = view[written:]
-                    os.fsync(fd)
-                except OSError as exc:
-                    raise self._undo_append(fd, path, size, exc) from exc
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
-        if created:
-            fsync_dir(self.root)
-        return data.count(b"\n") - (1 if data.startswith(b"\n") else 0)
-
-    @staticmethod
-    def _undo_append(fd: int, path: Path, size: int, exc: OSError) -> EventLogWriteError:
-        """Cut the file back to where this append began (still under the lock), so a failed write (disk
-        full, file too large, an I/O error) leaves no partial record behind, and say so."""
-        try:
-            os.ftruncate(fd, size)
-            os.fsync(fd)
-            left = "nothing of this write was kept"
-        except OSError as undo_exc:  # the file keeps a torn tail, which readers skip and the next append closes
-            left = f"its partial line could not be cut off ({undo_exc.strerror})"
-        return EventLogWriteError(
-            f"{path}: could not append events ({exc.strerror or exc}); {left} and every earlier record is "
-            "intact; free space (or fix the disk) and send them again"
-        )
+        return append_durable(self.path_for(day or today_utc()), data, what="events")
 
     def scan_day(self, day: date, stats: DayRead) -> Iterator[MessageEvent | FeedbackEvent]:
         """Stream the day's complete lines as events, filling `stats` (bytes, lines, torn tail, rejected
