@@ -26,6 +26,7 @@ import pytest
 from hominem_pipeline.adapters import AdapterRegistry, model_name_for_spec
 from hominem_pipeline.defs.assets.evaluation import EVALUATION_ASSETS, EVALUATION_CHECKS
 from hominem_pipeline.defs.assets.training import dual_lora
+from hominem_pipeline.defs.health import HEALTH_ASSETS, HEALTH_CHECKS
 from hominem_pipeline.defs.resources import HominemResource
 from hominem_pipeline.settings import REPO_ROOT
 from hominem_pipeline_tests.test_lora_eval_assets import _small_eval_config
@@ -122,7 +123,7 @@ def test_retraining_steps_run_against_the_postgres_instance(
     resources = {"hominem": HominemResource(home=str(hominem_home), config_dir=str(hominem_home / "config"))}
     with dg.DagsterInstance.from_config(str(postgres_instance)) as instance:
         result = dg.materialize(
-            [dual_lora, *EVALUATION_ASSETS, *EVALUATION_CHECKS],
+            [dual_lora, *EVALUATION_ASSETS, *EVALUATION_CHECKS, *HEALTH_ASSETS, *HEALTH_CHECKS],
             resources=resources,
             run_config={"ops": {"dual_lora": {"config": {"max_steps": 2}}}},
             instance=instance,
@@ -142,11 +143,16 @@ def test_retraining_steps_run_against_the_postgres_instance(
         assert evaluated.asset_materialization.metadata["version"].value == version
         [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "lora_no_regression"]
         promoted = reader.get_latest_materialization_event(dg.AssetKey("adapter_promotion"))
-        # Whether 2 steps on a random tiny model pass the gate is the model's business; each outcome is
-        # handled: a pass promotes (recorded in Postgres), a fail blocks promotion and `current` stays.
+        # Whether 2 steps on a random tiny model pass the gate (and the RHI's consolidation threshold) is
+        # the model's business; each outcome is handled: a pass promotes (recorded in Postgres), an RHI
+        # hold records `promoted: false` with its reason, a failed gate blocks promotion; `current` stays.
         if check.passed:
             assert promoted is not None and promoted.run_id == run_id
-            assert registry.pointer().target == version
+            meta = promoted.asset_materialization.metadata
+            if meta["promoted"].value:
+                assert registry.pointer().target == version
+            else:
+                assert "RHI" in meta["reason"].value and registry.pointer().target is None
         else:
             assert promoted is None
             assert registry.pointer().target is None

@@ -68,12 +68,14 @@ def test_hominem_train_publishes_an_adapter_and_refuses_a_bad_config(hominem_hom
 def test_dual_lora_asset_trains_with_diversity_sampler_and_reports_metadata(hominem_home: Path, tiny_model_dir: Path) -> None:
     _seed_data(hominem_home, sft_in_store=True)
     resource = HominemResource(home=str(hominem_home), config_dir=str(hominem_home / "config"))
-    result = dg.materialize(
-        [dual_lora],
-        resources={"hominem": resource},
-        run_config={"ops": {"dual_lora": {"config": {"max_steps": 2, "batch_mixing": "alternating"}}}},
-        instance=dg.DagsterInstance.ephemeral(),
-    )
+    # Entered, so Dagster's context-local state points at this instance whatever an earlier test left there.
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [dual_lora],
+            resources={"hominem": resource},
+            run_config={"ops": {"dual_lora": {"config": {"max_steps": 2, "batch_mixing": "alternating"}}}},
+            instance=instance,
+        )
     assert result.success
     [mat] = [e.materialization for e in result.get_asset_materialization_events()]
     meta = {k: v.value for k, v in mat.metadata.items()}
