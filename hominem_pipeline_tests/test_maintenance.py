@@ -94,6 +94,22 @@ def test_one_night_removes_merges_and_reemits_and_a_second_night_changes_nothing
     assert again.embedded_now == 0 and not again.clusters_recomputed and again.rows_after == 5
 
 
+def test_a_fact_taught_under_several_phrasings_is_never_merged(tmp_path: Path, embedder) -> None:
+    """Knowledge rows state one fact under several phrasings of its question on purpose: the nightly
+    near-duplicate merge leaves them all (exact duplicates are still merged by content)."""
+    phrasings = ["How long do I boil an egg?", "Can you tell me: How long do I boil an egg?",
+                 "How long do I boil an egg? Please answer in one or two sentences."]
+    rows = [_row(f"k{i}", q, "About nine minutes for a hard-boiled egg.", days_old=1, source="knowledge_update")
+            for i, q in enumerate(phrasings)]
+    rows += [_row("c0", phrasings[0], "About nine minutes for a hard-boiled egg.", days_old=1),
+             _row("c1", phrasings[0], "About nine minutes for a hard-boiled egg!", days_old=1, intensity=0.1)]
+    with TrainingDatabase(tmp_path / "store.duckdb") as db:
+        db.insert_sft_pairs(rows)
+        report = run_maintenance(db, MaintenanceConfig(), embedder, now=NOW)
+        assert report.merged_near_duplicate == 1  # the conversation pair: same lesson twice
+        assert _ids(db) == {"k0", "k1", "k2", "c0"}
+
+
 def test_clusters_are_recomputed_when_the_embedding_model_changes(db, embedder) -> None:
     run_maintenance(db, MaintenanceConfig(), embedder, now=NOW)
     db.insert_sft_pairs([_row("later", "What is the boiling point of water?", "100 degrees Celsius at sea level.",

@@ -287,7 +287,11 @@ def run_maintenance(
 
         t = time.perf_counter()
         if len(vectors) and config.dedup.similarity < 1.0:
-            groups = near_duplicate_groups(vectors, labels, cols["source"], config.dedup.similarity)
+            # Knowledge rows are exempt: one fact is taught on purpose under several phrasings of its
+            # question (extraction/knowledge.py), and those phrasings are near-duplicates by design.
+            keys = np.where(cols["source"] == "knowledge_update",
+                            np.char.add("knowledge:", cols["pair_id"].astype(str)), cols["source"].astype(str))
+            groups = near_duplicate_groups(vectors, labels, keys, config.dedup.similarity)
             removals = []
             for g in groups:
                 # Keeper: the highest score; pair ids are sorted, so ties go to the smallest id.
