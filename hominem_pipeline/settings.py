@@ -8,29 +8,54 @@ HOMINEM_CONFIG_DIR (default: $HOMINEM_HOME/config).
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from hominem_pipeline.validation import field_errors
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-class _Strict(BaseModel):
+
+def _time_zone(v: str) -> str:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown timezone {v!r} (an IANA name such as 'UTC' or 'Europe/Berlin')") from exc
+    return v
+
+
+def _cron(v: str) -> str:
+    if len(v.split()) != 5 or not re.fullmatch(r"[0-9*/,\-A-Za-z ]+", v):
+        raise ValueError(f"{v!r} is not a five-field cron expression (minute hour day month weekday)")
+    return v
+
+
+# When a schedule fires, in every config file that has one (hominem.toml [schedules], health.toml
+# [nightly], maintenance.toml [schedule]): a five-field cron expression read in an IANA timezone.
+TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
+CronExpression = Annotated[str, AfterValidator(_cron)]
+
+
+class StrictModel(BaseModel):
+    """The base of every config file's model: an unknown key is an error naming it, never ignored."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class SamplingConfig(_Strict):
+class SamplingConfig(StrictModel):
     temperature: float = Field(0.8, ge=0.0, le=2.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_new_tokens: int = Field(96, ge=1, le=4096)
 
 
-class TeacherConfig(_Strict):
+class TeacherConfig(StrictModel):
     backend: Literal["local", "openai"] = "local"
     model: str = "embedded:smollm2-135m-instruct"
     base_url: str = "http://127.0.0.1:1234/v1"
@@ -44,40 +69,40 @@ class TeacherConfig(_Strict):
     sampling: SamplingConfig = SamplingConfig()
 
 
-class StudentConfig(_Strict):
+class StudentConfig(StrictModel):
     model: str = "embedded:smollm2-135m-instruct"
 
 
-class EmbeddingsConfig(_Strict):
+class EmbeddingsConfig(StrictModel):
     model: str = "embedded:all-minilm-l6-v2"
 
 
-class InferenceConfig(_Strict):
+class InferenceConfig(StrictModel):
     teacher: TeacherConfig = TeacherConfig()
     student: StudentConfig = StudentConfig()
     embeddings: EmbeddingsConfig = EmbeddingsConfig()
 
 
-class PathsConfig(_Strict):
+class PathsConfig(StrictModel):
     data: str = "data"
     artifacts: str = "artifacts"
     database: str = "data/hominem.duckdb"
 
 
-class GenerationConfig(_Strict):
+class GenerationConfig(StrictModel):
     prompts_limit: int = Field(10, ge=0, description="0 = every seed prompt")
     candidates_per_prompt: int = Field(2, ge=1, le=16)
     batch_size: int = Field(8, ge=1, le=256)
     seed: int = 17
 
 
-class LabelingConfig(_Strict):
+class LabelingConfig(StrictModel):
     batch_size: int = Field(8, ge=1, le=256)
     rationale: bool = True
     rationale_max_new_tokens: int = Field(40, ge=1, le=512)
 
 
-class RetrainingConfig(_Strict):
+class RetrainingConfig(StrictModel):
     """When the retraining sensor requests a cycle (seed 000 7.3): either channel at its threshold of new
     data since the last accepted cycle, or both at `both_fraction` of theirs."""
 
@@ -88,33 +113,15 @@ class RetrainingConfig(_Strict):
     fallback_after_days: int = Field(7, ge=1, le=365, description="weekly fallback: the sensor has not fired for this long")
 
 
-class SchedulesConfig(_Strict):
+class SchedulesConfig(StrictModel):
     """Cron times of the schedules, read in `timezone` (an IANA name)."""
 
-    timezone: str = "UTC"
-    conversation_labels: str = Field("30 0 * * *", description="daily: yesterday's partition (+ deferred turns)")
-    retraining_fallback: str = Field("0 3 * * 0", description="weekly: retrain if the sensor stayed quiet")
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, v: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown timezone {v!r} (an IANA name such as 'UTC' or 'Europe/Berlin')") from exc
-        return v
-
-    @field_validator("conversation_labels", "retraining_fallback")
-    @classmethod
-    def _cron(cls, v: str) -> str:
-        if len(v.split()) != 5:
-            raise ValueError(f"{v!r} is not a 5-field cron expression (minute hour day month weekday)")
-        return v
+    timezone: TimeZoneName = "UTC"
+    conversation_labels: CronExpression = Field("30 0 * * *", description="daily: yesterday's partition (+ deferred turns)")
+    retraining_fallback: CronExpression = Field("0 3 * * 0", description="weekly: retrain if the sensor stayed quiet")
 
 
-class PipelineConfig(_Strict):
+class PipelineConfig(StrictModel):
     paths: PathsConfig = PathsConfig()
     generation: GenerationConfig = GenerationConfig()
     labeling: LabelingConfig = LabelingConfig()
@@ -126,7 +133,14 @@ class ConfigError(ValueError):
     """A config file is missing or invalid; the message names the file and the field."""
 
 
-def load_toml_model(path: Path, model: type[BaseModel]) -> BaseModel:
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_toml_model(path: Path, model: type[M], *, defaults_if_absent: bool = False) -> M:
+    """`path` validated as `model`; every failure is a `ConfigError` naming the file (and line or field).
+    With `defaults_if_absent`, a missing file gives the model's defaults (a home made before that file)."""
+    if defaults_if_absent and not path.is_file():
+        return model()
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError as exc:
@@ -153,11 +167,11 @@ class Settings:
 
     @cached_property
     def pipeline(self) -> PipelineConfig:
-        return load_toml_model(self.config_dir / "hominem.toml", PipelineConfig)  # type: ignore[return-value]
+        return load_toml_model(self.config_dir / "hominem.toml", PipelineConfig)
 
     @cached_property
     def inference(self) -> InferenceConfig:
-        return load_toml_model(self.config_dir / "inference.toml", InferenceConfig)  # type: ignore[return-value]
+        return load_toml_model(self.config_dir / "inference.toml", InferenceConfig)
 
     def _resolve(self, p: str) -> Path:
         path = Path(p)

@@ -16,6 +16,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,23 @@ from hominem_pipeline.adapters import AdapterRegistry
 from hominem_pipeline.atomic import STAGING_PREFIX, TMP_SUFFIX, verify_version
 from hominem_pipeline.reward_model.registry import load_current, reward_model_root
 from hominem_pipeline.settings import REPO_ROOT
+
+
+@contextmanager
+def store_held_by_another_process(path: Path) -> Iterator[subprocess.Popen]:
+    """A real second process holding the DuckDB file at `path` (DuckDB's lock is per process) until the
+    block ends; yields it (its pid is what a "busy" message names)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+         "sys.stdin.read()", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        holder.communicate("", timeout=30)  # closes its stdin: the holder exits and lets go
+
 
 FULL = os.environ.get("HOMINEM_FAULTS") == "full"
 #: How many random kill points the full run draws per scenario.

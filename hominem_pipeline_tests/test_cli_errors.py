@@ -19,6 +19,7 @@ from hominem_pipeline.cli import main
 from hominem_pipeline.cli.errors import EXIT_BUG, ErrorBoundary
 from hominem_pipeline.settings import REPO_ROOT, Settings
 from hominem_pipeline.store import TrainingDatabase
+from hominem_pipeline_tests.faults import store_held_by_another_process
 
 
 @pytest.fixture
@@ -102,16 +103,8 @@ def test_store_locked_by_another_process(home: Path, tmp_path: Path) -> None:
         pass
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text(json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}) + "\n")
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
-         "sys.stdin.read()", str(db_path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with store_held_by_another_process(db_path):
         assert_one_line_error(hominem("import", "preferences", str(pairs)), str(db_path), "lock")
-    finally:
-        holder.communicate("", timeout=30)
     assert hominem("import", "preferences", str(pairs)).exit_code == 0
     assert _preference_count(home) == 1
 

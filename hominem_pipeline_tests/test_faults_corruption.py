@@ -6,8 +6,6 @@ good version that is logged; never a traceback from deep inside a library, never
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ from hominem_pipeline.store.connection import StoreBusy, StoreCorrupt
 from hominem_pipeline_tests.adapter_helpers import lora_model, perturb
 from hominem_pipeline_tests.adapter_helpers import publish as publish_adapter
 from hominem_pipeline_tests.fault_driver import _reward_model_result
+from hominem_pipeline_tests.faults import store_held_by_another_process
 from hominem_pipeline_tests.test_event_log import DAY, _conversation
 
 pytestmark = pytest.mark.faults
@@ -56,18 +55,10 @@ def test_a_truncated_store_is_refused_naming_the_file_and_the_event_log_rebuilds
 def test_a_second_process_on_the_store_gets_busy_retry_then_succeeds(tmp_path: Path) -> None:
     path = tmp_path / "hominem.duckdb"
     TrainingDatabase(path).close()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
-         "sys.stdin.read()", str(path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with store_held_by_another_process(path) as holder:
         with pytest.raises(StoreBusy) as err:
             TrainingDatabase(path)
         _one_line(str(err.value), str(path), "busy", f"PID {holder.pid}", "retry")
-    finally:
-        holder.communicate("")  # closes its stdin: the holder exits and lets go
     with TrainingDatabase(path) as db:  # the retry the message asked for
         assert db.schema_version > 0
 

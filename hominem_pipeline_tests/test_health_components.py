@@ -117,8 +117,8 @@ def test_config_defaults_are_the_seeds_and_bad_values_name_the_field(tmp_path) -
     (tmp_path / "health.toml").write_text("[weights]\ndcs = 0.5\n")
     with pytest.raises(ConfigError, match="(?s)health.toml.*weights.*sum to 1"):
         load_health_config(Settings(home=tmp_path, config_dir=tmp_path))
-    (tmp_path / "health.toml").write_text('[nightly]\ntime = "25:00"\n')
-    with pytest.raises(ConfigError, match="(?s)nightly.*time must be HH:MM"):
+    (tmp_path / "health.toml").write_text('[nightly]\ncron = "25:00"\n')
+    with pytest.raises(ConfigError, match="(?s)nightly.*cron.*five-field cron expression"):
         load_health_config(Settings(home=tmp_path, config_dir=tmp_path))
 
 
@@ -128,7 +128,7 @@ def test_nightly_schedule_takes_time_and_timezone_from_config(tmp_path) -> None:
     from hominem_pipeline.defs.health import nightly_schedule
     from hominem_pipeline.settings import Settings
 
-    (tmp_path / "health.toml").write_text('[nightly]\ntime = "02:15"\ntimezone = "Europe/Berlin"\n')
+    (tmp_path / "health.toml").write_text('[nightly]\ncron = "15 2 * * *"\ntimezone = "Europe/Berlin"\n')
     schedule = nightly_schedule(Settings(home=tmp_path, config_dir=tmp_path))
     assert schedule.cron_schedule == "15 2 * * *" and schedule.execution_timezone == "Europe/Berlin"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING and schedule.job_name == "rhi_nightly_job"

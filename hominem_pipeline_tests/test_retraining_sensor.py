@@ -21,11 +21,13 @@ from hominem_pipeline_tests.retraining_helpers import Exports
 
 
 def _evaluate(home: Path, instance: dg.DagsterInstance, cursor: str | None = None):
-    ctx = dg.build_sensor_context(
+    # Entered and left: a context with resources otherwise leaves Dagster's context-local defs-state
+    # storage pointing at this test's instance for every later test in the process.
+    with dg.build_sensor_context(
         instance=instance, cursor=cursor,
         resources={"hominem": HominemResource(home=str(home), config_dir=str(home / "config"))},
-    )
-    return retraining_sensor(ctx)
+    ) as ctx:
+        return retraining_sensor(ctx)
 
 
 def _accept(home: Path, name: str) -> str:

@@ -75,11 +75,13 @@ def _daily_labels(instance: dg.DagsterInstance) -> None:
 
 
 def _fallback(home: Path, instance: dg.DagsterInstance, at: datetime):
-    ctx = dg.build_schedule_context(
+    # Entered and left: a context with resources otherwise leaves Dagster's context-local defs-state
+    # storage pointing at this test's instance for every later test in the process.
+    with dg.build_schedule_context(
         instance=instance, scheduled_execution_time=at,
         resources={"hominem": HominemResource(home=str(home), config_dir=str(home / "config"))},
-    )
-    return weekly_retraining_fallback(ctx)
+    ) as ctx:
+        return weekly_retraining_fallback(ctx)
 
 
 def test_weekly_fallback_needs_a_quiet_sensor_and_something_new(hominem_home: Path) -> None:
@@ -104,3 +106,30 @@ def _weekly_fallback(hominem_home: Path, instance: dg.DagsterInstance) -> None:
     assert isinstance(request, dg.RunRequest)
     assert request.tags["hominem/trigger"] == "weekly-fallback"
     assert (request.tags["hominem/new_conversations"], request.tags["hominem/new_preference_pairs"]) == ("3", "2")
+
+
+def test_each_nightly_schedule_ticks_into_a_run_of_its_job_and_that_job_runs(hominem_home: Path) -> None:
+    """The nightly maintenance and the nightly RHI replay, driven as the daemon drives them: a tick of the
+    schedule in `defs` gives one run request, and the job it names (resolved from `defs`) runs to success."""
+    from hominem_pipeline.store import TrainingDatabase
+    from hominem_pipeline_tests.test_maintenance import ROWS
+
+    with TrainingDatabase(Settings(home=hominem_home).database_path) as store:
+        store.insert_sft_pairs(ROWS)
+    resources = {"hominem": HominemResource(home=str(hominem_home), config_dir=str(hominem_home / "config"))}
+    by_name = {s.name: s for s in defs.schedules}
+    with dg.instance_for_test() as instance:
+        for name, job_name in (("nightly_maintenance", "nightly_maintenance_job"),
+                               ("rhi_nightly_schedule", "rhi_nightly_job")):
+            schedule = by_name[name]
+            assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+            tick = schedule.evaluate_tick(
+                dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime(2026, 3, 3, 3, 30, tzinfo=UTC))
+            )
+            assert len(tick.run_requests or []) == 1 and schedule.job_name == job_name
+            result = defs.resolve_job_def(job_name).execute_in_process(
+                resources=resources, instance=instance, run_config=tick.run_requests[0].run_config or None
+            )
+            assert result.success
+        maintained = instance.get_latest_materialization_event(dg.AssetKey("sft_maintenance"))
+        assert maintained is not None and maintained.asset_materialization.metadata["rows_before"].value == len(ROWS)

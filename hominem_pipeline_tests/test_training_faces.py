@@ -68,7 +68,7 @@ def test_hominem_train_publishes_an_adapter_and_refuses_a_bad_config(hominem_hom
 def test_dual_lora_asset_trains_with_diversity_sampler_and_reports_metadata(hominem_home: Path, tiny_model_dir: Path) -> None:
     _seed_data(hominem_home, sft_in_store=True)
     resource = HominemResource(home=str(hominem_home), config_dir=str(hominem_home / "config"))
-    # Entered, so Dagster's context-local state points at this instance whatever an earlier test left there.
+    # Entered, so Dagster's context-local defs-state storage is this instance's for the run.
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize(
             [dual_lora],

@@ -12,7 +12,7 @@ import click
 from hominem_pipeline.adapters import CURRENT, AdapterRegistryError
 from hominem_pipeline.cli.adapters import registry_for
 from hominem_pipeline.evaluation.compare import Comparison, Scored, compare_prompt
-from hominem_pipeline.evaluation.evaluate import load_reward_model
+from hominem_pipeline.reward_model import current_with_note
 from hominem_pipeline.settings import Settings
 
 
@@ -48,7 +48,7 @@ def _score_lines(label: str, s: Scored) -> list[str]:
 def compare(prompt: str, ref: str, model_name: str | None, max_new_tokens: int, as_json: bool) -> None:
     """Base output vs LoRA output for one prompt (greedy), side by side, with a word diff and reward scores."""
     registry = registry_for(model_name)
-    reward_model, note = load_reward_model(Settings().artifacts_dir)
+    reward_model, note = current_with_note(Settings().artifacts_dir)
     try:
         result: Comparison = compare_prompt(
             registry,

@@ -120,12 +120,12 @@ def rhi_nightly_job() -> None:
 
 
 def nightly_schedule(settings: Settings | None = None) -> dg.ScheduleDefinition:
-    """The replay at `[nightly] time` in `[nightly] timezone` (config/health.toml), on by default."""
+    """The replay at `[nightly] cron` in `[nightly] timezone` (config/health.toml), on by default."""
     nightly = load_health_config(settings or Settings()).nightly
     return dg.ScheduleDefinition(
         name="rhi_nightly_schedule", job=rhi_nightly_job, cron_schedule=nightly.cron,
         execution_timezone=nightly.timezone, default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"Nightly RHI replay at {nightly.time} {nightly.timezone} (config/health.toml [nightly])",
+        description=f"Nightly RHI replay at {nightly.cron!r} {nightly.timezone} (config/health.toml [nightly])",
     )
 
 

@@ -9,23 +9,19 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from hominem_pipeline.settings import ConfigError
+from hominem_pipeline.settings import ConfigError, StrictModel
 
 ScenarioName = Literal["empathy_vs_honesty", "agency_support_vs_safety"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class FailureMode(_Strict):
+class FailureMode(StrictModel):
     kind: str = Field(min_length=1)
     response: str = Field(min_length=1)
 
 
-class ScenarioItem(_Strict):
+class ScenarioItem(StrictModel):
     id: str = Field(min_length=1)
     scenario: ScenarioName
     prompt: str = Field(min_length=1)
@@ -36,20 +32,20 @@ class ScenarioItem(_Strict):
     )
 
 
-class GeneralItem(_Strict):
+class GeneralItem(StrictModel):
     id: str = Field(min_length=1)
     prompt: str = Field(min_length=1)
     reference: str = Field(min_length=1)
 
 
-class KnowledgeProbe(_Strict):
+class KnowledgeProbe(StrictModel):
     """A taught fact asked and answered in new words (stored with its SFT row as `held_out_probes`)."""
 
     question: str = Field(min_length=1)
     answer: str = Field(min_length=1)
 
 
-class RegressionSet(_Strict):
+class RegressionSet(StrictModel):
     version: int = 1
     scenarios: list[ScenarioItem] = Field(min_length=1)
     general: list[GeneralItem] = Field(min_length=1)
@@ -73,7 +69,7 @@ class RegressionSet(_Strict):
         ]
 
 
-class SftProbeSource(_Strict):
+class SftProbeSource(StrictModel):
     """Where the SFT rows (and their held-out probes) are read: the rows an adapter trained on are found
     here by pair id. `max_rows` caps the rows probed per adapter (and again for its ancestors); 0 = off."""
 
@@ -81,13 +77,13 @@ class SftProbeSource(_Strict):
     max_rows: int = Field(32, ge=0, le=10_000)
 
 
-class GenerationSettings(_Strict):
+class GenerationSettings(StrictModel):
     max_new_tokens: int = Field(40, ge=1, le=1024)
     batch_size: int = Field(8, ge=1, le=256)
     prompts_limit: int = Field(12, ge=0, description="0 = every scenario and general prompt")
 
 
-class Tolerances(_Strict):
+class Tolerances(StrictModel):
     general_nll_increase_rel: float = Field(0.05, ge=0.0)
     knowledge_nll_increase: float = Field(0.05, ge=0.0)
     scenario_margin_drop: float = Field(0.10, ge=0.0)
@@ -95,7 +91,7 @@ class Tolerances(_Strict):
     safety_drop: float = Field(0.05, ge=0.0)
 
 
-class LoraEvalConfig(_Strict):
+class LoraEvalConfig(StrictModel):
     regression_set: str = "regression_prompts.yaml"
     compare_against_current: bool = True
     sft_probes: SftProbeSource = SftProbeSource()

@@ -9,7 +9,6 @@ retention. docs/EVALUATION.md defines each metric."""
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,24 +19,11 @@ from hominem_pipeline.evaluation.config import LoraEvalConfig, RegressionSet
 from hominem_pipeline.evaluation.gate import channel_interference, describe_regressions, find_regressions
 from hominem_pipeline.evaluation.measure import ArmMetrics, Probe, collect_probes, measure
 from hominem_pipeline.evaluation.report import EvalReport, ProbeCounts, read_report, report_path, write_report
+from hominem_pipeline.reward_model.registry import current_with_note
 from hominem_pipeline.validation import read_jsonl
 
 # The key under which the trainer records, in an adapter's METADATA.json, the SFT rows it trained on.
 TRAINED_IDS_KEY = "trained_sft_pair_ids"
-
-
-def load_reward_model(artifacts_dir: Path) -> tuple[Any | None, str]:
-    """The published reward model, or None with the reason the alignment scores are missing."""
-    try:
-        reward_model_module = importlib.import_module("hominem_pipeline.reward_model")
-    except ModuleNotFoundError as exc:
-        if exc.name != "hominem_pipeline.reward_model":
-            raise
-        return None, "no reward-model module in this build (hominem_pipeline.reward_model)"
-    rm = reward_model_module.load_current(Path(artifacts_dir))
-    if rm is None:
-        return None, f"no reward model published under {Path(artifacts_dir) / 'reward_model'}"
-    return rm, f"reward model {rm.version}"
 
 
 def trained_ids(adapter: AdapterVersion) -> list[str] | None:
@@ -208,7 +194,7 @@ def evaluate_published(
     from hominem_pipeline.evaluation.config import load_eval_inputs
 
     cfg, regression_set = load_eval_inputs(settings.config_dir)
-    reward_model, note = load_reward_model(settings.artifacts_dir)
+    reward_model, note = current_with_note(settings.artifacts_dir)
     if reward_model is None and log is not None:
         log(f"behavioural alignment not scored: {note}")
     registry = AdapterRegistry(settings.artifacts_dir, model_name)

@@ -6,17 +6,13 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from hominem_pipeline.extraction.sft import ExtractionOptions
-from hominem_pipeline.settings import Settings, load_toml_model
+from hominem_pipeline.settings import Settings, StrictModel, load_toml_model
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ExtractionConfig(_Strict):
+class ExtractionConfig(StrictModel):
     dedup_threshold: float = Field(0.92, gt=0.0, le=1.0)
     include_context: bool = False
     context_turns: int = Field(6, ge=0, le=100)
@@ -33,22 +29,22 @@ class ExtractionConfig(_Strict):
         )
 
 
-class KnowledgeConfig(_Strict):
+class KnowledgeConfig(StrictModel):
     method: Literal["auto", "teacher", "cues", "off"] = "auto"
 
 
-class LabelsConfig(_Strict):
+class LabelsConfig(StrictModel):
     emotion: bool = True
     max_turns_per_run: int = Field(8, ge=0)
     batch_size: int = Field(8, ge=1, le=256)
 
 
-class PreferencesConfig(_Strict):
+class PreferencesConfig(StrictModel):
     min_margin: float = Field(0.05, ge=0.0)
     min_valence_gap: float = Field(1.0, ge=0.0)
 
 
-class ConversationsConfig(_Strict):
+class ConversationsConfig(StrictModel):
     extraction: ExtractionConfig = ExtractionConfig()
     knowledge_updates: KnowledgeConfig = KnowledgeConfig()
     labels: LabelsConfig = LabelsConfig()
@@ -57,9 +53,7 @@ class ConversationsConfig(_Strict):
 
 def load_conversations_config(settings: Settings) -> ConversationsConfig:
     path = settings.config_dir / "conversations.toml"
-    if not path.is_file():
-        return ConversationsConfig()
-    return load_toml_model(path, ConversationsConfig)  # type: ignore[return-value]
+    return load_toml_model(path, ConversationsConfig, defaults_if_absent=True)
 
 
 def set_include_introspection(settings: Settings, include: bool) -> tuple[Path, bool]:

@@ -56,18 +56,6 @@ class RewardModelIntensity:
         return self.fallback.safety(message_id) if self.fallback else None
 
 
-def load_reward_model(artifacts_dir: Path) -> Any | None:
-    """The published reward model, or None when the module or a published version does not exist yet."""
-    try:
-        from hominem_pipeline import reward_model  # owned by another issue; absent before it lands
-    except ImportError:
-        return None
-    try:
-        return reward_model.load_current(artifacts_dir)
-    except FileNotFoundError:
-        return None
-
-
 def best_intensity_source(db: Any, artifacts_dir: Path | None, use_reward_model: bool = True) -> IntensitySource:
     labels = {
         r["message_id"]: (r["reward_intensity"], r["safety_score"])
@@ -75,7 +63,9 @@ def best_intensity_source(db: Any, artifacts_dir: Path | None, use_reward_model:
     }
     teacher = TeacherLabelIntensity(labels)
     if use_reward_model and artifacts_dir is not None:
-        model = load_reward_model(Path(artifacts_dir))
+        from hominem_pipeline.reward_model import load_current
+
+        model = load_current(Path(artifacts_dir))
         if model is not None:
             log.info("dedup ranks drafts with the reward model %s", getattr(model, "version", "?"))
             return RewardModelIntensity(model, teacher)

@@ -11,65 +11,43 @@ and schedule are `defs/maintenance.py`.
 from __future__ import annotations
 
 import math
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field
 from threadpoolctl import threadpool_limits
 
-from hominem_pipeline.settings import Settings, load_toml_model
+from hominem_pipeline.settings import CronExpression, Settings, StrictModel, TimeZoneName, load_toml_model
 from hominem_pipeline.store import maintenance as store
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ScheduleConfig(_Strict):
+class ScheduleConfig(StrictModel):
     enabled: bool = True
-    cron: str = "30 3 * * *"  # minute hour day month weekday
-    timezone: str = "UTC"
-
-    @field_validator("cron")
-    @classmethod
-    def _five_fields(cls, v: str) -> str:
-        if len(v.split()) != 5 or not re.fullmatch(r"[0-9*/,\-A-Za-z ]+", v):
-            raise ValueError(f"{v!r} is not a five-field cron expression (minute hour day month weekday)")
-        return v
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown timezone {v!r} (an IANA name such as 'Europe/Berlin')") from exc
-        return v
+    cron: CronExpression = "30 3 * * *"  # minute hour day month weekday
+    timezone: TimeZoneName = "UTC"
 
 
-class CleanupConfig(_Strict):
+class CleanupConfig(StrictModel):
     max_age_days: float = Field(90.0, ge=0.0)  # used rows older than this are removed; 0 = never
 
 
-class DedupConfig(_Strict):
+class DedupConfig(StrictModel):
     content_hash: bool = True
     similarity: float = Field(0.95, gt=0.0, le=1.0)  # cosine at or above: near-duplicates (1.0 = off)
     cluster_size: int = Field(256, ge=8, le=20000)  # target rows per k-means cluster
     embed_batch: int = Field(2048, ge=1)  # rows embedded and stored per batch
 
 
-class ReemitConfig(_Strict):
+class ReemitConfig(StrictModel):
     min_age_days: float = Field(30.0, ge=0.0)  # only rows at least this old
     min_score: float = Field(0.5, ge=0.0, le=1.0)  # reward_intensity x confidence
     max_rows: int = Field(50, ge=0)  # per night; 0 = off
 
 
-class MaintenanceConfig(_Strict):
+class MaintenanceConfig(StrictModel):
     schedule: ScheduleConfig = ScheduleConfig()
     cleanup: CleanupConfig = CleanupConfig()
     dedup: DedupConfig = DedupConfig()
@@ -80,9 +58,7 @@ class MaintenanceConfig(_Strict):
 def load_maintenance_config(settings: Settings) -> MaintenanceConfig:
     """`config/maintenance.toml` (defaults when absent); a bad value names the file and field."""
     path = settings.config_dir / "maintenance.toml"
-    if not path.is_file():
-        return MaintenanceConfig()
-    return load_toml_model(path, MaintenanceConfig)  # type: ignore[return-value]
+    return load_toml_model(path, MaintenanceConfig, defaults_if_absent=True)
 
 
 # -- clustering and the near-duplicate search (pure numpy / scikit-learn) ------------------------------

@@ -4,23 +4,24 @@ names the file and the field."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from hominem_pipeline.settings import ConfigError, Settings, load_toml_model
+from hominem_pipeline.settings import (
+    CronExpression,
+    Settings,
+    StrictModel,
+    TimeZoneName,
+    load_toml_model,
+)
 
 COMPONENTS = ("dcs", "gvs", "mss", "cdrs", "lrps")
 #: The fast loop sees only the training-side components (the seed's "partial RHI = DCS + GVS").
 PARTIAL_COMPONENTS = ("dcs", "gvs")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Weights(_Strict):
+class Weights(StrictModel):
     """Seed 000 phase 10: w1..w5, summing to 1."""
 
     dcs: float = Field(0.25, ge=0.0, le=1.0)
@@ -37,7 +38,7 @@ class Weights(_Strict):
         return self
 
 
-class FastLoop(_Strict):
+class FastLoop(StrictModel):
     """Online updates, gated by partial RHI: below `skip` the update is not applied, below `rollback` the
     previous online update is undone too, below `freeze` online learning stops until a batch's partial
     RHI is back at `recover` or above."""
@@ -63,7 +64,7 @@ class FastLoop(_Strict):
         return self
 
 
-class SlowLoop(_Strict):
+class SlowLoop(StrictModel):
     """Nightly: RHI falling `falling_nights` nights in a row multiplies the next cycles' learning rates
     by `learning_rate_decay` (never below `min_learning_rate_factor`); a rising RHI continues as is."""
 
@@ -72,7 +73,7 @@ class SlowLoop(_Strict):
     min_learning_rate_factor: float = Field(0.05, gt=0.0, le=1.0)
 
 
-class Consolidation(_Strict):
+class Consolidation(StrictModel):
     """Promotion of a cycle into `current` needs RHI above `threshold`; a nightly RHI of `current`
     at or below `revert_below` rolls `current` back to the version before it."""
 
@@ -80,7 +81,7 @@ class Consolidation(_Strict):
     revert_below: float = Field(0.70, ge=0.0, le=1.0)
 
 
-class Probes(_Strict):
+class Probes(StrictModel):
     """How big the fixed probe sets are (all drawn deterministically from the project's own data)."""
 
     gvs_window: int = Field(20, ge=2, le=100000, description="W: the last W training steps' gradient norms")
@@ -98,38 +99,14 @@ class Probes(_Strict):
     )
 
 
-class Nightly(_Strict):
+class Nightly(StrictModel):
     """When the nightly replay (full RHI of `current`, slow loop, consolidation dip check) runs."""
 
-    time: str = Field("03:30", description="HH:MM, 24-hour clock")
-    timezone: str = Field("UTC", min_length=1, description="an IANA zone name, e.g. Europe/Berlin")
-
-    @field_validator("time")
-    @classmethod
-    def _hh_mm(cls, v: str) -> str:
-        m = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", v)
-        if not m:
-            raise ValueError(f"time must be HH:MM (24-hour), got {v!r}")
-        return v
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown timezone {v!r}") from exc
-        return v
-
-    @property
-    def cron(self) -> str:
-        hour, minute = self.time.split(":")
-        return f"{int(minute)} {int(hour)} * * *"
+    cron: CronExpression = "30 3 * * *"  # minute hour day month weekday
+    timezone: TimeZoneName = "UTC"
 
 
-class HealthConfig(_Strict):
+class HealthConfig(StrictModel):
     weights: Weights = Weights()
     fast_loop: FastLoop = FastLoop()
     slow_loop: SlowLoop = SlowLoop()
@@ -145,9 +122,4 @@ def health_config_path(settings: Settings) -> Path:
 def load_health_config(settings: Settings) -> HealthConfig:
     """The validated config; the seed's defaults when the file is absent (a home made before the RHI)."""
     path = health_config_path(settings)
-    if not path.is_file():
-        return HealthConfig()
-    cfg = load_toml_model(path, HealthConfig)
-    if not isinstance(cfg, HealthConfig):  # pragma: no cover - load_toml_model returns the model given
-        raise ConfigError(f"{path}: unexpected config type")
-    return cfg
+    return load_toml_model(path, HealthConfig, defaults_if_absent=True)

@@ -6,6 +6,6 @@ version, or None. Training lives in `train.py`, the on-disk layout in `registry.
 """
 
 from hominem_pipeline.reward_model.model import RewardModel, RewardOutput
-from hominem_pipeline.reward_model.registry import load_current
+from hominem_pipeline.reward_model.registry import current_with_note, load_current
 
-__all__ = ["RewardModel", "RewardOutput", "load_current"]
+__all__ = ["RewardModel", "RewardOutput", "current_with_note", "load_current"]

@@ -6,21 +6,17 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from hominem_pipeline.settings import ConfigError, Settings, load_toml_model
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from hominem_pipeline.settings import Settings, StrictModel, load_toml_model
 
 
-class SplitConfig(_Strict):
+class SplitConfig(StrictModel):
     validation_fraction: float = Field(0.2, ge=0.0, lt=1.0)
     salt: str = "hominem-reward-v1"
 
 
-class RegressionConfig(_Strict):
+class RegressionConfig(StrictModel):
     alphas: list[float] = Field(
         default_factory=lambda: [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0], min_length=1
     )
@@ -34,7 +30,7 @@ class RegressionConfig(_Strict):
         return sorted(v)
 
 
-class PreferencesConfig(_Strict):
+class PreferencesConfig(StrictModel):
     use_imported: bool = True
     imported_limit: int = Field(10000, ge=0)
     teacher_pairs: bool = True
@@ -43,20 +39,20 @@ class PreferencesConfig(_Strict):
     length_debias: bool = True
 
 
-class GateConfig(_Strict):
+class GateConfig(StrictModel):
     # Inverse L2 strength of the prompt -> dimension-weights classifier (scikit-learn's C).
     inverse_l2: float = Field(0.1, gt=0.0)
     # A dimension joins the gate only with at least this many training pairs speaking to it.
     min_pairs: int = Field(20, ge=1)
 
 
-class CheckConfig(_Strict):
+class CheckConfig(StrictModel):
     # The blocking check judges pairwise accuracy only on at least this many held-out imported pairs;
     # with fewer it falls back to the teacher labels' cross-validated error.
     min_validation_pairs: int = Field(30, ge=1)
 
 
-class DimensionRule(_Strict):
+class DimensionRule(StrictModel):
     """Imported pairs whose source matches `match` (a glob, case-insensitive) speak to `dimensions`."""
 
     match: str = Field(min_length=1)
@@ -93,11 +89,11 @@ def dimensions_for_source(source: str, rules: list[DimensionRule]) -> list[str]:
     return []
 
 
-class EmbeddingConfig(_Strict):
+class EmbeddingConfig(StrictModel):
     batch_size: int = Field(64, ge=1, le=4096)
 
 
-class RewardModelConfig(_Strict):
+class RewardModelConfig(StrictModel):
     split: SplitConfig = SplitConfig()
     regression: RegressionConfig = RegressionConfig()
     preferences: PreferencesConfig = PreferencesConfig()
@@ -114,9 +110,4 @@ def config_path(settings: Settings) -> Path:
 def load_reward_model_config(settings: Settings) -> RewardModelConfig:
     """The validated config; defaults when the file is absent (a home made before the reward model)."""
     path = config_path(settings)
-    if not path.is_file():
-        return RewardModelConfig()
-    cfg = load_toml_model(path, RewardModelConfig)
-    if not isinstance(cfg, RewardModelConfig):  # pragma: no cover - load_toml_model returns the model given
-        raise ConfigError(f"{path}: unexpected config type")
-    return cfg
+    return load_toml_model(path, RewardModelConfig, defaults_if_absent=True)

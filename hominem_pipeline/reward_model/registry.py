@@ -74,6 +74,15 @@ def load_current(artifacts_dir: Path | str) -> RewardModel | None:
     return RewardModel.load(root / version)
 
 
+def current_with_note(artifacts_dir: Path | str) -> tuple[RewardModel | None, str]:
+    """(`load_current`, why): the accepted reward model and its name, or None and the reason there is
+    none, for the steps that score with it when they can (training, evaluation, comparison, extraction)."""
+    model = load_current(artifacts_dir)
+    if model is None:
+        return None, f"no reward model published under {reward_model_root(artifacts_dir)}"
+    return model, f"reward model {model.version}"
+
+
 def resolve_version(artifacts_dir: Path | str, version: str | None = None) -> tuple[Path, str]:
     """(folder, how it was chosen) for an explicit version, else `current`, else `latest`."""
     root = reward_model_root(artifacts_dir)

@@ -8,20 +8,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from hominem_pipeline.atomic import write_json_atomic
-from hominem_pipeline.settings import ConfigError, Settings, load_toml_model
+from hominem_pipeline.settings import ConfigError, Settings, StrictModel, load_toml_model
 
 NONE = "none"
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ServerConfig(_Strict):
+class ServerConfig(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=0, le=65535)
     api_key_env: str = Field("HOMINEM_API_KEY", min_length=1)
@@ -30,19 +26,19 @@ class ServerConfig(_Strict):
     watch_interval_s: float = Field(2.0, gt=0)
 
 
-class GenerationDefaults(_Strict):
+class GenerationDefaults(StrictModel):
     max_new_tokens: int = Field(160, ge=1)
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)
 
 
-class Profile(_Strict):
+class Profile(StrictModel):
     base_model: str = Field("student", min_length=1)
     adapter: str = Field("current", min_length=1)
     reward_model: str = Field("current", min_length=1)
 
 
-class ServingConfig(_Strict):
+class ServingConfig(StrictModel):
     default_profile: str = "default"
     server: ServerConfig = ServerConfig()
     generation: GenerationDefaults = GenerationDefaults()
@@ -63,9 +59,7 @@ class ServingConfig(_Strict):
 def load_serving_config(settings: Settings) -> ServingConfig:
     """`config/serving.toml`, validated; the built-in defaults when the file does not exist."""
     path = settings.config_dir / "serving.toml"
-    if not path.is_file():
-        return ServingConfig()
-    return load_toml_model(path, ServingConfig)  # type: ignore[return-value]
+    return load_toml_model(path, ServingConfig, defaults_if_absent=True)
 
 
 def active_profile_path(settings: Settings) -> Path:

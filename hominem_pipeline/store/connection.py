@@ -83,6 +83,15 @@ def _open_error(path: Path, exc: duckdb.Error) -> StoreError:
     )
 
 
+def filtered(select: str, conditions: Sequence[tuple[str, Any]]) -> tuple[str, list[Any]]:
+    """`select` with a WHERE clause of the conditions whose value is not None, AND-ed, and their
+    parameters in order: `[("kind = ?", kind), ("event_day IN (SELECT unnest(?))", days)]`. The one
+    builder of the repositories' optional filters."""
+    used = [(sql, value) for sql, value in conditions if value is not None]
+    where = " WHERE " + " AND ".join(sql for sql, _ in used) if used else ""
+    return select + where, [value for _, value in used]
+
+
 def _identifier(name: str) -> str:
     if not re.fullmatch(r"[a-z_]+", name):
         raise ValueError(f"{name!r}: table/column must be a plain identifier")

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from hominem_pipeline.store.connection import StoreConnection, utcnow
+from hominem_pipeline.store.connection import StoreConnection, filtered, utcnow
 
 
 class ConversationStore(StoreConnection):
@@ -62,17 +62,12 @@ class ConversationStore(StoreConnection):
         """Messages grouped by conversation, in conversation order, streamed from DuckDB in batches so
         memory holds one batch (plus one conversation), not the whole store. `since` keeps conversations
         with any message at or after it; `days` keeps conversations with a message in those partitions."""
-        where, params = [], []
-        if conversation_ids is not None:
-            where.append("conversation_id IN (SELECT unnest(?))")
-            params.append(list(conversation_ids))
-        if since is not None:
-            where.append("conversation_id IN (SELECT conversation_id FROM conversation_messages WHERE ts >= ?)")
-            params.append(since)
-        if days is not None:
-            where.append("conversation_id IN (SELECT conversation_id FROM conversation_messages WHERE event_day IN (SELECT unnest(?)))")
-            params.append(list(days))
-        sql = "SELECT * FROM conversation_messages" + (" WHERE " + " AND ".join(where) if where else "")
+        sql, params = filtered("SELECT * FROM conversation_messages", [
+            ("conversation_id IN (SELECT unnest(?))", None if conversation_ids is None else list(conversation_ids)),
+            ("conversation_id IN (SELECT conversation_id FROM conversation_messages WHERE ts >= ?)", since),
+            ("conversation_id IN (SELECT conversation_id FROM conversation_messages"
+             " WHERE event_day IN (SELECT unnest(?)))", None if days is None else list(days)),
+        ])
         cur = self.con.cursor()
         cur.execute(sql + " " + self._MESSAGE_ORDER, params)
         cols = [d[0] for d in cur.description]
@@ -153,21 +148,12 @@ class ConversationStore(StoreConnection):
     def get_conversation_labels(
         self, message_ids: Sequence[str] | None = None, days: Sequence[Any] | None = None, kind: str | None = None
     ) -> list[dict[str, Any]]:
-        where, params = [], []
-        if message_ids is not None:
-            where.append("message_id IN (SELECT unnest(?))")
-            params.append(list(message_ids))
-        if days is not None:
-            where.append("event_day IN (SELECT unnest(?))")
-            params.append(list(days))
-        if kind is not None:
-            where.append("kind = ?")
-            params.append(kind)
-        rows = self.query(
-            "SELECT * FROM conversation_labels" + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY event_day, conversation_id, message_id, kind",
-            params,
-        )
+        sql, params = filtered("SELECT * FROM conversation_labels", [
+            ("message_id IN (SELECT unnest(?))", None if message_ids is None else list(message_ids)),
+            ("event_day IN (SELECT unnest(?))", None if days is None else list(days)),
+            ("kind = ?", kind),
+        ])
+        rows = self.query(sql + " ORDER BY event_day, conversation_id, message_id, kind", params)
         for r in rows:
             r["vector"] = json.loads(r["vector"])
             r["confidence"] = json.loads(r["confidence"])

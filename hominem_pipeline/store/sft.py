@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from hominem_pipeline.records import SFTPair, validate_sft_pair
-from hominem_pipeline.store.connection import StoreConnection, naive_utc, utcnow
+from hominem_pipeline.store.connection import StoreConnection, filtered, naive_utc, utcnow
 
 
 class SFTStore(StoreConnection):
@@ -85,26 +85,14 @@ class SFTStore(StoreConnection):
         limit: int | None = None,
     ) -> list[SFTPair]:
         """Stored pairs matching every given filter, oldest first. `since` compares `created_at`."""
-        where, params = [], []
-        if source is not None:
-            where.append("source IN (SELECT unnest(?))")
-            params.append([source] if isinstance(source, str) else list(source))
-        if is_used is not None:
-            where.append("is_used = ?")
-            params.append(bool(is_used))
-        if since is not None:
-            where.append("created_at >= ?")
-            params.append(naive_utc(since))
-        if min_instruction_length is not None:
-            where.append("instruction_length >= ?")
-            params.append(int(min_instruction_length))
-        if min_response_length is not None:
-            where.append("response_length >= ?")
-            params.append(int(min_response_length))
-        if min_confidence is not None:
-            where.append("confidence >= ?")
-            params.append(float(min_confidence))
-        sql = "SELECT * FROM sft_pairs" + (" WHERE " + " AND ".join(where) if where else "")
+        sql, params = filtered("SELECT * FROM sft_pairs", [
+            ("source IN (SELECT unnest(?))", None if source is None else [source] if isinstance(source, str) else list(source)),
+            ("is_used = ?", None if is_used is None else bool(is_used)),
+            ("created_at >= ?", naive_utc(since)),
+            ("instruction_length >= ?", None if min_instruction_length is None else int(min_instruction_length)),
+            ("response_length >= ?", None if min_response_length is None else int(min_response_length)),
+            ("confidence >= ?", None if min_confidence is None else float(min_confidence)),
+        ])
         sql += " ORDER BY created_at, pair_id"
         if limit is not None:
             sql += " LIMIT ?"

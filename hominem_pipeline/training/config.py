@@ -10,24 +10,20 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from hominem_pipeline.settings import ConfigError
+from hominem_pipeline.settings import ConfigError, StrictModel
 from hominem_pipeline.validation import field_errors
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class LoraSettings(_Strict):
+class LoraSettings(StrictModel):
     rank: int = Field(8, ge=1, le=512)
     alpha: int = Field(16, ge=1, le=4096)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"], min_length=1)
 
 
-class RecencySettings(_Strict):
+class RecencySettings(StrictModel):
     """`weight = exp(-age / tau)`; with `decay: both`, `max(fast, slow)`. Age is measured from the newest
     example of the cycle, so a run is a function of its data, not of the wall clock."""
 
@@ -41,7 +37,7 @@ class RecencySettings(_Strict):
     )
 
 
-class DiversitySettings(_Strict):
+class DiversitySettings(StrictModel):
     enabled: bool = True
     embedding_model: str = "embedded:all-minilm-l6-v2"
     k: int = Field(20, ge=20, le=100, description="k-means clusters (capped at the number of examples)")
@@ -49,7 +45,7 @@ class DiversitySettings(_Strict):
     farthest_first_basis: bool = False
 
 
-class SafetyGateSettings(_Strict):
+class SafetyGateSettings(StrictModel):
     """Below `block` the example is skipped; between `block` and `caution` its weight is scaled by
     `caution_factor`; a pair whose chosen response is below `block` is refused (never reinforced)."""
 
@@ -71,7 +67,7 @@ class SafetyGateSettings(_Strict):
         return self
 
 
-class PreferenceReplaySettings(_Strict):
+class PreferenceReplaySettings(StrictModel):
     """Preference pairs are replayed across cycles (values are re-taught against each cycle's new DPO
     reference), with decay and a cap: a pair's weight is multiplied by `decay ** k`, where k is how many
     adapters of the current lineage already trained on it, and the pair is left out once k reaches
@@ -81,14 +77,14 @@ class PreferenceReplaySettings(_Strict):
     decay: float = Field(0.5, gt=0.0, le=1.0)
 
 
-class ProbeSettings(_Strict):
+class ProbeSettings(StrictModel):
     """Per-dimension gradient directions for the Reward Health Index (docs/TRAINING.md)."""
 
     interval: int = Field(5, ge=0, description="every N steps; 0 = never")
     batch_size: int = Field(8, ge=1, le=256)
 
 
-class TrainingConfig(_Strict):
+class TrainingConfig(StrictModel):
     base_model: str | None = Field(None, description="model spec; null = the student in config/inference.toml")
     model_name: str | None = Field(None, description="folder name under artifacts/lora/; null = from base_model")
     continue_from_current: bool = True

@@ -14,6 +14,7 @@ from hominem_pipeline.atomic import Pointer, file_digest
 from hominem_pipeline.health.config import load_health_config
 from hominem_pipeline.health.gate import learning_rate_factor
 from hominem_pipeline.models import resolve_model
+from hominem_pipeline.reward_model.registry import current_with_note
 from hominem_pipeline.settings import REPO_ROOT, Settings
 from hominem_pipeline.store.consumption import times_trained
 from hominem_pipeline.training.config import TrainingConfig, load_training_config
@@ -49,18 +50,6 @@ def resolve_config_path(settings: Settings, path: Path | str | None) -> Path:
 
 def load_config(settings: Settings, path: Path | str | None = None, overrides: dict | None = None) -> TrainingConfig:
     return load_training_config(resolve_config_path(settings, path), overrides)
-
-
-def load_reward_model(settings: Settings) -> tuple[Any | None, str]:
-    """(model, note): the current reward model if one is published, else None and why not."""
-    try:
-        from hominem_pipeline.reward_model import load_current
-    except ImportError:
-        return None, "no reward-model module in this build"
-    model = load_current(settings.artifacts_dir)
-    if model is None:
-        return None, "no reward model published yet"
-    return model, f"reward model {model.version}"
 
 
 def training_sources(settings: Settings, config: TrainingConfig, db: Any | None) -> dict[str, Any]:
@@ -108,7 +97,7 @@ def run_training(
         db, sft_jsonl_path(settings), config.sft_source, config.sft_limit, config.sft_unused_only
     )
     needs_scoring = any(p.reward_intensity is None or p.safety_score is None for p in [*pairs, *sft_pairs])
-    reward_model, note = load_reward_model(settings) if needs_scoring else (None, "not needed")
+    reward_model, note = current_with_note(settings.artifacts_dir) if needs_scoring else (None, "not needed")
     log.info("training: %d preference pairs, %d SFT pairs (%s); scoring: %s",
              len(pairs), len(sft_pairs), "store" if from_db else "jsonl", note)
     replays = {}
