@@ -87,8 +87,10 @@ def test_dual_lora_asset_trains_with_diversity_sampler_and_reports_metadata(homi
     assert "preference_loss" in rows[0] and "sft_loss" not in rows[0]
     assert "sft_loss" in rows[1] and "preference_loss" not in rows[1]
     assert meta["cluster_coverage"]["preference"] > 0
-    # The SFT step trained on two store rows: recorded against the adapter, not yet marked used (that is
-    # promotion's job, once the adapter passes its evaluation).
-    assert meta["sft_rows_trained"] == 2
+    # The SFT step trained on two store rows and the knowledge-consolidation steps after it on all four (they
+    # are knowledge updates): recorded against the adapter, not yet marked used (that is promotion's job,
+    # once the adapter passes its evaluation).
+    assert {r["phase"] for r in rows[2:]} == {"knowledge"} and len(rows) == 2 + 16
+    assert meta["sft_rows_trained"] == 4
     with TrainingDatabase(Settings().database_path) as db:
         assert db.get_sft_pairs(is_used=True) == []

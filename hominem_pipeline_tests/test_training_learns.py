@@ -148,3 +148,29 @@ def test_a_second_cycle_continues_the_current_adapter_with_it_as_dpo_reference(t
     triples = [(p.prompt, p.chosen, p.rejected) for p in [_pair(i) for i in range(4)]]
     first_model, _ = load_with_adapter(str(tiny_model_dir), first.path)
     assert preference_margin(model, tok, triples) > preference_margin(first_model, tok, triples)
+
+
+def test_knowledge_consolidation_fits_the_facts_and_trains_only_knowledge_rows(tiny_model_dir: Path, tmp_path: Path) -> None:
+    # Two blended steps see at most two of the four facts; the consolidation steps that follow train every
+    # knowledge row (never a conversation row) and are what moves the facts in new phrasings.
+    sft = _sft() + [SFTPair(instruction=q, response=a, source="conversation") for q, a in GENERAL]
+    knowledge_ids = {p.pair_id for p in _sft()}
+    nll = {}
+    for steps in (0, 6):
+        config = _config(max_steps=2, sft_batch_size=2,
+                         knowledge_consolidation={"steps": steps, "learning_rate": 1e-2, "batch_size": 3})
+        data = prepare_examples(config, [_pair(i) for i in range(4)], sft)
+        result = train_dual(config, data, base_model_path=str(tiny_model_dir), lora_root=tmp_path / f"lora-{steps}")
+        log = [json.loads(line) for line in (result.path / "training_log.jsonl").read_text().splitlines()]
+        phase = [r for r in log if r.get("phase") == "knowledge"]
+        meta = json.loads((result.path / "METADATA.json").read_text())
+        assert len(phase) == steps == meta["knowledge_consolidation"]["steps"]
+        assert [r["step"] for r in phase] == list(range(3, 3 + steps))  # numbered after the 2 blended steps
+        assert all(set(r["rows"]) <= knowledge_ids and len(r["rows"]) == 3 for r in phase)
+        if steps:
+            assert {i for r in phase for i in r["rows"]} == knowledge_ids  # batches of 3 cycle through all 4
+            assert knowledge_ids <= set(meta["trained_sft_pair_ids"])
+            assert meta["knowledge_consolidation"]["rows"] == 4
+        model, tok = load_with_adapter(str(tiny_model_dir), result.path)
+        nll[steps] = fmean(response_nll(model, tok, NEW_PHRASINGS))
+    assert nll[6] < nll[0] - 3.0, nll

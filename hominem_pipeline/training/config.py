@@ -84,6 +84,18 @@ class ProbeSettings(StrictModel):
     batch_size: int = Field(8, ge=1, le=256)
 
 
+class KnowledgeConsolidationSettings(StrictModel):
+    """After the blended steps, `steps` memory-only steps on the cycle's knowledge rows (the facts a user
+    corrected or told; `sources`), each step a batch of up to `batch_size` of them, at `learning_rate`.
+    A fact is one short row among many in the blended loop and a small adapter barely moves on it there;
+    these steps are what makes the fact stick in new phrasings (docs/TRAINING.md). 0 steps = off."""
+
+    steps: int = Field(16, ge=0, le=10000)
+    learning_rate: float = Field(5e-4, gt=0, le=1.0)
+    batch_size: int = Field(16, ge=1, le=1024)
+    sources: list[str] = Field(default_factory=lambda: ["knowledge_update"], min_length=1)
+
+
 class TrainingConfig(StrictModel):
     base_model: str | None = Field(None, description="model spec; null = the student in config/inference.toml")
     model_name: str | None = Field(None, description="folder name under artifacts/lora/; null = from base_model")
@@ -127,6 +139,7 @@ class TrainingConfig(StrictModel):
     safety_gate: SafetyGateSettings = SafetyGateSettings()
     preference_replay: PreferenceReplaySettings = PreferenceReplaySettings()
     probe: ProbeSettings = ProbeSettings()
+    knowledge_consolidation: KnowledgeConsolidationSettings = KnowledgeConsolidationSettings()
 
     @model_validator(mode="after")
     def _channel_weights(self) -> TrainingConfig:

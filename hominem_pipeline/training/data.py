@@ -45,6 +45,7 @@ class Example:
     created_at: datetime | None = None
     dimension_deltas: dict[str, float] = field(default_factory=dict)
     from_database: bool = False
+    source: str | None = None  # an SFT row's source (conversation, knowledge_update, ...)
 
 
 @dataclass
@@ -261,7 +262,7 @@ def prepare_examples(
         counts[f"sft_{verdict}"] += 1
         examples.append(
             Example("sft", s.pair_id, s.instruction, s.response, None, intensity, safety, rec, weight, verdict,
-                    s.created_at, from_database=sft_from_database)
+                    s.created_at, from_database=sft_from_database, source=s.source)
         )
     for channel, recs in (("preference", pref_rec), ("sft", sft_rec)):
         if recs:

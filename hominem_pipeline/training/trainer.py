@@ -284,12 +284,7 @@ def train_dual(
         for channel, (loss, scale) in parts.items():
             row[f"{channel}_loss"] = loss
             loss_share[channel] += (sft_w if channel == "sft" else pref_w) * loss / scale
-        if not torch.isfinite(total):
-            # A NaN adapter or reward score would otherwise train, publish and be promoted silently.
-            raise NonFiniteLoss(
-                f"step {step}: loss is {float(total.detach())} ({', '.join(f'{c} {v[0]}' for c, v in parts.items())}); "
-                "the cycle stopped and nothing was published"
-            )
+        _check_finite(step, total, parts)
         # One channel in the step: its own learning rate; both: the channel-weighted mean.
         lr = lrs[0] if len(lrs) == 1 else sft_w * config.sft_learning_rate + pref_w * config.preference_learning_rate
         for group in optimizer.param_groups:
@@ -308,6 +303,15 @@ def train_dual(
         step_seconds.append(time.perf_counter() - t_step)
         if progress:
             progress(step, n_steps, row)
+
+    t_knowledge = time.perf_counter()
+    knowledge_rows = consolidate_knowledge(model, params, config, sft, enc_sft, pad_id, len(rows))
+    knowledge_seconds = time.perf_counter() - t_knowledge
+    for r in knowledge_rows:
+        seen["sft"].update(r["rows"])
+        tokens["sft"] += r["tokens"]
+        if progress:
+            progress(r["step"], n_steps + config.knowledge_consolidation.steps, r)
 
     sft_trained = sorted(e.example_id for e in sft if e.from_database and e.example_id in seen["sft"])
     coverage = {k: s.coverage() for k, s in samplers.items() if s is not None}
@@ -345,6 +349,13 @@ def train_dual(
         "trained_examples": {"sft": len(sft_trained), "preference": len(seen["preference"])},
         "steps": len(rows),
         "metrics": metrics,
+        "knowledge_consolidation": {
+            "steps": len(knowledge_rows),
+            "rows": len({i for r in knowledge_rows for i in r["rows"]}),
+            "learning_rate": config.knowledge_consolidation.learning_rate,
+            **({"sft_loss_first": knowledge_rows[0]["sft_loss"], "sft_loss_last": knowledge_rows[-1]["sft_loss"]}
+               if knowledge_rows else {}),
+        },
         "gradient_probes": probes,
         "grad_norms": [r["grad_norm"] for r in rows],
         # GVI_max_reference for the Reward Health Index's GVS: inherited from the parent, or this run's.
@@ -354,6 +365,7 @@ def train_dual(
         "timing": {
             "reference_logprobs_s": ref_seconds,
             "train_s": sum(step_seconds),
+            "knowledge_consolidation_s": knowledge_seconds,
             "seconds_per_step": float(np.mean(step_seconds)) if step_seconds else None,
             "tokens_per_s": (sum(tokens.values()) / sum(step_seconds)) if step_seconds else None,
         },
@@ -369,7 +381,7 @@ def train_dual(
         model.save_pretrained(str(folder), save_embedding_layers=False)
         # The log holds only what the data and config determine (no timings), so the folder hash is a
         # content address: the same cycle trained twice gives the same version.
-        write_jsonl_atomic(folder / "training_log.jsonl", rows)
+        write_jsonl_atomic(folder / "training_log.jsonl", rows + knowledge_rows)
         write_json_atomic(folder / "gradient_probes.json", probes)
 
     published = publish_version(lora_root, write, lambda version: metadata)
@@ -380,6 +392,56 @@ def train_dual(
             [("sft", i) for i in sft_trained] + [("preference", i) for i in sorted(seen["preference"])],
         )
     return TrainingResult(published.version, published.path, published.new, metadata, rows)
+
+
+def _check_finite(step: int, total: torch.Tensor, parts: dict[str, tuple[float, float]]) -> None:
+    if not torch.isfinite(total):
+        # A NaN adapter or reward score would otherwise train, publish and be promoted silently.
+        raise NonFiniteLoss(
+            f"step {step}: loss is {float(total.detach())} ({', '.join(f'{c} {v[0]}' for c, v in parts.items())}); "
+            "the cycle stopped and nothing was published"
+        )
+
+
+def consolidate_knowledge(
+    model: Any,
+    params: list[torch.Tensor],
+    config: TrainingConfig,
+    sft: list[Example],
+    enc_sft: list[Encoded],
+    pad_id: int,
+    after_step: int,
+) -> list[dict[str, Any]]:
+    """The memory-only steps after the blended loop (`knowledge_consolidation`): each step one batch of
+    the cycle's knowledge rows (all of them when they fit in `batch_size`, else the next window of a
+    seeded order), each row's loss scaled by its weight as in the blended loop, at the consolidation
+    learning rate, with its own optimizer. Returns one log row per step, numbered after the blended steps."""
+    kc = config.knowledge_consolidation
+    idx = [i for i, e in enumerate(sft) if e.source in kc.sources]
+    if not kc.steps or not idx:
+        return []
+    order = [idx[i] for i in np.random.default_rng(config.seed).permutation(len(idx))]
+    size = min(kc.batch_size, len(order))
+    # Its own AdamW: the blended steps' second-moment estimates (beta2 0.999 remembers ~1000 steps) would
+    # otherwise shrink these updates by the ratio of the blended gradients to these smaller ones.
+    optimizer = torch.optim.AdamW(params, lr=kc.learning_rate, weight_decay=config.weight_decay)
+    out: list[dict[str, Any]] = []
+    for k in range(kc.steps):
+        start = (k * size) % len(order)
+        batch = (order + order)[start : start + size]
+        logps, counts = _shared_forward(model, [enc_sft[i] for i in batch], pad_id)
+        weights = torch.tensor([sft[i].weight for i in batch], dtype=logps.dtype, device=logps.device)
+        total, parts = blended_loss({"sft": ChannelBatch(-logps / counts.clamp(min=1), weights)}, {"sft": 1.0})
+        step = after_step + k + 1
+        _check_finite(step, total, parts)
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+        optimizer.step()
+        out.append({"step": step, "phase": "knowledge", "sft_loss": parts["sft"][0], "loss": float(total.detach()),
+                    "grad_norm": float(grad_norm), "lr": kc.learning_rate, "tokens": int(counts.sum()),
+                    "rows": [sft[i].example_id for i in batch]})
+    return out
 
 
 def _final_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:
