@@ -13,6 +13,7 @@ default config/eval/lora_eval.yaml, no SFT probes) is timed: close to what `make
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -60,7 +61,7 @@ def full_logits_nll(model, tok, pairs, batch_size: int = 8) -> list[float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="embedded:smollm2-135m-instruct")
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each arm and of the whole evaluation; medians")
     args = ap.parse_args()
     settings = Settings()
     path = resolve_model(args.model, settings.models_cache_dir)
@@ -79,9 +80,11 @@ def main() -> None:
             timings[name].append(time.perf_counter() - t)
     diff = max(abs(a - b) for a, b in zip(results["baseline"], results["ours"], strict=True))
 
-    b, o = min(timings["baseline"]), min(timings["ours"])
+    b, o = statistics.median(timings["baseline"]), statistics.median(timings["ours"])
     print(f"model: {args.model}; {len(pairs)} scored pairs per arm; torch threads {torch.get_num_threads()}")
-    print(f"| what | seconds (best of {args.repeats}) | pairs/s | ratio to baseline |")
+    for name, runs in timings.items():
+        print(f"{name}: seconds per run {[round(x, 2) for x in runs]}")
+    print(f"| what | seconds (median of {args.repeats}) | pairs/s | ratio to baseline |")
     print("|---|---|---|---|")
     print(f"| baseline: full logits, right padding | {b:.2f} | {len(pairs) / b:.1f} | 1.00x |")
     print(
@@ -98,13 +101,16 @@ def main() -> None:
         )
         registry = AdapterRegistry(Path(tmp), "bench")
         version = registry.publish_model(peft_model, {"created_at": now_utc(), "base_model": path})
-        t = time.perf_counter()
-        report = evaluate_version(registry, version, cfg, rs, base_model_path=path)
-        whole = time.perf_counter() - t
+        wholes = []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            report = evaluate_version(registry, version, cfg, rs, base_model_path=path)
+            wholes.append(time.perf_counter() - t)
 
     print(
         f"whole evaluation (base + candidate, default config, {cfg.generation.prompts_limit} greedy outputs of"
-        f" {cfg.generation.max_new_tokens} tokens per arm, gate {'passed' if report.passed else 'failed'}): {whole:.1f} s"
+        f" {cfg.generation.max_new_tokens} tokens per arm, gate {'passed' if report.passed else 'failed'}):"
+        f" median {statistics.median(wholes):.1f} s of {[round(x, 1) for x in wholes]}"
     )
 
 

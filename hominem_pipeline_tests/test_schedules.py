@@ -108,8 +108,8 @@ def _weekly_fallback(hominem_home: Path, instance: dg.DagsterInstance) -> None:
     assert (request.tags["hominem/new_conversations"], request.tags["hominem/new_preference_pairs"]) == ("3", "2")
 
 
-def test_each_nightly_schedule_ticks_into_a_run_of_its_job_and_that_job_runs(hominem_home: Path) -> None:
-    """The nightly maintenance and the nightly RHI replay, driven as the daemon drives them: a tick of the
+def test_each_maintenance_and_health_schedule_ticks_into_a_run_of_its_job_and_that_job_runs(hominem_home: Path) -> None:
+    """The nightly maintenance, the nightly RHI replay and the online update, driven as the daemon drives them: a tick of the
     schedule in `defs` gives one run request, and the job it names (resolved from `defs`) runs to success."""
     from hominem_pipeline.store import TrainingDatabase
     from hominem_pipeline_tests.test_maintenance import ROWS
@@ -120,7 +120,8 @@ def test_each_nightly_schedule_ticks_into_a_run_of_its_job_and_that_job_runs(hom
     by_name = {s.name: s for s in defs.schedules}
     with dg.instance_for_test() as instance:
         for name, job_name in (("nightly_maintenance", "nightly_maintenance_job"),
-                               ("rhi_nightly_schedule", "rhi_nightly_job")):
+                               ("rhi_nightly_schedule", "rhi_nightly_job"),
+                               ("online_update_schedule", "online_update_job")):
             schedule = by_name[name]
             assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
             tick = schedule.evaluate_tick(
@@ -133,3 +134,7 @@ def test_each_nightly_schedule_ticks_into_a_run_of_its_job_and_that_job_runs(hom
             assert result.success
         maintained = instance.get_latest_materialization_event(dg.AssetKey("sft_maintenance"))
         assert maintained is not None and maintained.asset_materialization.metadata["rows_before"].value == len(ROWS)
+        # No feedback in the last hours: the fast loop skips, says why, and trains nothing.
+        online = instance.get_latest_materialization_event(dg.AssetKey("rhi_online")).asset_materialization.metadata
+        assert online["decision"].value == "skip" and "no feedback pairs" in online["reason"].value
+        assert online["candidate"].value == "none"

@@ -1,6 +1,7 @@
 """The Reward Health Index in Dagster: the `rhi_report` asset between `lora_eval` and
 `adapter_promotion` (its blocking check `rhi_consolidation_gate`), and the nightly replay (the op job
-`rhi_nightly_job` and its schedule: the slow loop on `current`, reported as `rhi_nightly` events). The domain is
+`rhi_nightly_job` and its schedule: the slow loop on `current`, reported as `rhi_nightly` events), and the
+fast loop (`online_update_job` and its schedule, reported as `rhi_online` events). The domain is
 `hominem_pipeline.health`; these bodies load, call and report.
 """
 
@@ -8,6 +9,7 @@
 import dagster as dg
 
 from hominem_pipeline.defs.assets.evaluation import report_of_latest_eval
+from hominem_pipeline.defs.jobs import RETRAINING_TAG
 from hominem_pipeline.defs.resources import STORE_POOL, HominemResource
 from hominem_pipeline.health.config import load_health_config
 from hominem_pipeline.health.plot import markdown_image
@@ -129,7 +131,43 @@ def nightly_schedule(settings: Settings | None = None) -> dg.ScheduleDefinition:
     )
 
 
+@dg.op
+def rhi_online_update(context: dg.OpExecutionContext, hominem: HominemResource) -> None:
+    """One online update (fast loop) from the feedback of the last `[fast_loop] hours`, gated by partial
+    RHI; it moves the `online` pointer, never `current` (`hominem health online` is the same call)."""
+    from hominem_pipeline.health.run import run_online_update
+
+    result = run_online_update(hominem.settings())
+    d = result.decision
+    context.log.info(f"fast loop: {d.action}: {d.reason}")
+    context.log_event(dg.AssetMaterialization(asset_key=ONLINE_KEY, metadata={
+        "decision": d.action, "reason": d.reason, "candidate": result.candidate or "none",
+        "online": result.online or "unset",
+        **({"partial_rhi": result.report.partial} if result.report and result.report.partial is not None else {}),
+    }))
+
+
+ONLINE_KEY = dg.AssetKey("rhi_online")
+
+
+@dg.job(name="online_update_job", tags={RETRAINING_TAG: "online"},  # never beside a training cycle
+        description="One online update from recent feedback (fast loop), gated by partial RHI")
+def online_update_job() -> None:
+    rhi_online_update()
+
+
+def online_update_schedule(settings: Settings | None = None) -> dg.ScheduleDefinition:
+    """The fast loop at `[fast_loop] cron` in `[fast_loop] timezone` (config/health.toml), on by default."""
+    fast = load_health_config(settings or Settings()).fast_loop
+    return dg.ScheduleDefinition(
+        name="online_update_schedule", job=online_update_job, cron_schedule=fast.cron,
+        execution_timezone=fast.timezone, default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Online update from the last {fast.hours:g} h of feedback at {fast.cron!r} {fast.timezone} "
+        "(config/health.toml [fast_loop])",
+    )
+
+
 HEALTH_ASSETS = [rhi_report]
 HEALTH_CHECKS = [rhi_consolidation_gate]
-HEALTH_JOBS = [rhi_nightly_job]
-HEALTH_SCHEDULES = [nightly_schedule()]
+HEALTH_JOBS = [rhi_nightly_job, online_update_job]
+HEALTH_SCHEDULES = [nightly_schedule(), online_update_schedule()]

@@ -53,6 +53,8 @@ class FastLoop(StrictModel):
         0.5, gt=0, le=1.0, description="online steps use the cycle's learning rates times this"
     )
     pointer: str = Field("online", description="the adapter pointer online updates move (never `current`)")
+    cron: CronExpression = "0 */6 * * *"  # when `online_update_schedule` runs one update (every `hours`)
+    timezone: TimeZoneName = "UTC"
 
     @model_validator(mode="after")
     def _order(self) -> FastLoop:

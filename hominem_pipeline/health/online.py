@@ -106,15 +106,21 @@ def online_update(
         raise ValueError("fast_loop.pointer must not be `current`: online updates never consolidate")
     state = read_online_state(settings.artifacts_dir, root.name)
     base = registry.pointer(pointer).target or registry.pointer(CURRENT).target
+
+    def skipped(reason: str) -> OnlineResult:
+        decision = Decision("fast", ["skip"], reason, {"pairs": len(pairs), "base": base})
+        log_decision(settings.artifacts_dir, root.name, decision)
+        return OnlineResult(decision, None, None, base, registry.pointer(pointer).target)
+
+    if not pairs:  # the scheduled update on a quiet day: no model is loaded, nothing is trained
+        return skipped(f"no feedback pairs in the last {health.fast_loop.hours:g} hours")
     cfg = update_config(training_config, health, len(pairs))
     data = prepare_examples(cfg, pairs, [], False, reward_model)
     try:
         result = train_dual(cfg, data, base_model_path=base_model_path, lora_root=root, continue_from=base,
                             health_probes=health.probes, notes={"online_update": f"{len(pairs)} feedback pairs"})
     except NoTrainingData as exc:
-        decision = Decision("fast", ["skip"], f"nothing to learn from: {exc}", {"pairs": len(pairs), "base": base})
-        log_decision(settings.artifacts_dir, root.name, decision)
-        return OnlineResult(decision, None, None, base, registry.pointer(pointer).target)
+        return skipped(f"nothing to learn from: {exc}")
     parts = training_components(result.metadata, health)
     partial = partial_index(parts, health.weights)
     dcs, gvs = parts["dcs"], parts["gvs"]
