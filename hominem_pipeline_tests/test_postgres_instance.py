@@ -145,14 +145,11 @@ def test_retraining_steps_run_against_the_postgres_instance(
         promoted = reader.get_latest_materialization_event(dg.AssetKey("adapter_promotion"))
         # Whether 2 steps on a random tiny model pass the gate (and the RHI's consolidation threshold) is
         # the model's business; each outcome is handled: a pass promotes (recorded in Postgres), an RHI
-        # hold records `promoted: false` with its reason, a failed gate blocks promotion; `current` stays.
-        if check.passed:
-            assert promoted is not None and promoted.run_id == run_id
-            meta = promoted.asset_materialization.metadata
-            if meta["promoted"].value:
-                assert registry.pointer().target == version
-            else:
-                assert "RHI" in meta["reason"].value and registry.pointer().target is None
+        # hold and a failed gate each record `promoted: false` with the reason; `current` stays.
+        assert result.success and promoted is not None and promoted.run_id == run_id
+        meta = promoted.asset_materialization.metadata
+        if meta["promoted"].value:
+            assert check.passed and registry.pointer().target == version
         else:
-            assert promoted is None
-            assert registry.pointer().target is None
+            why = "RHI" if check.passed else "failed its evaluation"
+            assert why in meta["reason"].value and registry.pointer().target is None

@@ -1,7 +1,8 @@
 """Evaluation and promotion of the adapter that `dual_lora` published: `lora_eval` runs the fixed
 regression set and the new phrasings of the facts the adapter was taught on base, base+LoRA and its
-parent, the blocking check `lora_no_regression` gates on the configured
-tolerances, and `adapter_promotion` moves `current` to the evaluated version only when the gate passed.
+parent, the check `lora_no_regression` gates on the configured tolerances (a regression is a warning, the
+run stays green), and `adapter_promotion` moves `current` to the evaluated version only when the gate passed,
+otherwise records `promoted: false` with the reason.
 
 The evaluated version is read from `dual_lora`'s latest materialisation (its `version` and `model_name`
 metadata, or its `path`), never from "the newest folder", so lineage holds.
@@ -75,7 +76,8 @@ def lora_eval(context: dg.AssetExecutionContext, config: LoraEvalConfig, hominem
 @dg.asset_check(
     asset=lora_eval,
     blocking=True,
-    description="No regression beyond config/eval/lora_eval.yaml tolerances, vs base and vs current",
+    description="No regression beyond config/eval/lora_eval.yaml tolerances, vs base and vs current. A "
+    "regression is a warning: the run stays green and `adapter_promotion` holds `current`, saying why",
 )
 def lora_no_regression(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     report = report_of_latest_eval(context.instance)
@@ -87,6 +89,9 @@ def lora_no_regression(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckR
         )
     return dg.AssetCheckResult(
         passed=report.passed,
+        # Refusing a regressing adapter is the gate doing its job, not a broken run (as with the RHI gate):
+        # WARN, and `adapter_promotion` (which re-reads the report) keeps `current` and records the reason.
+        severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "version": report.version,
             "regressions": len(report.gate_failures),
@@ -111,8 +116,14 @@ def adapter_promotion(context: dg.AssetExecutionContext, hominem: HominemResourc
         return dg.MaterializeResult(metadata={"promoted": False}, data_version=dg.DataVersion("none"))
     settings = hominem.settings()
     registry = AdapterRegistry(settings.artifacts_dir, report.model_name)
-    # The blocking check already stops this asset in the same run; `promotion.promote` re-reads the
-    # report, so a run of this asset alone cannot promote a failed or unevaluated version either.
+    if not report.passed:  # lora_no_regression warned; this is where the refusal takes effect
+        reason = f"{report.version} failed its evaluation: {'; '.join(report.gate_failures)}"
+        context.log.warning(f"{reason}; `current` stays")
+        return dg.MaterializeResult(
+            metadata={"promoted": False, "reason": reason, "current": registry.pointer(CURRENT).target or ""},
+            data_version=dg.DataVersion(f"rejected-{report.version}"),
+        )
+    # `promotion.promote` re-reads the report, so nothing unevaluated or failed is promoted either way.
     try:
         with hominem.open_db() as db:
             move = promotion.promote(registry, report.version, db=db,
