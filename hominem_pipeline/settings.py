@@ -22,7 +22,6 @@ from hominem_pipeline.validation import field_errors
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-
 def _time_zone(v: str) -> str:
     try:
         ZoneInfo(v)

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,19 @@ def openai_server_url(tmp_path_factory: pytest.TempPathFactory):
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(autouse=True)
+def _no_dagster_defs_state_between_tests() -> Iterator[None]:
+    """Dagster (1.12) keeps the defs-state storage of the last instance a run or a schedule context used
+    in a context variable that outlives the instance (even when the context is entered and left); a later
+    test that reaches it fails with "Attempted to resolve undefined DagsterInstance weakref", depending on
+    test order and garbage collection. Each test starts without it and leaves none behind."""
+    try:
+        from dagster._core.storage.defs_state.base import _current_storage
+    except ImportError:  # another Dagster layout: nothing to reset
+        yield
+        return
+    token = _current_storage.set(None)
+    yield
+    _current_storage.reset(token)

@@ -99,7 +99,7 @@ def test_good_adapter_promoted_regressing_one_blocked(hominem_home: Path, tiny_m
     assert "general_nll" in check.description
     [held] = [e for e in second.get_asset_materialization_events() if e.asset_key.path == ["adapter_promotion"]]
     held_meta = {k: v.value for k, v in held.materialization.metadata.items()}
-    assert held_meta["promoted"] is False and "failed its evaluation" in held_meta["reason"]
+    assert held_meta["promoted"] is False and "the evaluation failed" in held_meta["reason"]
     assert "general_nll" in held_meta["reason"] and held_meta["current"] == good
     assert registry.pointer().target == good
     assert registry.history() == []

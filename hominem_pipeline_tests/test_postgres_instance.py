@@ -151,5 +151,5 @@ def test_retraining_steps_run_against_the_postgres_instance(
         if meta["promoted"].value:
             assert check.passed and registry.pointer().target == version
         else:
-            why = "RHI" if check.passed else "failed its evaluation"
+            why = "RHI" if check.passed else "the evaluation failed"
             assert why in meta["reason"].value and registry.pointer().target is None

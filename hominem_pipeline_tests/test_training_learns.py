@@ -174,3 +174,9 @@ def test_knowledge_consolidation_fits_the_facts_and_trains_only_knowledge_rows(t
         model, tok = load_with_adapter(str(tiny_model_dir), result.path)
         nll[steps] = fmean(response_nll(model, tok, NEW_PHRASINGS))
     assert nll[6] < nll[0] - 3.0, nll
+
+
+def test_knowledge_consolidation_refuses_a_source_that_does_not_exist() -> None:
+    # A typo would otherwise consolidate nothing, silently.
+    with pytest.raises(ValueError, match=r"knowledge_consolidation\.sources"):
+        TrainingConfig.model_validate({"knowledge_consolidation": {"sources": ["knowledge_updates"]}})

@@ -9,7 +9,7 @@ fast loop (`online_update_job` and its schedule, reported as `rhi_online` events
 import dagster as dg
 
 from hominem_pipeline.defs.assets.evaluation import report_of_latest_eval
-from hominem_pipeline.defs.jobs import RETRAINING_TAG
+from hominem_pipeline.defs.jobs import RETRAINING_TAG, timed_schedule
 from hominem_pipeline.defs.resources import STORE_POOL, HominemResource
 from hominem_pipeline.health.config import load_health_config
 from hominem_pipeline.health.plot import markdown_image
@@ -124,11 +124,8 @@ def rhi_nightly_job() -> None:
 def nightly_schedule(settings: Settings | None = None) -> dg.ScheduleDefinition:
     """The replay at `[nightly] cron` in `[nightly] timezone` (config/health.toml), on by default."""
     nightly = load_health_config(settings or Settings()).nightly
-    return dg.ScheduleDefinition(
-        name="rhi_nightly_schedule", job=rhi_nightly_job, cron_schedule=nightly.cron,
-        execution_timezone=nightly.timezone, default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"Nightly RHI replay at {nightly.cron!r} {nightly.timezone} (config/health.toml [nightly])",
-    )
+    return timed_schedule("rhi_nightly_schedule", rhi_nightly_job, nightly.cron, nightly.timezone,
+                          f"Nightly RHI replay at {nightly.cron!r} {nightly.timezone} (config/health.toml [nightly])")
 
 
 @dg.op
@@ -159,12 +156,9 @@ def online_update_job() -> None:
 def online_update_schedule(settings: Settings | None = None) -> dg.ScheduleDefinition:
     """The fast loop at `[fast_loop] cron` in `[fast_loop] timezone` (config/health.toml), on by default."""
     fast = load_health_config(settings or Settings()).fast_loop
-    return dg.ScheduleDefinition(
-        name="online_update_schedule", job=online_update_job, cron_schedule=fast.cron,
-        execution_timezone=fast.timezone, default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"Online update from the last {fast.hours:g} h of feedback at {fast.cron!r} {fast.timezone} "
-        "(config/health.toml [fast_loop])",
-    )
+    return timed_schedule("online_update_schedule", online_update_job, fast.cron, fast.timezone,
+                          f"Online update from the last {fast.hours:g} h of feedback at {fast.cron!r} "
+                          f"{fast.timezone} (config/health.toml [fast_loop])")
 
 
 HEALTH_ASSETS = [rhi_report]

@@ -37,3 +37,13 @@ retraining_job = dg.define_asset_job(
     tags={RETRAINING_TAG: "cycle"},
     description="dual_lora -> lora_eval -> ... -> adapter_promotion: one training cycle, never two at once",
 )
+
+
+def timed_schedule(name: str, job: dg.JobDefinition, cron: str, timezone: str, description: str,
+                   enabled: bool = True) -> dg.ScheduleDefinition:
+    """`job` at `cron` read in `timezone`, both from a config file (validated there as `CronExpression`
+    and `TimeZoneName`); RUNNING by default, so `make dev` runs it, unless the config switches it off."""
+    return dg.ScheduleDefinition(
+        name=name, job=job, cron_schedule=cron, execution_timezone=timezone, description=description,
+        default_status=dg.DefaultScheduleStatus.RUNNING if enabled else dg.DefaultScheduleStatus.STOPPED,
+    )

@@ -3,6 +3,7 @@ timezone from config/maintenance.toml). Thin: the work is `extraction.maintenanc
 
 import dagster as dg
 
+from hominem_pipeline.defs.jobs import timed_schedule
 from hominem_pipeline.defs.resources import STORE_POOL, HominemResource
 from hominem_pipeline.embedding import Embedder
 from hominem_pipeline.extraction.maintenance import load_maintenance_config, run_maintenance
@@ -37,14 +38,8 @@ nightly_maintenance_job = dg.define_asset_job("nightly_maintenance_job", selecti
 def maintenance_schedule(settings: Settings | None = None) -> dg.ScheduleDefinition:
     """The nightly schedule, at the configured time in the configured timezone (on unless disabled)."""
     schedule = load_maintenance_config(settings or Settings()).schedule
-    return dg.ScheduleDefinition(
-        name="nightly_maintenance",
-        job=nightly_maintenance_job,
-        cron_schedule=schedule.cron,
-        execution_timezone=schedule.timezone,
-        default_status=dg.DefaultScheduleStatus.RUNNING if schedule.enabled else dg.DefaultScheduleStatus.STOPPED,
-        description="SFT store maintenance (config/maintenance.toml)",
-    )
+    return timed_schedule("nightly_maintenance", nightly_maintenance_job, schedule.cron, schedule.timezone,
+                          "SFT store maintenance (config/maintenance.toml)", enabled=schedule.enabled)
 
 
 MAINTENANCE_ASSETS = [sft_maintenance]

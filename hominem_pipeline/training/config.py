@@ -12,6 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from hominem_pipeline.records import SFTSource
 from hominem_pipeline.settings import ConfigError, StrictModel
 from hominem_pipeline.validation import field_errors
 
@@ -93,7 +94,7 @@ class KnowledgeConsolidationSettings(StrictModel):
     steps: int = Field(16, ge=0, le=10000)
     learning_rate: float = Field(5e-4, gt=0, le=1.0)
     batch_size: int = Field(16, ge=1, le=1024)
-    sources: list[str] = Field(default_factory=lambda: ["knowledge_update"], min_length=1)
+    sources: list[SFTSource] = Field(default_factory=lambda: ["knowledge_update"], min_length=1)
 
 
 class TrainingConfig(StrictModel):

@@ -23,6 +23,10 @@ class PromotionRefused(AdapterRegistryError):
     """The version has no passing evaluation (and the promotion was not forced)."""
 
 
+class EvaluationFailed(PromotionRefused):
+    """The version's evaluation ran and found regressions beyond the tolerances: the gate refused it."""
+
+
 class ConsolidationHeld(PromotionRefused):
     """The evaluation passed but the Reward Health Index is not above the consolidation threshold."""
 
@@ -38,22 +42,23 @@ class PointerMove:
     health: str = ""  # what the RHI gate decided for `current` ("" for other pointers)
 
 
-def evaluation_verdict(registry: AdapterRegistry, version: str) -> tuple[bool, str]:
-    """(passed, note) from the version's evaluation report, as `lora_eval` wrote it."""
+def evaluation_verdict(registry: AdapterRegistry, version: str) -> tuple[bool, str, bool]:
+    """(passed, note, regressed) from the version's evaluation report, as `lora_eval` wrote it;
+    `regressed`: a sound report for this version that failed its gate (not a missing or bad report)."""
     from hominem_pipeline.evaluation.report import read_report, report_path
 
     path = report_path(registry.artifacts_dir, registry.model_name, version)
     if not path.is_file():
-        return False, f"no evaluation report {path} (run lora_eval, or promote with --force)"
+        return False, f"no evaluation report {path} (run lora_eval, or promote with --force)", False
     try:
         report = read_report(path)
     except Exception as exc:  # an unreadable report is no evidence of a pass
-        return False, f"{path}: unreadable evaluation report ({exc})"
+        return False, f"{path}: unreadable evaluation report ({exc})", False
     if report.version != version:
-        return False, f"{path}: the report is for version {report.version}, not {version}"
+        return False, f"{path}: the report is for version {report.version}, not {version}", False
     if not report.passed:
-        return False, f"{path}: the evaluation failed: {'; '.join(report.gate_failures)}"
-    return True, "passed"
+        return False, f"{path}: the evaluation failed: {'; '.join(report.gate_failures)}", True
+    return True, "passed", False
 
 
 def _sync(registry: AdapterRegistry, db: Any | None, pointer: str) -> tuple[int, int]:
@@ -88,9 +93,9 @@ def promote(
     """Point `pointer` at `ref` after checking it; with a store, mark what the new `current` trained on.
     `current` moves only when the RHI gate consolidates (`health`: the thresholds, seed defaults if None)."""
     version = registry.resolve(ref).name  # verifies the files
-    passed, note = evaluation_verdict(registry, version)
+    passed, note, regressed = evaluation_verdict(registry, version)
     if not passed and not force:
-        raise PromotionRefused(f"refusing to promote {version}: {note}")
+        raise (EvaluationFailed if regressed else PromotionRefused)(f"refusing to promote {version}: {note}")
     health_note = ""
     if pointer == CURRENT:
         decision, report = consolidation_gate(registry, version, health or Consolidation())

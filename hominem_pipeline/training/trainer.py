@@ -305,13 +305,11 @@ def train_dual(
             progress(step, n_steps, row)
 
     t_knowledge = time.perf_counter()
-    knowledge_rows = consolidate_knowledge(model, params, config, sft, enc_sft, pad_id, len(rows))
+    knowledge_rows = consolidate_knowledge(model, params, config, sft, enc_sft, pad_id, len(rows), progress)
     knowledge_seconds = time.perf_counter() - t_knowledge
     for r in knowledge_rows:
         seen["sft"].update(r["rows"])
         tokens["sft"] += r["tokens"]
-        if progress:
-            progress(r["step"], n_steps + config.knowledge_consolidation.steps, r)
 
     sft_trained = sorted(e.example_id for e in sft if e.from_database and e.example_id in seen["sft"])
     coverage = {k: s.coverage() for k, s in samplers.items() if s is not None}
@@ -411,6 +409,7 @@ def consolidate_knowledge(
     enc_sft: list[Encoded],
     pad_id: int,
     after_step: int,
+    progress: Progress | None = None,
 ) -> list[dict[str, Any]]:
     """The memory-only steps after the blended loop (`knowledge_consolidation`): each step one batch of
     the cycle's knowledge rows (all of them when they fit in `batch_size`, else the next window of a
@@ -441,6 +440,8 @@ def consolidate_knowledge(
         out.append({"step": step, "phase": "knowledge", "sft_loss": parts["sft"][0], "loss": float(total.detach()),
                     "grad_norm": float(grad_norm), "lr": kc.learning_rate, "tokens": int(counts.sum()),
                     "rows": [sft[i].example_id for i in batch]})
+        if progress:
+            progress(step, after_step + kc.steps, out[-1])
     return out
 
 

@@ -116,20 +116,14 @@ def adapter_promotion(context: dg.AssetExecutionContext, hominem: HominemResourc
         return dg.MaterializeResult(metadata={"promoted": False}, data_version=dg.DataVersion("none"))
     settings = hominem.settings()
     registry = AdapterRegistry(settings.artifacts_dir, report.model_name)
-    if not report.passed:  # lora_no_regression warned; this is where the refusal takes effect
-        reason = f"{report.version} failed its evaluation: {'; '.join(report.gate_failures)}"
-        context.log.warning(f"{reason}; `current` stays")
-        return dg.MaterializeResult(
-            metadata={"promoted": False, "reason": reason, "current": registry.pointer(CURRENT).target or ""},
-            data_version=dg.DataVersion(f"rejected-{report.version}"),
-        )
-    # `promotion.promote` re-reads the report, so nothing unevaluated or failed is promoted either way.
+    # `promotion.promote` re-reads the evaluation report and asks the RHI gate; either can refuse.
     try:
         with hominem.open_db() as db:
             move = promotion.promote(registry, report.version, db=db,
                                      health=load_health_config(settings).consolidation)
-    except promotion.ConsolidationHeld as exc:
-        # The Reward Health Index gate held `current` (decision logged in artifacts/rhi/<model>/decisions.jsonl).
+    except (promotion.EvaluationFailed, promotion.ConsolidationHeld) as exc:
+        # A gate did its job (lora_no_regression warned, or the RHI decision logged under artifacts/rhi/):
+        # `current` stays and the run stays green.
         context.log.warning(str(exc))
         return dg.MaterializeResult(
             metadata={"promoted": False, "reason": str(exc), "current": registry.pointer(CURRENT).target or ""},
