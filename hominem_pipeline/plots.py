@@ -1,5 +1,5 @@
 """Plots a person looks at (seed 000 6.3 and 9.3): the reward manifold (PCA of reward vectors, coloured by
-prompt category), the last cycle's per-channel loss curves, and the per-dimension average reward over
+prompt category, and UMAP of the same vectors when `umap-learn` is installed), the last cycle's per-channel loss curves, and the per-dimension average reward over
 time. Each function writes one PNG (matplotlib, Agg backend: no display needed) atomically and returns
 numbers worth reporting beside it. Plain Python; the `plots` asset (defs/plots.py) calls these.
 """
@@ -50,26 +50,60 @@ def pca(matrix: np.ndarray, components: int = 2) -> tuple[np.ndarray, np.ndarray
     return projected, ratio[:components]
 
 
-def plot_reward_manifold(rows: Sequence[Mapping[str, Any]], dimensions: Sequence[str], path: Path) -> dict[str, Any]:
-    """Scatter of the rows' `reward_vector`s (over `dimensions`) in their first two principal components,
-    one colour per `category`. Rows missing a dimension are left out (counted)."""
+def _manifold_rows(rows: Sequence[Mapping[str, Any]], dimensions: Sequence[str], least: int
+                   ) -> tuple[np.ndarray, list[str]]:
+    """(reward vectors over `dimensions`, category per vector) of the rows that have every dimension."""
     usable = [r for r in rows if all(d in r.get("reward_vector", {}) for d in dimensions)]
-    if len(usable) < 2:
-        raise ValueError(f"the reward manifold plot needs at least 2 rows with every dimension; got {len(usable)}")
+    if len(usable) < least:
+        raise ValueError(f"the reward manifold plot needs at least {least} rows with every dimension; got {len(usable)}")
     matrix = np.array([[float(r["reward_vector"][d]) for d in dimensions] for r in usable])
-    projected, ratio = pca(matrix)
-    categories = [str(r.get("category") or "unknown") for r in usable]
+    return matrix, [str(r.get("category") or "unknown") for r in usable]
+
+
+def _scatter_by_category(projected: np.ndarray, categories: list[str], labels: tuple[str, str], title: str,
+                         path: Path) -> None:
     fig, ax = _figure()
     for category in sorted(set(categories)):
         mask = np.array([c == category for c in categories])
         ax.scatter(projected[mask, 0], projected[mask, 1], label=category, s=22, alpha=0.8)
-    ax.set_xlabel(f"PC1 ({ratio[0]:.0%} of variance)")
-    ax.set_ylabel(f"PC2 ({ratio[1]:.0%} of variance)")
-    ax.set_title(f"Reward manifold: {len(usable)} reward vectors, {len(dimensions)} dimensions (PCA)")
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    ax.set_title(title)
     ax.legend(fontsize=8, loc="best")
     _save(fig, path)
-    return {"points": len(usable), "left_out": len(rows) - len(usable), "categories": len(set(categories)),
+
+
+def plot_reward_manifold(rows: Sequence[Mapping[str, Any]], dimensions: Sequence[str], path: Path) -> dict[str, Any]:
+    """Scatter of the rows' `reward_vector`s (over `dimensions`) in their first two principal components,
+    one colour per `category`. Rows missing a dimension are left out (counted)."""
+    matrix, categories = _manifold_rows(rows, dimensions, least=2)
+    projected, ratio = pca(matrix)
+    _scatter_by_category(projected, categories, (f"PC1 ({ratio[0]:.0%} of variance)", f"PC2 ({ratio[1]:.0%} of variance)"),
+                         f"Reward manifold: {len(matrix)} reward vectors, {len(dimensions)} dimensions (PCA)", path)
+    return {"points": len(matrix), "left_out": len(rows) - len(matrix), "categories": len(set(categories)),
             "pc1_variance": round(float(ratio[0]), 4), "pc2_variance": round(float(ratio[1]), 4)}
+
+
+# UMAP's neighbour graph needs a few points; below this the PCA view says all there is.
+UMAP_MIN_POINTS = 8
+
+
+def plot_reward_manifold_umap(rows: Sequence[Mapping[str, Any]], dimensions: Sequence[str], path: Path,
+                              n_neighbors: int = 15, seed: int = 0) -> dict[str, Any]:
+    """The same vectors as `plot_reward_manifold`, laid out by UMAP (umap-learn, euclidean distances
+    between the raw vectors; fixed seed, so a re-run draws the same picture). UMAP keeps local
+    neighbourhoods where PCA keeps global variance: clusters of similar rewards show, distances between
+    clusters mean little. Raises ImportError when umap-learn is not installed."""
+    matrix, categories = _manifold_rows(rows, dimensions, least=UMAP_MIN_POINTS)
+    import umap  # optional: numba-compiled on first use
+
+    neighbours = max(2, min(n_neighbors, len(matrix) - 1))
+    projected = umap.UMAP(n_neighbors=neighbours, min_dist=0.1, random_state=seed, n_jobs=1).fit_transform(matrix)
+    _scatter_by_category(np.asarray(projected), categories, ("UMAP 1", "UMAP 2"),
+                         f"Reward manifold: {len(matrix)} reward vectors, {len(dimensions)} dimensions (UMAP, "
+                         f"{neighbours} neighbours)", path)
+    return {"points": len(matrix), "left_out": len(rows) - len(matrix), "categories": len(set(categories)),
+            "n_neighbors": neighbours}
 
 
 def plot_loss_curves(log_rows: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> dict[str, Any]:

@@ -35,6 +35,9 @@ def test_each_plot_is_a_png_with_its_numbers(tmp_path: Path) -> None:
     assert (tmp_path / "m.png").read_bytes().startswith(PNG)
     assert manifold["points"] == 30 and manifold["left_out"] == 1 and manifold["categories"] == 3
     assert manifold["pc1_variance"] > 0.9  # the three categories differ along one direction
+    umap_view = plots.plot_reward_manifold_umap(_rows(), DIMS, tmp_path / "u.png")
+    assert (tmp_path / "u.png").read_bytes().startswith(PNG)
+    assert umap_view == {"points": 30, "left_out": 0, "categories": 3, "n_neighbors": 15}
 
     log = [{"step": s, "loss": 1.0 / s, "sft_loss": 2.0 / s, "preference_loss": 0.69} for s in range(1, 7)]
     curves = plots.plot_loss_curves(log, tmp_path / "l.png")
@@ -49,6 +52,8 @@ def test_each_plot_is_a_png_with_its_numbers(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="at least 2 rows"):
         plots.plot_reward_manifold(_rows()[:1], DIMS, tmp_path / "none.png")
+    with pytest.raises(ValueError, match=f"at least {plots.UMAP_MIN_POINTS} rows"):
+        plots.plot_reward_manifold_umap(_rows()[:5], DIMS, tmp_path / "none.png")
 
 
 def test_the_asset_draws_what_the_data_allows_and_says_why_not_the_rest(hominem_home: Path) -> None:
@@ -61,7 +66,8 @@ def test_the_asset_draws_what_the_data_allows_and_says_why_not_the_rest(hominem_
     result = dg.materialize([plots_report], resources={"hominem": HominemResource(home=str(hominem_home))})
     [event] = result.asset_materializations_for_node("plots_report")
     meta = {k: v.value for k, v in event.metadata.items()}
-    assert meta["drawn"] == 1 and meta["reward_manifold.points"] == 30
-    assert (hominem_home / "artifacts" / "plots" / "reward_manifold.png").read_bytes().startswith(PNG)
-    assert "reward_manifold" in meta and meta["reward_manifold"].startswith("![reward_manifold](data:image/png")
+    assert meta["drawn"] == 2 and meta["reward_manifold.points"] == 30 and meta["reward_manifold_umap.points"] == 30
+    for name in ("reward_manifold", "reward_manifold_umap"):
+        assert (hominem_home / "artifacts" / "plots" / f"{name}.png").read_bytes().startswith(PNG)
+        assert meta[name].startswith(f"![{name}](data:image/png")
     assert "loss_curves_skipped" in meta and "reward_over_time_skipped" in meta

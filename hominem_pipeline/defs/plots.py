@@ -15,7 +15,7 @@ from hominem_pipeline.validation import read_jsonl
     group_name="reports",
     pool=STORE_POOL,  # reads the conversation labels from the store
     deps=["reward_labels", "dual_lora", "conversation_labels"],
-    description="PNG plots: reward manifold (PCA by prompt category), last cycle's per-channel loss curves, "
+    description="PNG plots: reward manifold (PCA and UMAP by prompt category), last cycle's per-channel loss curves, "
     "per-dimension average reward by day (artifacts/plots/)",
 )
 def plots_report(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg.MaterializeResult:
@@ -31,13 +31,17 @@ def plots_report(context: dg.AssetExecutionContext, hominem: HominemResource) ->
         except (ValueError, FileNotFoundError) as exc:  # not enough data yet: say so, draw the others
             metadata[f"{name}_skipped"] = str(exc)
             return
+        except ImportError as exc:  # an optional plotting package is missing
+            metadata[f"{name}_skipped"] = f"{exc.name or exc} is not installed (pip install umap-learn)"
+            return
         drawn[name] = path
         metadata.update({f"{name}.{k}": v for k, v in numbers.items()})
         metadata[name] = dg.MetadataValue.md(plots.markdown_image(path, name))
 
     samples = settings.reward_samples_export
-    draw("reward_manifold", lambda p: plots.plot_reward_manifold(
-        read_jsonl(samples) if samples.is_file() else [], hominem.manifold().names, p))
+    reward_rows = read_jsonl(samples) if samples.is_file() else []
+    draw("reward_manifold", lambda p: plots.plot_reward_manifold(reward_rows, hominem.manifold().names, p))
+    draw("reward_manifold_umap", lambda p: plots.plot_reward_manifold_umap(reward_rows, hominem.manifold().names, p))
     event = context.instance.get_latest_materialization_event(dg.AssetKey("dual_lora"))
     adapter = event.asset_materialization.metadata.get("path") if event and event.asset_materialization else None
     log_file = Path(str(adapter.value)) / "training_log.jsonl" if adapter else Path("no adapter published")
