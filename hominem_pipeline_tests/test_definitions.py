@@ -53,3 +53,17 @@ def test_every_step_that_opens_the_store_is_in_the_store_pool() -> None:
             assert "open_db(" not in source and "TrainingDatabase" not in source, name
         else:
             assert pool == STORE_POOL, f"{name} opens the store but is not in the {STORE_POOL!r} pool"
+
+
+def test_definitions_and_the_cli_load_without_the_training_stack() -> None:
+    """Every Dagster step runs in its own process that imports the definitions, and every `hominem` command
+    imports the CLI: neither may pull in torch or scipy before a step or command needs them (a step that
+    only checks "unchanged" would otherwise pay seconds of imports)."""
+    import subprocess
+    import sys
+
+    heavy = ("torch", "scipy", "sklearn", "transformers", "sentence_transformers")
+    for module in ("hominem_pipeline.definitions", "hominem_pipeline.cli"):
+        probe = f"import sys, {module}; print(','.join(m for m in {heavy!r} if m in sys.modules))"
+        loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+        assert loaded.stdout.strip() == "", f"importing {module} loaded {loaded.stdout.strip()}"

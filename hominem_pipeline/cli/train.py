@@ -12,7 +12,6 @@ import yaml
 
 from hominem_pipeline.settings import ConfigError, Settings
 from hominem_pipeline.store import TrainingDatabase
-from hominem_pipeline.training import NoTrainingData, load_config, run_training
 
 
 def _parse_set(values: tuple[str, ...]) -> dict:
@@ -37,6 +36,9 @@ def train(
     config_path: Path | None, max_steps: int | None, sets: tuple[str, ...], no_store: bool, progress: bool, force: bool
 ) -> None:
     """Train one adapter (SFT + reward-weighted preference loss) and publish it under artifacts/lora/."""
+    # Imported here so every other `hominem` command starts without torch.
+    from hominem_pipeline.training import NoTrainingData, load_config, run_training
+
     settings = Settings()
     overrides = _parse_set(sets)
     if max_steps is not None:

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from hominem_pipeline.reward_model.dataset import Pair, Sample
 
@@ -22,6 +21,8 @@ def _corr(kind: str, a: Sequence[float], b: Sequence[float]) -> float | None:
     a, b = np.asarray(a, float), np.asarray(b, float)
     if len(a) < 3 or np.ptp(a) < 1e-12 or np.ptp(b) < 1e-12:
         return None
+    from scipy import stats  # here, not at import: the Dagster definitions import this module
+
     r = stats.pearsonr(a, b)[0] if kind == "pearson" else stats.spearmanr(a, b)[0]
     return None if not math.isfinite(r) else float(r)
 

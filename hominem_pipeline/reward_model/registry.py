@@ -13,10 +13,13 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hominem_pipeline.atomic import Pointer, publish_version, verify_version, write_json_atomic
 from hominem_pipeline.reward_model.model import METADATA_FILE, MODEL_FILE, RewardModel
-from hominem_pipeline.reward_model.train import TrainingResult
+
+if TYPE_CHECKING:  # the trainer pulls in scipy; loading and pointing at versions does not need it
+    from hominem_pipeline.reward_model.train import TrainingResult
 
 ROOT_NAME = "reward_model"
 

@@ -15,7 +15,6 @@ import dagster as dg
 from hominem_pipeline.defs.resources import STORE_POOL, HominemResource
 from hominem_pipeline.reward_model.evaluate import describe_verdict, flat_metrics
 from hominem_pipeline.reward_model.model import METADATA_FILE
-from hominem_pipeline.reward_model.pipeline import train_and_publish
 
 GROUP = "reward_model"
 
@@ -30,6 +29,9 @@ GROUP = "reward_model"
     ),
 )
 def reward_model(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg.MaterializeResult:
+    # Imported here: the trainer pulls in scipy, and every step's process imports the definitions.
+    from hominem_pipeline.reward_model.pipeline import train_and_publish
+
     settings = hominem.settings()
     with hominem.open_db() as db:
         imported = db.get_imported_preferences()
