@@ -7,14 +7,16 @@ numbers worth reporting beside it. Plain Python; the `plots` asset (defs/plots.p
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hominem_pipeline.atomic import write_bytes_atomic
+from hominem_pipeline.atomic import write_bytes_atomic, write_json_atomic
 
 
 def _figure(width: float = 7.0, height: float = 4.5) -> tuple[Any, Any]:
@@ -93,17 +95,32 @@ def plot_reward_manifold_umap(rows: Sequence[Mapping[str, Any]], dimensions: Seq
     """The same vectors as `plot_reward_manifold`, laid out by UMAP (umap-learn, euclidean distances
     between the raw vectors; fixed seed, so a re-run draws the same picture). UMAP keeps local
     neighbourhoods where PCA keeps global variance: clusters of similar rewards show, distances between
-    clusters mean little. Raises ImportError when umap-learn is not installed."""
+    clusters mean little. UMAP costs seconds (numba compiles it in each new process), so the picture is
+    redrawn only when its inputs changed: `<path>.json` beside the PNG records what it was drawn from, and
+    a match returns the recorded numbers with `reused: True`. Raises ImportError when umap-learn is not
+    installed."""
     matrix, categories = _manifold_rows(rows, dimensions, least=UMAP_MIN_POINTS)
+    neighbours = max(2, min(n_neighbors, len(matrix) - 1))
+    inputs = hashlib.sha256(json.dumps([matrix.round(6).tolist(), categories, list(dimensions), neighbours, seed])
+                            .encode()).hexdigest()[:16]
+    record = Path(f"{path}.json")
+    if path.is_file() and record.is_file():
+        try:
+            drawn = json.loads(record.read_text())
+        except ValueError:  # a torn record is no record: draw again
+            drawn = {}
+        if drawn.get("inputs") == inputs:
+            return {**drawn["numbers"], "reused": True}
     import umap  # optional: numba-compiled on first use
 
-    neighbours = max(2, min(n_neighbors, len(matrix) - 1))
     projected = umap.UMAP(n_neighbors=neighbours, min_dist=0.1, random_state=seed, n_jobs=1).fit_transform(matrix)
     _scatter_by_category(np.asarray(projected), categories, ("UMAP 1", "UMAP 2"),
                          f"Reward manifold: {len(matrix)} reward vectors, {len(dimensions)} dimensions (UMAP, "
                          f"{neighbours} neighbours)", path)
-    return {"points": len(matrix), "left_out": len(rows) - len(matrix), "categories": len(set(categories)),
-            "n_neighbors": neighbours}
+    numbers = {"points": len(matrix), "left_out": len(rows) - len(matrix), "categories": len(set(categories)),
+               "n_neighbors": neighbours}
+    write_json_atomic(record, {"inputs": inputs, "numbers": numbers})  # after the PNG: a crash between redraws
+    return {**numbers, "reused": False}
 
 
 def plot_loss_curves(log_rows: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> dict[str, Any]:

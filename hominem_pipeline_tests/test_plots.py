@@ -37,7 +37,14 @@ def test_each_plot_is_a_png_with_its_numbers(tmp_path: Path) -> None:
     assert manifold["pc1_variance"] > 0.9  # the three categories differ along one direction
     umap_view = plots.plot_reward_manifold_umap(_rows(), DIMS, tmp_path / "u.png")
     assert (tmp_path / "u.png").read_bytes().startswith(PNG)
-    assert umap_view == {"points": 30, "left_out": 0, "categories": 3, "n_neighbors": 15}
+    assert umap_view == {"points": 30, "left_out": 0, "categories": 3, "n_neighbors": 15, "reused": False}
+    # The same vectors again: the picture is kept, not recomputed; one changed vector redraws it.
+    drawn_at = (tmp_path / "u.png").stat().st_mtime_ns
+    assert plots.plot_reward_manifold_umap(_rows(), DIMS, tmp_path / "u.png")["reused"] is True
+    assert (tmp_path / "u.png").stat().st_mtime_ns == drawn_at
+    changed = _rows()
+    changed[0]["reward_vector"]["empathy"] = -1.0
+    assert plots.plot_reward_manifold_umap(changed, DIMS, tmp_path / "u.png")["reused"] is False
 
     log = [{"step": s, "loss": 1.0 / s, "sft_loss": 2.0 / s, "preference_loss": 0.69} for s in range(1, 7)]
     curves = plots.plot_loss_curves(log, tmp_path / "l.png")
