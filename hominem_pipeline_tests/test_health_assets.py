@@ -78,6 +78,13 @@ def test_rhi_report_gates_consolidation_and_keeps_history(hominem_home: Path, ti
     reading = _meta(second, "rhi_report")["interpretation"]
     assert reading.startswith("sharp drop") and "dimensions are fighting" in reading
 
+    # The same run again with nothing new: the saved measurement of b is reused, no history point added.
+    again = _run(hominem_home, instance)
+    assert again.success and _meta(again, "rhi_report")["unchanged"] is True
+    assert _meta(again, "rhi_report")["rhi"] == _meta(second, "rhi_report")["rhi"]
+    assert _meta(again, "adapter_promotion")["promoted"] is False and registry.pointer().target == a
+    assert _meta(second, "rhi_report")["unchanged"] is False
+
     history = read_history(hominem_home / "artifacts", registry.model_name)
     assert [(r["version"], r["kind"]) for r in history] == [(a, "cycle"), (b, "cycle")]
     decisions = [d for d in read_decisions(hominem_home / "artifacts", registry.model_name) if d["loop"] == "consolidation"]

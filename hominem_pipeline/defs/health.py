@@ -14,7 +14,7 @@ from hominem_pipeline.defs.resources import STORE_POOL, HominemResource
 from hominem_pipeline.health.config import load_health_config
 from hominem_pipeline.health.plot import markdown_image
 from hominem_pipeline.health.report import find_report, report_markdown
-from hominem_pipeline.health.run import Measured, measure_and_record, nightly_replay
+from hominem_pipeline.health.run import Measured, cycle_measurement, nightly_replay
 from hominem_pipeline.settings import Settings
 
 GROUP = "lora"
@@ -24,6 +24,7 @@ def _metadata(measured: Measured) -> dict:
     report = measured.report
     return {
         "measured": True,
+        "unchanged": measured.reused,  # the saved measurement of the same inputs: nothing measured
         "version": report.version,
         "model_name": report.model_name,
         # Floats plotted across materialisations by the UI (a missing component is left out, not zeroed).
@@ -52,8 +53,11 @@ def rhi_report(context: dg.AssetExecutionContext, hominem: HominemResource) -> d
         context.log.info("no adapter was evaluated; nothing to measure")
         return dg.MaterializeResult(metadata={"measured": False}, data_version=dg.DataVersion("none"))
     with hominem.open_db() as db:
-        measured = measure_and_record(hominem.settings(), evaluated.model_name, evaluated.version, "cycle", db=db)
-    context.log.info(f"RHI {measured.report.rhi}: {measured.report.interpretation}")
+        measured = cycle_measurement(hominem.settings(), evaluated.model_name, evaluated.version, db=db)
+    if measured.reused:
+        context.log.info(f"RHI of {evaluated.version}: unchanged inputs, the saved measurement ({measured.report.rhi})")
+    else:
+        context.log.info(f"RHI {measured.report.rhi}: {measured.report.interpretation}")
     return dg.MaterializeResult(metadata=_metadata(measured), data_version=dg.DataVersion(
         f"{measured.report.version}-{measured.report.measured_at}"))
 

@@ -19,7 +19,14 @@ from hominem_pipeline.health.gate import (
 )
 from hominem_pipeline.health.measure import measure_version
 from hominem_pipeline.health.plot import plot_history
-from hominem_pipeline.health.report import HealthReport, health_root, read_history, save_report
+from hominem_pipeline.health.report import (
+    HealthReport,
+    find_report,
+    health_root,
+    read_history,
+    report_path,
+    save_report,
+)
 
 PLOT_NAME = "rhi_over_time.png"
 
@@ -30,6 +37,7 @@ class Measured:
     path: Path
     plot: Path
     decisions: list[Decision] = field(default_factory=list)
+    reused: bool = False  # the saved measurement of the same inputs; nothing was measured or appended
 
 
 def _reward_model(settings: Any) -> Any | None:
@@ -63,6 +71,24 @@ def measure_and_record(
     report = measure_version(settings, model_name, version, cfg, kind, db=db, reward_model=_reward_model(settings))  # type: ignore[arg-type]
     path = save_report(report, settings.artifacts_dir)
     return Measured(report, path, redraw(settings, model_name))
+
+
+def cycle_measurement(settings: Any, model_name: str, version: str, *, db: Any | None = None,
+                      cfg: HealthConfig | None = None) -> Measured:
+    """The RHI of a cycle's adapter, measured once: the saved report when `version` was measured as a cycle
+    with the reward model and probe set in use now (a re-run with nothing new measures nothing and adds no
+    point to the history, whose trend would otherwise flatten on repeats), else measured and recorded now."""
+    from hominem_pipeline.evaluation.config import load_eval_inputs
+
+    saved = find_report(settings.artifacts_dir, model_name, version)
+    if saved is not None and saved.kind == "cycle":
+        reward_model = _reward_model(settings)
+        _, regression_set = load_eval_inputs(settings.config_dir)
+        plot = plot_paths(settings, model_name)[0]
+        if (saved.reward_model == (str(reward_model.version) if reward_model else None)
+                and saved.probe_set_hash == regression_set.content_hash and plot.is_file()):
+            return Measured(saved, report_path(settings.artifacts_dir, model_name, version), plot, reused=True)
+    return measure_and_record(settings, model_name, version, "cycle", db=db, cfg=cfg)
 
 
 def nightly_replay(settings: Any, model_name: str, *, db: Any | None = None, cfg: HealthConfig | None = None) -> Measured | None:
