@@ -113,13 +113,14 @@ def plot_reward_manifold_umap(rows: Sequence[Mapping[str, Any]], dimensions: Seq
             return {**drawn["numbers"], "reused": True}
     import umap  # optional: numba-compiled on first use
 
+    record.unlink(missing_ok=True)  # from here until the new record, the PNG is not what any record says
     projected = umap.UMAP(n_neighbors=neighbours, min_dist=0.1, random_state=seed, n_jobs=1).fit_transform(matrix)
     _scatter_by_category(np.asarray(projected), categories, ("UMAP 1", "UMAP 2"),
                          f"Reward manifold: {len(matrix)} reward vectors, {len(dimensions)} dimensions (UMAP, "
                          f"{neighbours} neighbours)", path)
     numbers = {"points": len(matrix), "left_out": len(rows) - len(matrix), "categories": len(set(categories)),
                "n_neighbors": neighbours}
-    write_json_atomic(record, {"inputs": inputs, "numbers": numbers})  # after the PNG: a crash between redraws
+    write_json_atomic(record, {"inputs": inputs, "numbers": numbers})  # after the PNG: a crash before it redraws
     return {**numbers, "reused": False}
 
 
