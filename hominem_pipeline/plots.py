@@ -7,7 +7,6 @@ numbers worth reporting beside it. Plain Python; the `plots` asset (defs/plots.p
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 from collections.abc import Mapping, Sequence
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from hominem_pipeline.atomic import write_bytes_atomic, write_json_atomic
+from hominem_pipeline.records import content_hash
 
 
 def _figure(width: float = 7.0, height: float = 4.5) -> tuple[Any, Any]:
@@ -101,8 +101,7 @@ def plot_reward_manifold_umap(rows: Sequence[Mapping[str, Any]], dimensions: Seq
     installed."""
     matrix, categories = _manifold_rows(rows, dimensions, least=UMAP_MIN_POINTS)
     neighbours = max(2, min(n_neighbors, len(matrix) - 1))
-    inputs = hashlib.sha256(json.dumps([matrix.round(6).tolist(), categories, list(dimensions), neighbours, seed])
-                            .encode()).hexdigest()[:16]
+    inputs = content_hash(json.dumps([matrix.round(6).tolist(), categories, list(dimensions), neighbours, seed]))
     record = Path(f"{path}.json")
     if path.is_file() and record.is_file():
         try:

@@ -144,7 +144,7 @@ def openai_server_url(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(autouse=True)
 def _no_dagster_defs_state_between_tests() -> Iterator[None]:
-    """Dagster (1.12) keeps the defs-state storage of the last instance a run or a schedule context used
+    """Dagster (seen on 1.13) keeps the defs-state storage of the last instance a run or a schedule context used
     in a context variable that outlives the instance (even when the context is entered and left); a later
     test that reaches it fails with "Attempted to resolve undefined DagsterInstance weakref", depending on
     test order and garbage collection. Each test starts without it and leaves none behind."""

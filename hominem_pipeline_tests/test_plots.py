@@ -78,3 +78,23 @@ def test_the_asset_draws_what_the_data_allows_and_says_why_not_the_rest(hominem_
         assert (hominem_home / "artifacts" / "plots" / f"{name}.png").read_bytes().startswith(PNG)
         assert meta[name].startswith(f"![{name}](data:image/png")
     assert "loss_curves_skipped" in meta and "reward_over_time_skipped" in meta
+
+
+def test_without_umap_the_asset_draws_pca_and_says_why_not_umap(hominem_home: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine without umap-learn (it is optional for the domain) still gets every other plot."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "umap", None)  # `import umap` now raises ImportError(name="umap")
+    settings = Settings(home=hominem_home)
+    names = HominemResource(home=str(hominem_home)).manifold().names
+    rows = [{**r, "reward_vector": {n: r["reward_vector"].get(n, 0.0) for n in names}} for r in _rows()]
+    settings.reward_samples_export.parent.mkdir(parents=True, exist_ok=True)
+    settings.reward_samples_export.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    result = dg.materialize([plots_report], resources={"hominem": HominemResource(home=str(hominem_home))})
+    [event] = result.asset_materializations_for_node("plots_report")
+    meta = {k: v.value for k, v in event.metadata.items()}
+    assert meta["drawn"] == 1 and meta["reward_manifold.points"] == 30
+    assert meta["reward_manifold_umap_skipped"].startswith("umap is not installed")
+    assert not (hominem_home / "artifacts" / "plots" / "reward_manifold_umap.png").exists()

@@ -31,8 +31,8 @@ def plots_report(context: dg.AssetExecutionContext, hominem: HominemResource) ->
         except (ValueError, FileNotFoundError) as exc:  # not enough data yet: say so, draw the others
             metadata[f"{name}_skipped"] = str(exc)
             return
-        except ImportError as exc:  # an optional plotting package is missing
-            metadata[f"{name}_skipped"] = f"{exc.name or exc} is not installed (pip install umap-learn)"
+        except ImportError as exc:  # an optional plotting package (umap-learn) is missing
+            metadata[f"{name}_skipped"] = f"{exc.name or exc} is not installed (it comes with the `train` extra)"
             return
         drawn[name] = path
         metadata.update({f"{name}.{k}": v for k, v in numbers.items()})

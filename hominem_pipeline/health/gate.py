@@ -50,6 +50,18 @@ def read_decisions(artifacts_dir: Path, model_name: str) -> list[dict[str, Any]]
     return read_log(decisions_path(artifacts_dir, model_name))
 
 
+def log_changed_decision(artifacts_dir: Path, model_name: str, decision: Decision) -> bool:
+    """Log `decision` unless its loop's last logged decision took the same actions on the same inputs (a
+    re-run with nothing new decides again on the same evidence; the log keeps one line for it). True if
+    it was logged."""
+    earlier = [d for d in read_decisions(artifacts_dir, model_name) if d.get("loop") == decision.loop]
+    same = json.loads(json.dumps([decision.actions, decision.inputs], default=str))
+    if earlier and [earlier[-1].get("actions"), earlier[-1].get("inputs")] == same:
+        return False
+    log_decision(artifacts_dir, model_name, decision)
+    return True
+
+
 def _report_inputs(report: HealthReport | None) -> dict[str, Any]:
     if report is None:
         return {}

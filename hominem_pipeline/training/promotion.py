@@ -70,9 +70,7 @@ def _sync(registry: AdapterRegistry, db: Any | None, pointer: str) -> tuple[int,
 def consolidation_gate(registry: AdapterRegistry, version: str, cfg: Consolidation) -> Any:
     """The RHI gate's decision for making `version` the new `current` (logged with its inputs, once: the
     same decision on the same evidence again, as a re-run with nothing new makes it, is not logged twice)."""
-    import json
-
-    from hominem_pipeline.health.gate import consolidation_decision, log_decision, read_decisions
+    from hominem_pipeline.health.gate import consolidation_decision, log_changed_decision
     from hominem_pipeline.health.report import find_report
 
     try:
@@ -85,10 +83,7 @@ def consolidation_gate(registry: AdapterRegistry, version: str, cfg: Consolidati
     decision = consolidation_decision(report, version, cfg)
     if note:
         decision.reason = f"{note}; {decision.reason}"
-    earlier = [d for d in read_decisions(registry.artifacts_dir, registry.model_name) if d.get("loop") == decision.loop]
-    same = json.loads(json.dumps([decision.actions, decision.inputs], default=str))
-    if not earlier or [earlier[-1].get("actions"), earlier[-1].get("inputs")] != same:
-        log_decision(registry.artifacts_dir, registry.model_name, decision)
+    log_changed_decision(registry.artifacts_dir, registry.model_name, decision)
     return decision, report
 
 
