@@ -19,7 +19,7 @@ export DAGSTER_HOME := $(CURDIR)/data/dagster
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: help install install-dev run dev serve browser test faults lint format bench clean
+.PHONY: help install install-dev run demo dev serve browser test faults lint format bench clean
 
 help:
 	@echo "make run    set up .venv and materialise every asset on the embedded defaults"
@@ -58,6 +58,13 @@ run: $(STAMP_RUN) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/hominem import conversations examples/conversations/lmstudio_conversation.json
 	$(BIN)/dagster asset materialize -m hominem_pipeline.definitions --select '*' --partition $$(date -u +%F)
 	$(BIN)/hominem summary
+
+# The loop proven end to end (docs/SIMULATION.md): a simulated user talks to the real server for simulated
+# weeks; labels, retraining, gates and swaps happen on their own. It starts from the state `make run`
+# leaves (run first when there is no reward model yet) and never writes the project's own data.
+demo: $(STAMP_RUN) $(DAGSTER_HOME)/dagster.yaml
+	@test -f artifacts/reward_model/current.json || $(MAKE) run
+	$(BIN)/hominem simulate --fresh
 
 dev: $(STAMP_RUN) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

@@ -16,6 +16,7 @@ from hominem_pipeline.cli import labels as _labels
 from hominem_pipeline.cli import reward as _reward
 from hominem_pipeline.cli import serve as _serve
 from hominem_pipeline.cli import sft as _sft
+from hominem_pipeline.cli import simulate as _simulate
 from hominem_pipeline.cli import train as _train
 from hominem_pipeline.cli.errors import ErrorBoundary
 
@@ -41,6 +42,7 @@ main.add_command(_health.health)
 main.add_command(_conversations.extract_sft)
 _conversations.register_import(main)  # `hominem import conversations`
 _serve.register(main)  # `hominem serve`, `hominem use`
+main.add_command(_simulate.simulate)
 
 if __name__ == "__main__":
     main()

@@ -21,17 +21,18 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from hominem_pipeline import clock
 from hominem_pipeline.atomic import AppendError, append_durable
 from hominem_pipeline.events.schema import FeedbackEvent, MessageEvent, parse_event
 
 
 def today_utc() -> date:
-    return datetime.now(UTC).date()
+    return clock.now().date()
 
 
 # An append failed (disk full, I/O error): `atomic.append_durable` cut it back off the file; the message

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
+from hominem_pipeline import clock
 from hominem_pipeline.records import content_hash
 
 #: The emotion axes of seed 000 phase 7; config/schemas/emotion.yaml gives the teacher their rubrics.
@@ -78,7 +79,7 @@ class MessageEvent(_Event):
     @classmethod
     def create(cls, conversation_id: str, role: str, content: str, **kw: Any) -> MessageEvent:
         """A new message with a fresh time and an id hashed from its content and position."""
-        ts = kw.pop("timestamp", None) or datetime.now(UTC)
+        ts = kw.pop("timestamp", None) or clock.now()
         event_id = kw.pop("event_id", None) or content_hash(
             "message", conversation_id, role, content, str(kw.get("seq")), str(kw.get("draft_index")), ts.isoformat()
         )

@@ -13,9 +13,10 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from hominem_pipeline import clock
 from hominem_pipeline.events.log import DayRead, EventLog
 from hominem_pipeline.events.schema import FeedbackEvent, MessageEvent
 from hominem_pipeline.records import content_hash
@@ -195,7 +196,7 @@ class ChatService:
             if prompt is not None:
                 if conversation_id is not None and conversation_id not in self.index.conversations:
                     raise UnknownId("conversation_id", conversation_id)
-                cid = conversation_id or content_hash("conversation", prompt, datetime.now(UTC).isoformat())
+                cid = conversation_id or content_hash("conversation", prompt, clock.now().isoformat())
                 conv = self.index.conversations.get(cid) or Conversation(cid)
                 history = [{"role": m.role, "content": m.content} for m in conv.thread()]
                 history.append({"role": "user", "content": prompt})
@@ -279,7 +280,7 @@ class ChatService:
     ) -> list[FeedbackEvent | MessageEvent]:
         """Validate everything first, then append all of it in one write; labels already set (or already
         absent, for removals) write nothing, so a repeated click cannot duplicate a label."""
-        now = datetime.now(UTC)
+        now = clock.now()
         with self._lock:
             events: list[FeedbackEvent | MessageEvent] = []
             target = self.index.message(message_id) if message_id else None
