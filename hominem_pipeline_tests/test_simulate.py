@@ -94,7 +94,7 @@ def test_simulate_runs_the_loop_on_its_own(hominem_home: Path, tmp_path: Path) -
     assert trained.returncode == 0, trained.stderr[-2000:]
     done = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert not (hominem_home / "data" / "events").exists()  # the starting home is copied, never written
+    assert not (hominem_home / "data" / "events").exists()  # the starting home is only read
 
     report = json.loads((home / "simulation_report.json").read_text())
     week0, week1 = report["weeks"]
@@ -122,3 +122,15 @@ def test_simulate_runs_the_loop_on_its_own(hominem_home: Path, tmp_path: Path) -
     else:
         assert any(d.startswith("consolidation: hold") for d in week1["decisions"]) or week1["run_failures"] == []
     assert (home / "artifacts" / "plots" / "simulation_tester.png").is_file()
+
+
+def test_a_simulation_never_replaces_a_folder_it_did_not_make(tmp_path: Path, hominem_home: Path) -> None:
+    from hominem_pipeline.simulation.home import prepare_home
+
+    project = Settings(home=hominem_home)
+    mine = tmp_path / "precious"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="is not a simulation home"):
+        prepare_home(mine, project, project, "p", fresh=True)
+    assert (mine / "notes.txt").read_text() == "keep me"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -17,6 +18,12 @@ import click
 from hominem_pipeline.settings import ConfigError, Settings
 
 DEFAULT_PERSONA = "examples/personas/concise.yaml"
+
+
+def _echo(line: str) -> None:
+    """A week's row as soon as it is measured, also when stdout is a file or a pipe."""
+    click.echo(line)
+    sys.stdout.flush()
 
 
 @click.command()
@@ -39,12 +46,14 @@ def simulate(persona_path: str, weeks: int | None, home: str | None, from_home: 
     from hominem_pipeline.simulation.home import load_simulation_config, prepare_home
     from hominem_pipeline.simulation.persona import load_persona
 
-    project = Settings(home=from_home, config_dir=Path(from_home) / "config" if from_home else None)
+    project = Settings()
+    start = Settings(home=from_home, config_dir=Path(from_home) / "config") if from_home else project
     try:
         persona = load_persona(persona_path)
         cfg = load_simulation_config(project.config_dir)
         sim_home = Path(home) if home else project.data_dir / "simulation" / persona.name
-        settings = prepare_home(sim_home, project, content_hash("persona", Path(persona_path).read_text()), fresh)
+        persona_hash = content_hash("persona", Path(persona_path).read_text())
+        settings = prepare_home(sim_home, project, start, persona_hash, fresh)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     weeks = weeks or cfg.weeks
@@ -54,6 +63,14 @@ def simulate(persona_path: str, weeks: int | None, home: str | None, from_home: 
     os.environ["HOMINEM_CONFIG_DIR"] = str(settings.config_dir)
     os.environ["DAGSTER_HOME"] = str(settings.home / "dagster")
     (settings.home / "dagster").mkdir(exist_ok=True)
+    instance_yaml = settings.home / "dagster" / "dagster.yaml"
+    if not instance_yaml.exists():  # a local instance (SQLite under DAGSTER_HOME), said explicitly. Runs
+        # execute in this process, beside the server's threads: capturing their stdout per step (the
+        # default compute log manager) gains nothing here and its clean-up waits out a 60 s timeout.
+        instance_yaml.write_text(
+            "telemetry:\n  enabled: false\ncompute_logs:\n  module: dagster._core.storage.noop_compute_log_manager\n"
+            "  class: NoOpComputeLogManager\n"
+        )
 
     import dagster as dg
 
@@ -85,7 +102,7 @@ def simulate(persona_path: str, weeks: int | None, home: str | None, from_home: 
         with clock_mod.installed(sim_clock), BackgroundServer(build(settings, "127.0.0.1")) as url:
             meter = Meter(settings, persona, cfg.measure_max_new_tokens)
             result = run_simulation(persona, url, daemon, meter, sim_clock, weeks, read_health,
-                                    meter.current_version, on_week=lambda row: click.echo(rep.row_line(row)))
+                                    meter.current_version, on_week=lambda row: _echo(rep.row_line(row)))
     finally:
         daemon.close()
     wall = time.perf_counter() - t0

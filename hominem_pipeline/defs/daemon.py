@@ -55,6 +55,7 @@ class InProcessDaemon:
         self.cursors: dict[str, str | None] = {}
         self.sensor_said: dict[str, str] = {}  # sensor -> what its last evaluation said
         self._running: RunOutcome | None = None
+        self._keys: set[tuple[str, str]] = set()
         self.last: datetime | None = None
         self.outcomes: list[RunOutcome] = []
         self._queue: queue.Queue[tuple[RunOutcome, dg.RunRequest] | None] = queue.Queue()
@@ -88,6 +89,11 @@ class InProcessDaemon:
                 origin_tag: tuple[str, str]) -> None:
         tags = {**(request.tags or {}), origin_tag[0]: origin_tag[1]}
         if request.run_key:
+            # As the daemon does: a run key already launched by this schedule or sensor is not launched again.
+            if (trigger, request.run_key) in self._keys:
+                log.skipped[f"{trigger}:{request.run_key}"] = "run key already launched"
+                return
+            self._keys.add((trigger, request.run_key))
             tags["dagster/run_key"] = request.run_key
         training = RETRAINING_TAG in (self.defs.resolve_job_def(job).tags or {})
         outcome = RunOutcome(job, trigger, moment.isoformat(), request.partition_key, tags=tags, training=training)

@@ -1,13 +1,13 @@
-"""The simulation's own hominem home. It starts as a copy of a home where `make run` has run (the user has
-set hominem up: a reward model, a first adapter, the sample conversations' data), so a simulation never
-touches the project's own data: the config with `config/simulation.toml`'s overrides applied, `data/`
-and `artifacts/` copied (the converted models linked, never copied or converted again), and a Dagster
-instance of its own. A home that exists is reused only when it was made for the same persona and
-overrides; otherwise it is refused (`--fresh` starts it over)."""
+"""The simulation's own hominem home, so a simulation never touches the project's data: the project's
+config with `config/simulation.toml`'s overrides applied, the reward model a `make run` distilled from the
+teacher (copied: it is what the gates and the health index read), the converted models (linked, never
+converted again), and data, adapters and a Dagster instance of its own, empty at the start. The simulated
+user begins with no adapter and no conversations, so whatever the served adapter learns, it learned from
+that user. An earlier simulation's home is replaced only when asked (`--fresh`); any other existing folder is
+refused."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import tomllib
 from pathlib import Path
@@ -16,7 +16,6 @@ from typing import Any
 from pydantic import Field
 
 from hominem_pipeline.atomic import Pointer, write_json_atomic
-from hominem_pipeline.records import content_hash
 from hominem_pipeline.settings import ConfigError, Settings, StrictModel
 
 SIMULATION_CONFIG = "simulation.toml"
@@ -65,49 +64,33 @@ def apply_overrides(config_dir: Path, overrides: dict[str, dict[str, dict[str, A
         path.write_text(tomlkit.dumps(doc))
 
 
-#: What a simulation home does not copy from the starting home: its own Dagster instance and simulations.
-NOT_COPIED = {"dagster", "simulation", "models"}
-
-
-def _top_level(root: Path, names: set[str]) -> Any:
-    """A copytree `ignore` that leaves out `names` directly under `root` only."""
-    return lambda folder, entries: {e for e in entries if e in names} if Path(folder) == root else set()
-
-
-def prepare_home(home: Path, project: Settings, persona_hash: str, fresh: bool) -> Settings:
-    """The simulation home at `home`, made from `project` (or checked, when it exists) for this persona
-    and config."""
+def prepare_home(home: Path, project: Settings, start: Settings, persona_hash: str, fresh: bool) -> Settings:
+    """The simulation home at `home` (or checked, when it exists) for this persona: `project`'s config with
+    the overrides, `start`'s reward model."""
     home = Path(home)
     config = load_simulation_config(project.config_dir)
-    fingerprint = content_hash("simulation", persona_hash, json.dumps(config.model_dump(), sort_keys=True))
     marker = home / MARKER
-    if fresh and home.exists():
+    if home.exists() and any(home.iterdir()):
+        if not marker.is_file():
+            raise ConfigError(f"{home} exists and is not a simulation home: choose another --home")
+        if not fresh:
+            raise ConfigError(f"{home} holds an earlier simulation: pass --fresh to start it over, or another --home")
         shutil.rmtree(home)
-    if home.exists():
-        made = json.loads(marker.read_text()).get("fingerprint") if marker.is_file() else None
-        if made != fingerprint:
-            raise ConfigError(
-                f"{home} holds another simulation (or something else): pass --fresh to start it over, or --home"
-            )
-        return Settings(home=home, config_dir=home / "config")
-    reward_root = project.artifacts_dir / "reward_model"
+    reward_root = start.artifacts_dir / "reward_model"
     if Pointer(reward_root, "current").target is None:
         raise ConfigError(
-            f"{project.home} has no reward model yet: a simulation starts from the state `make run` leaves "
+            f"{start.home} has no reward model yet: a simulation starts from the state `make run` leaves "
             "(run it first; `make demo` does)"
         )
-    home.mkdir(parents=True)
+    home.mkdir(parents=True, exist_ok=True)
     shutil.copytree(project.config_dir, home / "config")
-    for part in ("data", "artifacts"):
-        src = getattr(project, f"{part}_dir")
-        if src.is_dir():
-            shutil.copytree(src, home / part, ignore=_top_level(src, NOT_COPIED))
     apply_overrides(home / "config", config.overrides)
     settings = Settings(home=home, config_dir=home / "config")
     settings.pipeline, settings.inference  # noqa: B018 - load both files now: a bad override fails here
+    shutil.copytree(reward_root, settings.artifacts_dir / "reward_model")
     models = project.models_cache_dir
     if models.is_dir():  # converted embedded models are shared, never converted twice
         settings.models_cache_dir.parent.mkdir(parents=True, exist_ok=True)
         settings.models_cache_dir.symlink_to(models.resolve(), target_is_directory=True)
-    write_json_atomic(marker, {"fingerprint": fingerprint})
+    write_json_atomic(marker, {"persona": persona_hash, "config": config.model_dump(), "from": str(start.home)})
     return settings

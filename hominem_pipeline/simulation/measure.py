@@ -33,6 +33,13 @@ class WeekMeasure:
     general_nll_change: float  # relative, current vs base, on the fixed general set (drift)
     prompts: int
     example: dict[str, str]  # one held-out prompt and both replies, for the report
+    # The newest trained adapter when it is not `current` (a cycle the gates held): what the user would
+    # have got, so the report can tell a trainer that learned nothing from a gate that held what it learned.
+    candidate: str | None = None
+    candidate_win_rate: float | None = None
+    candidate_satisfied: float | None = None
+    candidate_general_nll_change: float | None = None
+    candidate_fact_nll_change: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,8 +76,11 @@ class Meter:
     def current_version(self) -> str | None:
         return self.registry.pointer(CURRENT).target
 
-    def _current(self) -> tuple[str | None, Any, Any]:
-        version = self.current_version()
+    def newest_version(self) -> str | None:
+        versions = self.registry.versions()
+        return versions[-1].version if versions else None
+
+    def _load(self, version: str | None) -> tuple[str | None, Any, Any]:
         if version is None:
             return None, *self.base
         if self._adapter is None or self._adapter[0] != version:
@@ -97,11 +107,23 @@ class Meter:
     def measure(self) -> WeekMeasure:
         if not self._base_out:
             self._base_out = self._outputs(*self.base)  # the base model never changes: measured once
-        version, model, tok = self._current()
+        version, model, tok = self._load(self.current_version())
         cur = self._base_out if version is None else self._outputs(model, tok)
         base = self._base_out
         prompts = self.persona.held_out_prompts()
         score = self.persona.preference.score
+        newest = self.newest_version()
+        held: dict[str, Any] = {}
+        if newest is not None and newest != version:
+            _, cmodel, ctok = self._load(newest)
+            out = self._outputs(cmodel, ctok)
+            held = {
+                "candidate": newest,
+                "candidate_win_rate": win_rate(self.persona, out["replies"], base["replies"]),
+                "candidate_satisfied": fmean(score(r) == 1.0 for r in out["replies"]),
+                "candidate_general_nll_change": _rel(out["general_nll"], base["general_nll"]),
+                "candidate_fact_nll_change": _rel(out["fact_nll"], base["fact_nll"]) if base["fact_nll"] else None,
+            }
         return WeekMeasure(
             adapter=version,
             win_rate=win_rate(self.persona, cur["replies"], base["replies"]),
@@ -115,4 +137,5 @@ class Meter:
             general_nll_change=_rel(cur["general_nll"], base["general_nll"]),
             prompts=len(prompts),
             example={"prompt": prompts[0], "current": cur["replies"][0], "base": base["replies"][0]},
+            **held,
         )

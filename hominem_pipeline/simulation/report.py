@@ -62,6 +62,13 @@ def render(report: SimulationReport) -> str:
     lines = [f"persona {report.persona}: {report.preference}; simulated from {report.started}", header()]
     lines += [row_line(w) for w in report.weeks]
     for w in report.weeks:
+        m = w.measure
+        if m.get("candidate"):
+            lines.append(
+                f"  week {w.week} newest adapter {m['candidate'][:12]} (not current): win {m['candidate_win_rate']:.0%}, "
+                f"satisfied {m['candidate_satisfied']:.0%}, fact NLL {_pct(m.get('candidate_fact_nll_change'))}, "
+                f"drift {m['candidate_general_nll_change']:+.1%}"
+            )
         for name, said in w.sensors.items():
             lines.append(f"  week {w.week} {name}, last said: {said[:200]}")
         for d in w.decisions:
