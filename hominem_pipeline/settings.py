@@ -155,6 +155,22 @@ def load_toml_model(path: Path, model: type[M], *, defaults_if_absent: bool = Fa
         raise ConfigError(f"{path}: {field_errors(exc)}") from exc
 
 
+def load_yaml_model(path: Path, model: type[M]) -> M:
+    """`path` (YAML) validated as `model`; every failure is a `ConfigError` naming the file and field."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return model.model_validate(raw or {})
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {field_errors(exc)}") from exc
+
+
 class Settings:
     """Resolved locations plus the validated config files. Cheap to build; files are read lazily."""
 

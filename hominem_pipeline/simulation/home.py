@@ -9,14 +9,13 @@ refused."""
 from __future__ import annotations
 
 import shutil
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
 from hominem_pipeline.atomic import Pointer, write_json_atomic
-from hominem_pipeline.settings import ConfigError, Settings, StrictModel
+from hominem_pipeline.settings import ConfigError, Settings, StrictModel, load_toml_model
 
 SIMULATION_CONFIG = "simulation.toml"
 MARKER = "simulation.json"
@@ -29,17 +28,7 @@ class SimulationConfig(StrictModel):
 
 
 def load_simulation_config(config_dir: Path) -> SimulationConfig:
-    path = Path(config_dir) / SIMULATION_CONFIG
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file not found: {path}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    try:
-        return SimulationConfig.model_validate(raw)
-    except Exception as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+    return load_toml_model(Path(config_dir) / SIMULATION_CONFIG, SimulationConfig)
 
 
 def apply_overrides(config_dir: Path, overrides: dict[str, dict[str, dict[str, Any]]]) -> None:

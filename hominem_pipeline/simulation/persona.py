@@ -10,12 +10,10 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from hominem_pipeline.events.schema import Emoji
-from hominem_pipeline.settings import ConfigError, StrictModel
-from hominem_pipeline.validation import field_errors
+from hominem_pipeline.settings import StrictModel, load_yaml_model
 
 RuleName = Literal["max_words", "ends_with_question", "regex"]
 _WORD = re.compile(r"\S+")
@@ -119,14 +117,4 @@ class Persona(StrictModel):
 
 def load_persona(path: Path | str) -> Persona:
     """A persona file, validated: a bad one is a ConfigError naming the file and the field."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"persona file not found: {path}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    try:
-        return Persona.model_validate(raw or {})
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: {field_errors(exc)}") from exc
+    return load_yaml_model(Path(path), Persona)

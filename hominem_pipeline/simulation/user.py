@@ -135,8 +135,12 @@ class SimulatedUser:
             day.facts_answered += 1
             return
         body = {"message_id": out["message_id"], "correction": fact.correction}
-        if self._post(day, "/feedback", body) is not None:
+        done = self._post(day, "/feedback", body)
+        if done is not None and done["event_ids"]:
             day.corrections += 1
+            # The user asks for a reply to its correction (`/generate` regenerate=<the correction's id>): the
+            # knowledge extractor takes the reply after a correction as the corrected answer to the question.
+            self._regenerate(day, done["event_ids"][-1], seed + 1)
 
     def chat_day(self, day_index: int) -> DayLog:
         """The persona's turns for simulated day `day_index` (0-based); the caller sets the clock."""
