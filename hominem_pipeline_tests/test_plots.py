@@ -63,7 +63,8 @@ def test_each_plot_is_a_png_with_its_numbers(tmp_path: Path) -> None:
         plots.plot_reward_manifold_umap(_rows()[:5], DIMS, tmp_path / "none.png")
 
 
-def test_the_asset_draws_what_the_data_allows_and_says_why_not_the_rest(hominem_home: Path) -> None:
+def _materialize_plots(hominem_home: Path) -> dict:
+    """The 30 labelled rows in the home's export, then `plots_report` materialised: its metadata."""
     settings = Settings(home=hominem_home)
     names = HominemResource(home=str(hominem_home)).manifold().names
     rows = [{**r, "reward_vector": {n: r["reward_vector"].get(n, 0.0) for n in names}} for r in _rows()]
@@ -73,6 +74,11 @@ def test_the_asset_draws_what_the_data_allows_and_says_why_not_the_rest(hominem_
     result = dg.materialize([plots_report], resources={"hominem": HominemResource(home=str(hominem_home))})
     [event] = result.asset_materializations_for_node("plots_report")
     meta = {k: v.value for k, v in event.metadata.items()}
+    return meta
+
+
+def test_the_asset_draws_what_the_data_allows_and_says_why_not_the_rest(hominem_home: Path) -> None:
+    meta = _materialize_plots(hominem_home)
     assert meta["drawn"] == 2 and meta["reward_manifold.points"] == 30 and meta["reward_manifold_umap.points"] == 30
     for name in ("reward_manifold", "reward_manifold_umap"):
         assert (hominem_home / "artifacts" / "plots" / f"{name}.png").read_bytes().startswith(PNG)
@@ -86,15 +92,7 @@ def test_without_umap_the_asset_draws_pca_and_says_why_not_umap(hominem_home: Pa
     import sys
 
     monkeypatch.setitem(sys.modules, "umap", None)  # `import umap` now raises ImportError(name="umap")
-    settings = Settings(home=hominem_home)
-    names = HominemResource(home=str(hominem_home)).manifold().names
-    rows = [{**r, "reward_vector": {n: r["reward_vector"].get(n, 0.0) for n in names}} for r in _rows()]
-    settings.reward_samples_export.parent.mkdir(parents=True, exist_ok=True)
-    settings.reward_samples_export.write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-    result = dg.materialize([plots_report], resources={"hominem": HominemResource(home=str(hominem_home))})
-    [event] = result.asset_materializations_for_node("plots_report")
-    meta = {k: v.value for k, v in event.metadata.items()}
+    meta = _materialize_plots(hominem_home)
     assert meta["drawn"] == 1 and meta["reward_manifold.points"] == 30
     assert meta["reward_manifold_umap_skipped"].startswith("umap is not installed")
     assert not (hominem_home / "artifacts" / "plots" / "reward_manifold_umap.png").exists()

@@ -119,8 +119,9 @@ def test_simulate_runs_the_loop_on_its_own(hominem_home: Path, tmp_path: Path) -
     current = week1["measure"]["adapter"]
     if current is not None:  # promoted: the running server swapped it in on its own
         assert week1["serving"] == current and week1["swaps"] == 1 and week1["last_swap"]["outcome"] == "swapped"
-    else:
-        assert any(d.startswith("consolidation: hold") for d in week1["decisions"]) or week1["run_failures"] == []
+    else:  # held (by the evaluation or the health gate): published, measured, and not served
+        assert week1["measure"]["candidate"] is not None and week1["rhi"] is not None
+        assert week1["serving"] == "base" and week1["swaps"] == 0
     assert (home / "artifacts" / "plots" / "simulation_tester.png").is_file()
 
 
