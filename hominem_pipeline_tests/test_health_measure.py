@@ -11,6 +11,7 @@ import pytest
 from hominem_pipeline.embedding import Embedder
 from hominem_pipeline.health.config import HealthConfig
 from hominem_pipeline.health.measure import Conversation, reward_components
+from hominem_pipeline.health.predictivity import Judgements
 from hominem_pipeline.manifold import load_manifold
 from hominem_pipeline.reward_model.config import RewardModelConfig
 from hominem_pipeline.reward_model.dataset import sample_from_row, teacher_pairs
@@ -72,3 +73,46 @@ def test_reward_side_components_follow_the_planted_rule(reward_model) -> None:
     assert same["mss"].inputs["drift"] == 0.0
     moved, _ = reward_components(reward_model, probe, list(reversed(rdm)), pairs, convs, outcomes, cfg)
     assert moved["mss"].inputs["drift"] > 0.0 and moved["mss"].value < same["mss"].value
+
+
+def _judged_conversations(judge) -> tuple[list[Conversation], Judgements]:
+    """16 single-prompt conversations, each with an apologising draft and a plain one (a regenerate), both
+    given an emoji and one chosen, by `judge(i, apologises) -> valence`."""
+    convs, judgements = [], Judgements()
+    for i in range(16):
+        conv = Conversation(f"c{i}")
+        prompt = f"I keep worrying about {TOPICS[i % 4]}. What should I do?"
+        for kind, reply in (("a", KEYWORD + " " + ADVICE[i % len(ADVICE)]), ("p", ADVICE[(i + 1) % len(ADVICE)])):
+            conv.turns.append((f"m{i}{kind}", prompt, reply))
+            judgements.valence[f"m{i}{kind}"] = judge(i, kind == "a")
+        first, second = f"m{i}a", f"m{i}p"
+        judgements.choices.append((first, second) if judgements.valence[first] > judgements.valence[second] else (second, first))
+        convs.append(conv)
+    return convs, judgements
+
+
+def test_lrps_reads_the_users_own_judgements_through_a_cross_fitted_user_head(reward_model) -> None:
+    """LRPS asks whether the user's signal is coherent, not whether it agrees with the teacher: a user who
+    likes the apology and one who dislikes it (the opposite of the teacher's taste) both score high; a
+    user who rewards and punishes the same trait scores near 0 and holds the index down."""
+    cfg = HealthConfig()
+    probe = [("I keep worrying about my job. What should I do?", ADVICE[0])] * 3
+    convs, likes = _judged_conversations(lambda i, apologises: 0.5 if apologises else -0.5)
+    _, dislikes = _judged_conversations(lambda i, apologises: -0.5 if apologises else 0.5)
+    # the same replies (conversations i and i + 4 share prompt and drafts) praised in one conversation and
+    # punished in the other
+    _, fickle = _judged_conversations(lambda i, apologises: (0.5 if apologises else -0.5) * (1 if (i // 4) % 2 else -1))
+    values = {}
+    for name, judgements in (("likes", likes), ("dislikes", dislikes), ("fickle", fickle)):
+        parts, _ = reward_components(reward_model, probe, None, [], convs, {}, cfg, judgements)
+        lrps = parts["lrps"]
+        assert lrps.inputs["reading"].startswith("user head") and lrps.inputs["choices"] == 16
+        values[name] = lrps.value
+    assert values["likes"] > 0.8 and values["dislikes"] > 0.8  # a consistent taste, either way, is learnable
+    assert values["fickle"] < 0.3  # a contradictory one is not
+
+    # Too few judgements: LRPS falls back to the conversations' outcomes and says why.
+    few = Judgements({"m0a": 0.5, "m0p": -0.5}, [("m0a", "m0p")])
+    outcomes = {c.conversation_id: (1.0 if i % 2 else -1.0, "teacher reward labels") for i, c in enumerate(convs)}
+    parts, _ = reward_components(reward_model, probe, None, [], convs, outcomes, cfg, few)
+    assert "user_head" in parts["lrps"].inputs and parts["lrps"].inputs["outcome_sources"] == {"teacher reward labels": 16}

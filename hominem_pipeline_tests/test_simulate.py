@@ -19,7 +19,7 @@ import yaml
 
 from hominem_pipeline.manifold import load_manifold
 from hominem_pipeline.settings import ConfigError, Settings
-from hominem_pipeline.simulation.persona import Persona, load_persona
+from hominem_pipeline.simulation.persona import Judgement, Persona, load_persona
 from hominem_pipeline.simulation.report import goals
 from hominem_pipeline.simulation.run import SimulationReport, WeekRow, start_of_simulation
 from hominem_pipeline_tests.reward_data import planted_rows, write_jsonl
@@ -43,9 +43,14 @@ def test_the_persona_judges_by_its_rule_alone_and_a_bad_file_names_the_field(tmp
     assert p.preference.score("one two three") == 1.0
     assert p.preference.score("one two three four five six seven eight nine ten") == 0.5  # graded: 5/10
     rng = random.Random(0)
-    assert p.judge("short reply", rng) == 1.0  # consistency 1.0: always its preference
+    long, longer = "one two three four five six seven eight nine ten", "one two three four five six seven eight nine ten eleven twelve"
+    assert p.judge("short reply", rng) == Judgement(True, 1.0)  # consistency 1.0: always its preference
+    assert not p.judge(long, rng).satisfied and p.judge(long, rng).score > p.judge(longer, rng).score
     fickle = Persona.model_validate({**PERSONA, "habits": {**PERSONA["habits"], "consistency": 0.0}})
-    assert fickle.judge("short reply", rng) == 0.0  # consistency 0.0: always the opposite
+    # consistency 0.0: always the opposite: the short reply misses, a long one satisfies (the emoji it
+    # taps flips, not only the graded score), and of two long drafts the longer one wins the choice
+    assert fickle.judge("short reply", rng) == Judgement(False, 0.0)
+    assert fickle.judge(long, rng).satisfied and fickle.judge(longer, rng).score > fickle.judge(long, rng).score
 
     bad = {**PERSONA, "preference": {"description": "x", "rule": "max_words"}}
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))

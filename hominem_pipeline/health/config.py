@@ -94,6 +94,10 @@ class Probes(StrictModel):
     )
     cdrs_max_pairs: int = Field(64, ge=2, le=100000)
     lrps_min_conversations: int = Field(3, ge=3, le=100000)
+    lrps_min_judgements: int = Field(
+        6, ge=3, le=100000, description="LRPS from the user's judgements needs this many emoji or choices scored out of fold"
+    )
+    lrps_folds: int = Field(5, ge=2, le=100, description="folds of the user head's cross-fitting (by conversation)")
     conversations_limit: int = Field(200, ge=1, le=1000000)
     curvature_min_turns: int = Field(3, ge=3, le=1000)
     prompt_variant_prefix: str = Field(

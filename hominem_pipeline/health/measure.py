@@ -4,8 +4,10 @@
   trainer logged (`training.probe`) and the `health_calibration` it stored (`health.calibration`).
 - MSS, CDRS and LRPS ask the current reward model about fixed probes: the evaluation set's scenario
   answers (config/eval, versioned by its hash), the teacher's preference pairs (their prompt category is
-  the domain) and the conversations in the store (per-turn rewards; the user's emoji valence, else the
-  teacher's emotion valence, else its reward labels, as the conversation's outcome).
+  the domain) and the conversations in the store (per-turn rewards for MSS's curvature; for LRPS, the
+  user's own emoji and choices against a user head cross-fitted on the reward model's outputs
+  (`health.predictivity`), else, without enough of them, each conversation's teacher emotion valence or
+  reward labels as its outcome).
 Without a reward model those three are not measured and the report says so.
 """
 
@@ -22,6 +24,7 @@ import numpy as np
 
 from hominem_pipeline.health import components as C
 from hominem_pipeline.health.config import HealthConfig
+from hominem_pipeline.health.predictivity import Judgements, reply_features, user_lrps
 from hominem_pipeline.health.report import (
     ComponentValue,
     HealthReport,
@@ -93,6 +96,19 @@ def conversation_outcomes(db: Any, conversations: list[Conversation], manifold: 
     return out
 
 
+def user_judgements(db: Any, conversations: list[Conversation]) -> Judgements:
+    """The user's emoji valence per reply (mean over the emoji it has on) and its regenerate-and-pick
+    choices, for the replies of `conversations`."""
+    replies = {mid for c in conversations for mid, _, _ in c.turns}
+    valence: dict[str, list[float]] = defaultdict(list)
+    for f in db.get_feedback(kind="emoji"):
+        if f["message_id"] in replies and "valence" in f["axes"]:
+            valence[f["message_id"]].append(float(f["axes"]["valence"]))
+    choices = [(f["chosen_message_id"], f["rejected_message_id"]) for f in db.get_feedback(kind="preference")
+               if f["chosen_message_id"] in replies and f["rejected_message_id"] in replies]
+    return Judgements({m: float(np.mean(v)) for m, v in valence.items()}, choices)
+
+
 def scenario_pairs(regression_set: Any) -> list[tuple[str, str, str, str]]:
     """(domain, prompt, chosen, rejected): each scenario's balanced answer over each of its failures."""
     return [(s.scenario, s.prompt, s.balanced, f.response) for s in regression_set.scenarios for f in s.failures]
@@ -117,15 +133,19 @@ def reward_components(
     conversations: list[Conversation],
     outcomes: Mapping[str, tuple[float, str]],
     cfg: HealthConfig,
+    judgements: Judgements | None = None,
 ) -> tuple[dict[str, C.Component], list[float]]:
-    """MSS, CDRS and LRPS from the reward model's answers; returns them and this RDM (for later drift)."""
+    """MSS, CDRS and LRPS from the reward model's answers; returns them and this RDM (for later drift).
+    LRPS reads the user's own `judgements` of the replies where there are enough (`health.predictivity`),
+    else the conversations' `outcomes` (the teacher's labels where the user gave none)."""
     names = list(reward_model.manifold.names)
     vectors = [[o.reward_vector[d] for d in names] for o in reward_model.score_batch(probe_texts)]
     rdm = C.rdm(vectors)
     drift = C.rdm_drift(accepted_rdm, rdm) if accepted_rdm is not None and len(accepted_rdm) == len(rdm) else None
 
     items = [(p, r) for c in conversations for _, p, r in c.turns]
-    scalars = iter(reward_model.score_items(items).scalar.tolist() if items else [])
+    turn_scores = reward_model.score_items(items) if items else None
+    scalars = iter(turn_scores.scalar.tolist() if turn_scores is not None else [])
     per_conv = {c.conversation_id: [next(scalars) for _ in c.turns] for c in conversations}
     curvature, used = C.curvature_variance(list(per_conv.values()), cfg.probes.curvature_min_turns)
     mss = C.mss(drift, curvature, {"probe_texts": len(probe_texts), "curvature_conversations": used,
@@ -142,11 +162,24 @@ def reward_components(
             margin = float(s[2 * i] - s[2 * i + 1])
             variant = float(s[2 * n + 2 * i] - s[2 * n + 2 * i + 1])
             scored.append(C.ScoredPair(domain, margin, variant, float(1.0 / (1.0 + np.exp(-t * margin)))))
+    lrps = None
+    if judgements and turn_scores is not None:
+        index = {mid: i for i, mid in enumerate(mid for c in conversations for mid, _, _ in c.turns)}
+        groups = [c.conversation_id for c in conversations for _ in c.turns]
+        x = reply_features(turn_scores.heads, turn_scores.scalar, [r for _, r in items])
+        lrps = user_lrps(x, groups, [(index[m], v) for m, v in judgements.valence.items() if m in index],
+                         [(index[c], index[r]) for c, r in judgements.choices if c in index and r in index],
+                         cfg.probes.lrps_folds, cfg.probes.lrps_min_judgements)
+    if lrps is not None and lrps.value is not None:
+        return {"mss": mss, "cdrs": C.cdrs(scored), "lrps": lrps}, rdm
+    user_note = lrps.note if lrps is not None else ""
     with_outcome = [cid for cid in per_conv if cid in outcomes]
     lrps = C.lrps([float(np.mean(per_conv[c])) for c in with_outcome], [outcomes[c][0] for c in with_outcome],
                   cfg.probes.lrps_min_conversations)
     lrps.inputs["outcome_sources"] = dict(sorted(
         {src: sum(1 for c in with_outcome if outcomes[c][1] == src) for _, src in outcomes.values()}.items()))
+    if user_note:
+        lrps.inputs["user_head"] = user_note
     return {"mss": mss, "cdrs": C.cdrs(scored), "lrps": lrps}, rdm
 
 
@@ -206,8 +239,9 @@ def measure_version(
                                max(0, cfg.probes.cdrs_max_pairs - len(pairs)))
         conversations = conversations_from_store(db, cfg.probes.conversations_limit) if db is not None else []
         outcomes = conversation_outcomes(db, conversations, reward_model.manifold) if conversations else {}
+        judgements = user_judgements(db, conversations) if conversations else None
         reward_parts, rdm = reward_components(reward_model, probe_texts, accepted_rdm, pairs[: cfg.probes.cdrs_max_pairs],
-                                              conversations, outcomes, cfg)
+                                              conversations, outcomes, cfg, judgements)
         parts.update(reward_parts)
         extra.update(reward_model=str(reward_model.version), reward_rdm=[round(x, 6) for x in rdm])
     return build_report(model_name, version, kind, parts, cfg, settings.artifacts_dir, notes=notes, **extra)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -69,6 +70,15 @@ class Fact(StrictModel):
         return self.answer.lower() in reply.lower()
 
 
+@dataclass(frozen=True)
+class Judgement:
+    """What the user makes of one reply: whether it satisfies (the emoji it taps) and how near the
+    preference it is (what a choice between two drafts compares)."""
+
+    satisfied: bool
+    score: float
+
+
 class Habits(StrictModel):
     turns_per_day: int = Field(4, ge=1, le=200)
     chat_days_per_week: int = Field(5, ge=1, le=7)
@@ -105,11 +115,14 @@ class Persona(StrictModel):
             raise ValueError(f"held_out: prompts also asked in the run are not fresh: {overlap[:3]}")
         return self
 
-    def judge(self, reply: str, rng: random.Random) -> float:
-        """The user's judgement of one reply as it labels (consistency applies: an inconsistent user
-        sometimes scores the opposite of its preference)."""
+    def judge(self, reply: str, rng: random.Random) -> Judgement:
+        """The user's judgement of one reply as it labels. An inconsistent user sometimes judges the
+        opposite of its preference: then a reply that misses is found satisfying (and the reverse), and
+        of two drafts the one further from the preference wins (`score` is mirrored)."""
         s = self.preference.score(reply)
-        return s if rng.random() < self.habits.consistency else 1.0 - s
+        if rng.random() < self.habits.consistency:
+            return Judgement(s >= 1.0, s)
+        return Judgement(s < 1.0, 1.0 - s)
 
     def held_out_prompts(self) -> list[str]:
         return [p for ps in self.held_out.values() for p in ps]

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from hominem_pipeline.simulation.persona import Fact, Persona
+from hominem_pipeline.simulation.persona import Fact, Judgement, Persona
 
 
 @dataclass
@@ -77,10 +77,10 @@ class SimulatedUser:
             day.served.append(out.get("adapter_version") or "base")
         return out
 
-    def _label(self, day: DayLog, message_id: str, score: float) -> None:
+    def _label(self, day: DayLog, message_id: str, judged: Judgement) -> None:
         if self.rng.random() >= self.persona.habits.label_rate:
             return
-        emoji = self.persona.habits.satisfied if score >= 1.0 else self.persona.habits.missed
+        emoji = self.persona.habits.satisfied if judged.satisfied else self.persona.habits.missed
         if self._post(day, "/feedback", {"message_id": message_id, "labels": [emoji]}) is not None:
             day.labels += 1
 
@@ -118,8 +118,8 @@ class SimulatedUser:
                 other = self.persona.judge(second["text"], self.rng)
                 self._label(day, first["message_id"], judged)
                 self._label(day, second["message_id"], other)
-                if other != judged and first["text"].strip() != second["text"].strip():
-                    chosen, rejected = (first, second) if judged > other else (second, first)
+                if other.score != judged.score and first["text"].strip() != second["text"].strip():
+                    chosen, rejected = (first, second) if judged.score > other.score else (second, first)
                     body = {"chosen_message_id": chosen["message_id"], "rejected_message_id": rejected["message_id"]}
                     if self._post(day, "/feedback", body) is not None:
                         day.choices += 1
