@@ -152,4 +152,4 @@ def test_cli_shows_history_and_decisions_and_online_needs_feedback(hominem_home:
     assert refused.exit_code == 0 and "Reward Health Index: forced: RHI 0.000" in refused.output
     assert "consolidation" in runner.invoke(main, ["health", "show"]).output
     online = runner.invoke(main, ["health", "online"])
-    assert online.exit_code == 0 and "fast loop: skip: no feedback pairs in the last 6 hours" in online.output
+    assert online.exit_code == 0 and "fast loop: skip: no feedback pairs newer than the last online update's" in online.output

@@ -19,7 +19,7 @@ from hominem_pipeline.health.gate import (
     read_online_state,
     slow_loop_decision,
 )
-from hominem_pipeline.health.online import online_update, recent_feedback
+from hominem_pipeline.health.online import online_update, unlearned_feedback
 from hominem_pipeline.health.report import ComponentValue, HealthReport, read_history
 from hominem_pipeline.records import PreferencePair
 from hominem_pipeline.settings import Settings
@@ -82,16 +82,6 @@ def test_slow_loop_lowers_the_learning_rate_after_three_falling_nights() -> None
     assert rising.actions == ["continue"] and "rising" in rising.reason
 
 
-def test_recent_feedback_keeps_the_last_hours_of_user_choices() -> None:
-    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
-    pairs = [
-        PreferencePair(prompt="p", chosen="a", rejected="b", source="feedback", created_at=now - timedelta(hours=1)),
-        PreferencePair(prompt="p", chosen="c", rejected="d", source="feedback", created_at=now - timedelta(hours=9)),
-        PreferencePair(prompt="p", chosen="e", rejected="f", source="teacher", created_at=now),
-    ]
-    assert [p.chosen for p in recent_feedback(pairs, 6.0, now)] == ["a"]
-
-
 WARM = "I'm sorry that happened. It makes sense to feel hurt, and you deserve support."
 BLUNT = "That is your own fault. Move on."
 
@@ -141,6 +131,9 @@ def test_online_update_contradictory_batch_is_refused_coherent_batch_applied(
     assert applied.online == applied.candidate
     registry = AdapterRegistry(hominem_home / "artifacts", applied.report.model_name)
     assert registry.pointer("current").target == current  # online updates never consolidate
+    # the batch is marked learned (whatever the gate says), so the next scheduled update does not retake it
+    learned = read_online_state(hominem_home / "artifacts", registry.model_name)["learned_until"]
+    assert learned == coherent[0].created_at.astimezone(UTC).replace(tzinfo=None).isoformat()
 
     # The same prompt and answers, but half the pairs prefer the blunt answer for epistemic_integrity's
     # sake: empathy's gradient is exactly opposite to epistemic_integrity's, DCS = 0.
@@ -178,3 +171,24 @@ def test_frozen_online_learning_resumes_only_after_recovery(hominem_home: Path, 
     recovered = _update(hominem_home, tiny_model_dir, _batch([{"empathy": 0.8, "epistemic_integrity": 0.8}] * 2))
     assert recovered.decision.actions == ["unfreeze", "apply"] and recovered.online == recovered.candidate
     assert read_online_state(hominem_home / "artifacts", name)["frozen"] is False
+
+
+def test_online_updates_take_feedback_once_however_late_it_reaches_the_export() -> None:
+    """Feedback reaches the preference export after its day's ingest, hours after it was given, so a window
+    of "the last 6 hours" never held any: an update takes every feedback pair no earlier update took, at
+    most `max_age_hours` old, and never the same pair twice."""
+    now = datetime(2026, 3, 10, 6, 0, tzinfo=UTC)  # aware or naive, both are read as UTC
+
+    def pair(hours_ago: float, source: str = "feedback") -> PreferencePair:
+        return PreferencePair(prompt="p", chosen="a", rejected="b", source=source,
+                              created_at=now - timedelta(hours=hours_ago))
+
+    exported = [pair(20), pair(30), pair(100), pair(2, source="teacher")]
+    first = unlearned_feedback(exported, None, 48, now)
+    # yesterday's feedback, exported overnight, is taken; four-day-old feedback is left to the training
+    # cycle; teacher pairs are never the fast loop's
+    assert sorted(p.created_at for p in first) == [now - timedelta(hours=30), now - timedelta(hours=20)]
+    mark = max(p.created_at for p in first).replace(tzinfo=None).isoformat()
+    assert unlearned_feedback(exported, mark, 48, now) == []  # the next update: nothing new
+    arrived = [*exported, pair(1)]
+    assert [p.created_at for p in unlearned_feedback(arrived, mark, 48, now)] == [now - timedelta(hours=1)]

@@ -111,8 +111,11 @@ def test_lrps_reads_the_users_own_judgements_through_a_cross_fitted_user_head(re
     assert values["likes"] > 0.8 and values["dislikes"] > 0.8  # a consistent taste, either way, is learnable
     assert values["fickle"] < 0.3  # a contradictory one is not
 
-    # Too few judgements: LRPS falls back to the conversations' outcomes and says why.
+    # Too few judgements: not measured, and the note says why (the teacher's outcomes do not stand in for
+    # a user who has spoken); with none at all, the teacher's outcomes are the reading.
     few = Judgements({"m0a": 0.5, "m0p": -0.5}, [("m0a", "m0p")])
     outcomes = {c.conversation_id: (1.0 if i % 2 else -1.0, "teacher reward labels") for i, c in enumerate(convs)}
     parts, _ = reward_components(reward_model, probe, None, [], convs, outcomes, cfg, few)
-    assert "user_head" in parts["lrps"].inputs and parts["lrps"].inputs["outcome_sources"] == {"teacher reward labels": 16}
+    assert parts["lrps"].value is None and "fewer than 6 user judgements" in parts["lrps"].note
+    parts, _ = reward_components(reward_model, probe, None, [], convs, outcomes, cfg, Judgements())
+    assert parts["lrps"].inputs["outcome_sources"] == {"teacher reward labels": 16}

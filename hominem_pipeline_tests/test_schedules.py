@@ -134,7 +134,7 @@ def test_each_maintenance_and_health_schedule_ticks_into_a_run_of_its_job_and_th
             assert result.success
         maintained = instance.get_latest_materialization_event(dg.AssetKey("sft_maintenance"))
         assert maintained is not None and maintained.asset_materialization.metadata["rows_before"].value == len(ROWS)
-        # No feedback in the last hours: the fast loop skips, says why, and trains nothing.
+        # No feedback not yet learned: the fast loop skips, says why, and trains nothing.
         online = instance.get_latest_materialization_event(dg.AssetKey("rhi_online")).asset_materialization.metadata
         assert online["decision"].value == "skip" and "no feedback pairs" in online["reason"].value
         assert online["candidate"].value == "none"

@@ -86,8 +86,8 @@ def nightly_cmd(model_name: str | None) -> None:
 
 @health.command("online")
 def online_cmd() -> None:
-    """One online update (fast loop) from the feedback pairs of the last `[fast_loop] hours`, gated by
-    partial RHI; `current` never moves (the `online` pointer does)."""
+    """One online update (fast loop) from the feedback pairs no earlier update learned from (at most
+    `[fast_loop] max_age_hours` old), gated by partial RHI; `current` never moves (the `online` pointer does)."""
     from hominem_pipeline.health.run import run_online_update
 
     result = run_online_update(Settings())

@@ -134,8 +134,8 @@ def nightly_schedule(settings: Settings | None = None) -> dg.ScheduleDefinition:
 
 @dg.op
 def rhi_online_update(context: dg.OpExecutionContext, hominem: HominemResource) -> None:
-    """One online update (fast loop) from the feedback of the last `[fast_loop] hours`, gated by partial
-    RHI; it moves the `online` pointer, never `current` (`hominem health online` is the same call)."""
+    """One online update (fast loop) from the feedback pairs no earlier update learned from (at most
+    `[fast_loop] max_age_hours` old), gated by partial RHI; it moves the `online` pointer, never `current` (`hominem health online` is the same call)."""
     from hominem_pipeline.health.run import run_online_update
 
     result = run_online_update(hominem.settings())
@@ -161,7 +161,7 @@ def online_update_schedule(settings: Settings | None = None) -> dg.ScheduleDefin
     """The fast loop at `[fast_loop] cron` in `[fast_loop] timezone` (config/health.toml), on by default."""
     fast = load_health_config(settings or Settings()).fast_loop
     return timed_schedule("online_update_schedule", online_update_job, fast.cron, fast.timezone,
-                          f"Online update from the last {fast.hours:g} h of feedback at {fast.cron!r} "
+                          f"Online update from the feedback no update took yet (at most {fast.max_age_hours:g} h old) at {fast.cron!r} "
                           f"{fast.timezone} (config/health.toml [fast_loop])")
 
 

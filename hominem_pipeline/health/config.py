@@ -47,13 +47,16 @@ class FastLoop(StrictModel):
     rollback: float = Field(0.30, ge=0.0, le=1.0)
     freeze: float = Field(0.20, ge=0.0, le=1.0)
     recover: float = Field(0.50, ge=0.0, le=1.0)
-    hours: float = Field(6.0, gt=0, description="feedback from the last N hours makes one online update")
+    max_age_hours: float = Field(
+        48.0, gt=0, description="an online update learns from the feedback pairs no earlier update took, at most this "
+        "old (older feedback is left to the training cycle)"
+    )
     max_steps: int = Field(4, ge=1, le=1000)
     learning_rate_factor: float = Field(
         0.5, gt=0, le=1.0, description="online steps use the cycle's learning rates times this"
     )
     pointer: str = Field("online", description="the adapter pointer online updates move (never `current`)")
-    cron: CronExpression = "0 */6 * * *"  # when `online_update_schedule` runs one update (every `hours`)
+    cron: CronExpression = "0 */6 * * *"  # when `online_update_schedule` runs one update
     timezone: TimeZoneName = "UTC"
 
     @model_validator(mode="after")

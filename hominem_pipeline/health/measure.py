@@ -6,8 +6,8 @@
   answers (config/eval, versioned by its hash), the teacher's preference pairs (their prompt category is
   the domain) and the conversations in the store (per-turn rewards for MSS's curvature; for LRPS, the
   user's own emoji and choices against a user head cross-fitted on the reward model's outputs
-  (`health.predictivity`), else, without enough of them, each conversation's teacher emotion valence or
-  reward labels as its outcome).
+  (`health.predictivity`; too few of them and LRPS is not measured), or, where the user gave none, each
+  conversation's teacher emotion valence or reward labels as its outcome).
 Without a reward model those three are not measured and the report says so.
 """
 
@@ -136,8 +136,8 @@ def reward_components(
     judgements: Judgements | None = None,
 ) -> tuple[dict[str, C.Component], list[float]]:
     """MSS, CDRS and LRPS from the reward model's answers; returns them and this RDM (for later drift).
-    LRPS reads the user's own `judgements` of the replies where there are enough (`health.predictivity`),
-    else the conversations' `outcomes` (the teacher's labels where the user gave none)."""
+    LRPS reads the user's own `judgements` of the replies (`health.predictivity`; not measured while they
+    are too few); only where the user gave none, the conversations' `outcomes` (the teacher's labels)."""
     names = list(reward_model.manifold.names)
     vectors = [[o.reward_vector[d] for d in names] for o in reward_model.score_batch(probe_texts)]
     rdm = C.rdm(vectors)
@@ -170,16 +170,13 @@ def reward_components(
         lrps = user_lrps(x, groups, [(index[m], v) for m, v in judgements.valence.items() if m in index],
                          [(index[c], index[r]) for c, r in judgements.choices if c in index and r in index],
                          cfg.probes.lrps_folds, cfg.probes.lrps_min_judgements)
-    if lrps is not None and lrps.value is not None:
+    if lrps is not None:
         return {"mss": mss, "cdrs": C.cdrs(scored), "lrps": lrps}, rdm
-    user_note = lrps.note if lrps is not None else ""
     with_outcome = [cid for cid in per_conv if cid in outcomes]
     lrps = C.lrps([float(np.mean(per_conv[c])) for c in with_outcome], [outcomes[c][0] for c in with_outcome],
                   cfg.probes.lrps_min_conversations)
     lrps.inputs["outcome_sources"] = dict(sorted(
         {src: sum(1 for c in with_outcome if outcomes[c][1] == src) for _, src in outcomes.values()}.items()))
-    if user_note:
-        lrps.inputs["user_head"] = user_note
     return {"mss": mss, "cdrs": C.cdrs(scored), "lrps": lrps}, rdm
 
 

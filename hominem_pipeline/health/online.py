@@ -1,4 +1,5 @@
-"""The fast loop: a small online update of the adapter from the last hours' feedback, gated by partial RHI.
+"""The fast loop: a small online update of the adapter from the feedback no update has learned from yet,
+gated by partial RHI.
 
 The update continues the adapter the `online` pointer names (or `current` on the first update) for a few
 preference steps with a gradient probe at every step, and is published as a version of its own. Its
@@ -39,15 +40,27 @@ class OnlineResult:
     online: str | None  # what the `online` pointer names afterwards
 
 
-def recent_feedback(pairs: list[PreferencePair], hours: float, now: datetime | None = None) -> list[PreferencePair]:
-    """Preference pairs from the user's own feedback dated within the last `hours`."""
-    now = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
-    since = now - timedelta(hours=hours)
+def _naive_utc(t: datetime) -> datetime:
+    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
 
-    def naive(t: datetime) -> datetime:
-        return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
 
-    return [p for p in pairs if p.source == "feedback" and p.created_at is not None and naive(p.created_at) >= since]
+def unlearned_feedback(pairs: list[PreferencePair], learned_until: datetime | str | None, max_age_hours: float,
+                       now: datetime | None = None) -> list[PreferencePair]:
+    """Preference pairs from the user's own feedback that no online update has learned from yet: dated
+    after `learned_until` (the newest pair an earlier update took) and at most `max_age_hours` old.
+
+    A window of "the last N hours" would never hold anything: feedback reaches the preference export only
+    after the daily ingest and labelling of its day, hours after it was given."""
+    now = _naive_utc(now or datetime.now(UTC))
+    since = now - timedelta(hours=max_age_hours)
+    if learned_until is not None:
+        mark = _naive_utc(datetime.fromisoformat(learned_until) if isinstance(learned_until, str) else learned_until)
+        since = max(since, mark + timedelta(microseconds=1))
+    return [p for p in pairs if p.source == "feedback" and p.created_at is not None and _naive_utc(p.created_at) >= since]
+
+
+def _newest(pairs: list[PreferencePair]) -> str:
+    return max(_naive_utc(p.created_at) for p in pairs if p.created_at is not None).isoformat()
 
 
 def update_config(training_config: Any, health: HealthConfig, n_pairs: int) -> Any:
@@ -113,13 +126,17 @@ def online_update(
         return OnlineResult(decision, None, None, base, registry.pointer(pointer).target)
 
     if not pairs:  # the scheduled update on a quiet day: no model is loaded, nothing is trained
-        return skipped(f"no feedback pairs in the last {health.fast_loop.hours:g} hours")
+        return skipped(f"no feedback pairs newer than the last online update's (and at most "
+                       f"{health.fast_loop.max_age_hours:g} h old)")
+    # A batch is learned from once, whatever its gate says: a refused batch is not retried next time.
+    state["learned_until"] = _newest(pairs)
     cfg = update_config(training_config, health, len(pairs))
     data = prepare_examples(cfg, pairs, [], False, reward_model)
     try:
         result = train_dual(cfg, data, base_model_path=base_model_path, lora_root=root, continue_from=base,
                             health_probes=health.probes, notes={"online_update": f"{len(pairs)} feedback pairs"})
     except NoTrainingData as exc:
+        save_online_state(settings.artifacts_dir, root.name, state)
         return skipped(f"nothing to learn from: {exc}")
     parts = training_components(result.metadata, health)
     partial = partial_index(parts, health.weights)
@@ -131,10 +148,9 @@ def online_update(
         "gvi_max_reference": gvs.inputs.get("gvi_max_reference"),
     })
     decision.inputs["notes"] = _apply(registry, decision, pointer, base, result.version)
-    if "freeze" in decision.actions:
-        save_online_state(settings.artifacts_dir, root.name, {"frozen": True, "since": now_iso(), "partial": partial})
-    elif "unfreeze" in decision.actions:
-        save_online_state(settings.artifacts_dir, root.name, {"frozen": False, "since": now_iso(), "partial": partial})
+    if "freeze" in decision.actions or "unfreeze" in decision.actions:
+        state.update(frozen="freeze" in decision.actions, since=now_iso(), partial=partial)
+    save_online_state(settings.artifacts_dir, root.name, state)
     log_decision(settings.artifacts_dir, root.name, decision)
     report = build_report(root.name, result.version, "online", parts, health, settings.artifacts_dir,
                           notes=[f"fast loop: {decision.action} ({decision.reason})"])

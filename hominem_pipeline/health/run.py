@@ -123,16 +123,20 @@ def nightly_replay(settings: Any, model_name: str, *, db: Any | None = None, cfg
 
 
 def run_online_update(settings: Any, now: Any = None) -> Any:
-    """The fast loop from the project's files: the preference export's feedback pairs of the last hours."""
-    from hominem_pipeline.health.online import online_update, recent_feedback
+    """The fast loop from the project's files: the preference export's feedback pairs no online update has
+    learned from yet."""
+    from hominem_pipeline.health.gate import read_online_state
+    from hominem_pipeline.health.online import online_update, unlearned_feedback
     from hominem_pipeline.models import resolve_model
     from hominem_pipeline.training.data import load_preference_pairs
-    from hominem_pipeline.training.run import load_config, preferences_path
+    from hominem_pipeline.training.run import load_config, lora_root, preferences_path
 
     cfg = load_health_config(settings)
     training = load_config(settings)
     path = preferences_path(settings)
-    pairs = recent_feedback(load_preference_pairs(path) if path.is_file() else [], cfg.fast_loop.hours, now)
+    learned_until = read_online_state(settings.artifacts_dir, lora_root(settings, training).name).get("learned_until")
+    pairs = unlearned_feedback(load_preference_pairs(path) if path.is_file() else [], learned_until,
+                               cfg.fast_loop.max_age_hours, now)
     base = resolve_model(training.base_model or settings.inference.student.model, settings.models_cache_dir)
     return online_update(settings, pairs, health=cfg, training_config=training, base_model_path=base,
                          reward_model=_reward_model(settings))
