@@ -192,3 +192,9 @@ def test_online_updates_take_feedback_once_however_late_it_reaches_the_export() 
     assert unlearned_feedback(exported, mark, 48, now) == []  # the next update: nothing new
     arrived = [*exported, pair(1)]
     assert [p.created_at for p in unlearned_feedback(arrived, mark, 48, now)] == [now - timedelta(hours=1)]
+    # Without an explicit `now`, the fast loop reads the project's clock: under `hominem simulate` the
+    # simulated one, on which yesterday's feedback is a day old (by the wall clock it may be weeks old).
+    from hominem_pipeline import clock
+
+    with clock.installed(clock.SimulatedClock(now)):
+        assert len(unlearned_feedback(exported, None, 48)) == 2

@@ -13,13 +13,14 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 from pydantic import Field
 from threadpoolctl import threadpool_limits
 
+from hominem_pipeline import clock
 from hominem_pipeline.settings import CronExpression, Settings, StrictModel, TimeZoneName, load_toml_model
 from hominem_pipeline.store import maintenance as store
 
@@ -203,7 +204,7 @@ def run_maintenance(
     """One night: aged-out rows, exact then near duplicates, embeddings and clusters, re-emission, in that
     order (rows removed first are neither embedded nor re-emitted). `embedder` has `.spec` and
     `.embed(texts)` (unit-norm rows), e.g. `embedding.Embedder`."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()  # the simulated clock's now under `hominem simulate`
     say = log or (lambda _m: None)
     report = MaintenanceReport(embedding_model=embedder.spec)
     report.rows_before = int(db.scalar("SELECT count(*) FROM sft_pairs"))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from hominem_pipeline import clock
 from hominem_pipeline.adapters import CURRENT, AdapterRegistry, AdapterRegistryError
 from hominem_pipeline.health.components import partial_index
 from hominem_pipeline.health.config import HealthConfig
@@ -51,7 +52,7 @@ def unlearned_feedback(pairs: list[PreferencePair], learned_until: datetime | st
 
     A window of "the last N hours" would never hold anything: feedback reaches the preference export only
     after the daily ingest and labelling of its day, hours after it was given."""
-    now = _naive_utc(now or datetime.now(UTC))
+    now = _naive_utc(now or clock.now())  # the simulated clock's now under `hominem simulate`
     since = now - timedelta(hours=max_age_hours)
     if learned_until is not None:
         mark = _naive_utc(datetime.fromisoformat(learned_until) if isinstance(learned_until, str) else learned_until)
