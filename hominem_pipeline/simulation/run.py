@@ -39,7 +39,7 @@ class WeekRow:
     runs: dict[str, str] = field(default_factory=dict)  # job -> "succeeded/requested"
     run_failures: list[str] = field(default_factory=list)
     decisions: list[str] = field(default_factory=list)  # gating decisions logged this week
-    rhi: float | None = None  # the latest RHI measured
+    rhi: float | None = None  # the latest full RHI measured (cycle or nightly; online updates have a partial one)
     served: list[str] = field(default_factory=list)  # adapter versions that served replies, in order
     serving: str | None = None  # the adapter the server serves at the week's end (GET /health)
     last_swap: dict[str, Any] | None = None  # the server's last swap record
@@ -114,7 +114,8 @@ def simulate(
         row.decisions = [f"{d.get('loop')}: {'+'.join(d.get('actions') or [])} ({d.get('reason', '')[:120]})"
                          for d in decisions[seen_decisions:]]
         seen_decisions = len(decisions)
-        rhis = [r["rhi"] for r in history if r.get("rhi") is not None]
+        # the full index (a cycle's or the nightly replay's), not an online update's partial one
+        rhis = [r["rhi"] for r in history if r.get("rhi") is not None and r.get("kind") != "online"]
         row.rhi = rhis[-1] if rhis else None
         row.sensors = dict(daemon.sensor_said)
         if meter is not None:
