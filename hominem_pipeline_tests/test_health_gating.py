@@ -198,3 +198,43 @@ def test_online_updates_take_feedback_once_however_late_it_reaches_the_export() 
 
     with clock.installed(clock.SimulatedClock(now)):
         assert len(unlearned_feedback(exported, None, 48)) == 2
+
+
+def test_the_online_update_schedule_learns_yesterdays_feedback_once(hominem_home: Path, tiny_model_dir: Path) -> None:
+    """Driven as the daemon drives it: a tick of `online_update_schedule` from `defs` runs `online_update_job`.
+    Feedback given yesterday, and exported overnight, is trained on at the next tick (before, a 6-hour
+    window never held any); the tick after that finds nothing new and trains nothing."""
+    import json
+
+    import dagster as dg
+
+    from hominem_pipeline.definitions import defs
+    from hominem_pipeline.defs.resources import HominemResource
+    from hominem_pipeline_tests.conftest import write_config
+
+    write_config(hominem_home / "config", inference={"student.model": str(tiny_model_dir)})
+    yesterday = datetime.now(UTC) - timedelta(hours=20)
+    path = hominem_home / "data" / "preferences" / "preferences.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(p.model_dump(mode="json")) + "\n" for p in [
+        PreferencePair(pair_id=f"f{i}", prompt=f"My friend ignored me today ({i}). Was it my fault?", chosen=WARM,
+                       rejected=BLUNT, source="feedback", reward_intensity=0.8, safety_score=0.9,
+                       dimension_deltas={"empathy": 0.8, "epistemic_integrity": 0.8}, created_at=yesterday)
+        for i in range(3)]))
+    resources = {"hominem": HominemResource(home=str(hominem_home), config_dir=str(hominem_home / "config"))}
+    schedule = {s.name: s for s in defs.schedules}["online_update_schedule"]
+    decisions = []
+    with dg.instance_for_test() as instance:
+        for _ in range(2):
+            tick = schedule.evaluate_tick(dg.build_schedule_context(instance=instance,
+                                                                    scheduled_execution_time=datetime.now(UTC)))
+            [request] = tick.run_requests or []
+            result = defs.resolve_job_def(schedule.job_name).execute_in_process(
+                resources=resources, instance=instance, run_config=request.run_config or None)
+            assert result.success
+            meta = instance.get_latest_materialization_event(dg.AssetKey("rhi_online")).asset_materialization.metadata
+            decisions.append((meta["decision"].value, meta["reason"].value, meta["candidate"].value))
+    trained, again = decisions
+    assert trained[2] != "none" and "no feedback pairs" not in trained[1]  # yesterday's feedback was trained on
+    assert again[0] == "skip" and "no feedback pairs newer than the last online update's" in again[1]
+    assert again[2] == "none"

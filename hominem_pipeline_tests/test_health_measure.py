@@ -1,8 +1,9 @@
 """MSS, CDRS and LRPS measured through a real reward model (MiniLM heads trained on the planted rule
 "empathy is high exactly when the reply apologises", the same fixture the reward-model tests recover):
 a domain where the teacher prefers the apology is consistent and one where it prefers the opposite is
-named as disagreeing; conversations whose outcome follows the apology make LRPS high, inverted outcomes
-make it 0; an unchanged reward geometry has no drift and a reshuffled accepted one does."""
+named as disagreeing; for a user who gave no judgement, conversations whose teacher outcome follows the
+apology make LRPS high and inverted ones make it 0; the user's own judgements are read through a
+cross-fitted user head instead; an unchanged reward geometry has no drift and a reshuffled accepted one does."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def _conversations() -> tuple[list[Conversation], dict[str, tuple[float, str]]]:
             reply = (KEYWORD + " " if kind else "") + ADVICE[(i + t) % len(ADVICE)]
             conv.turns.append((f"m{i}-{t}", f"I keep worrying about {topic}. What should I do?", reply))
         convs.append(conv)
-        outcomes[conv.conversation_id] = (1.0 if kind else -1.0, "user emoji valence")
+        outcomes[conv.conversation_id] = (1.0 if kind else -1.0, "teacher reward labels")
     return convs, outcomes
 
 
@@ -61,7 +62,7 @@ def test_reward_side_components_follow_the_planted_rule(reward_model) -> None:
     assert cdrs.inputs["disagreeing_domains"] == ["reversed"] and cdrs.inputs["c_consistency"] == 0.5
     assert cdrs.inputs["pairs"] == 8 and cdrs.inputs["domains"] == 2
 
-    assert parts["lrps"].value > 0.5 and parts["lrps"].inputs["outcome_sources"] == {"user emoji valence": 8}
+    assert parts["lrps"].value > 0.5 and parts["lrps"].inputs["outcome_sources"] == {"teacher reward labels": 8}
     inverted = {cid: (-v, src) for cid, (v, src) in outcomes.items()}
     parts_inv, _ = reward_components(reward_model, probe, None, pairs, convs, inverted, cfg)
     assert parts_inv["lrps"].value == 0.0

@@ -127,6 +127,12 @@ def test_simulate_runs_the_loop_on_its_own(hominem_home: Path, tmp_path: Path) -
     else:  # held (by the evaluation or the health gate): published, measured, and not served
         assert week1["measure"]["candidate"] is not None and week1["rhi"] is not None
         assert week1["serving"] == "base" and week1["swaps"] == 0
+    # The health index read this user's own emoji and choices (the cross-fitted user head: measured, or
+    # not measured while too few), never the teacher's labels in their place.
+    lrps = [json.loads(p.read_text())["components"]["lrps"] for p in (home / "artifacts" / "rhi").glob("*/reports/*.json")
+            if "lrps" in json.loads(p.read_text())["components"]]
+    assert lrps and all("outcome_sources" not in c["inputs"] for c in lrps)
+    assert all(c["inputs"].get("reading") == "user head, cross-fitted by conversation" for c in lrps)
     assert (home / "artifacts" / "plots" / "simulation_tester.png").is_file()
 
 

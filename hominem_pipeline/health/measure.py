@@ -71,15 +71,12 @@ def conversations_from_store(db: Any, limit: int) -> list[Conversation]:
     return out
 
 
-def conversation_outcomes(db: Any, conversations: list[Conversation], manifold: Any) -> dict[str, tuple[float, str]]:
-    """conversation id -> (outcome, where from): mean emoji valence of its assistant turns (the user's own
-    judgement), else the teacher's emotion-label valence, else the teacher's reward-label scalar."""
+def teacher_outcomes(db: Any, conversations: list[Conversation], manifold: Any) -> dict[str, tuple[float, str]]:
+    """conversation id -> (outcome, where from) for a user who gave no judgement: the teacher's
+    emotion-label valence of its assistant turns, else the teacher's reward-label scalar. (The user's own
+    emoji and choices are `user_judgements`, read per reply by `health.predictivity`.)"""
     owner = {mid: c.conversation_id for c in conversations for mid, _, _ in c.turns}
-    valence: dict[str, list[float]] = defaultdict(list)
-    for f in db.get_feedback(kind="emoji"):
-        if f["message_id"] in owner and "valence" in f["axes"]:
-            valence[owner[f["message_id"]]].append(float(f["axes"]["valence"]))
-    out = {cid: (float(np.mean(v)), "user emoji valence") for cid, v in valence.items()}
+    out: dict[str, tuple[float, str]] = {}
     labels = db.get_conversation_labels(message_ids=sorted(owner)) if owner else []
     emotion: dict[str, list[float]] = defaultdict(list)
     reward: dict[str, list[float]] = defaultdict(list)
@@ -162,7 +159,6 @@ def reward_components(
             margin = float(s[2 * i] - s[2 * i + 1])
             variant = float(s[2 * n + 2 * i] - s[2 * n + 2 * i + 1])
             scored.append(C.ScoredPair(domain, margin, variant, float(1.0 / (1.0 + np.exp(-t * margin)))))
-    lrps = None
     if judgements and turn_scores is not None:
         index = {mid: i for i, mid in enumerate(mid for c in conversations for mid, _, _ in c.turns)}
         groups = [c.conversation_id for c in conversations for _ in c.turns]
@@ -170,13 +166,12 @@ def reward_components(
         lrps = user_lrps(x, groups, [(index[m], v) for m, v in judgements.valence.items() if m in index],
                          [(index[c], index[r]) for c, r in judgements.choices if c in index and r in index],
                          cfg.probes.lrps_folds, cfg.probes.lrps_min_judgements)
-    if lrps is not None:
-        return {"mss": mss, "cdrs": C.cdrs(scored), "lrps": lrps}, rdm
-    with_outcome = [cid for cid in per_conv if cid in outcomes]
-    lrps = C.lrps([float(np.mean(per_conv[c])) for c in with_outcome], [outcomes[c][0] for c in with_outcome],
-                  cfg.probes.lrps_min_conversations)
-    lrps.inputs["outcome_sources"] = dict(sorted(
-        {src: sum(1 for c in with_outcome if outcomes[c][1] == src) for _, src in outcomes.values()}.items()))
+    else:
+        with_outcome = [cid for cid in per_conv if cid in outcomes]
+        lrps = C.lrps([float(np.mean(per_conv[c])) for c in with_outcome], [outcomes[c][0] for c in with_outcome],
+                      cfg.probes.lrps_min_conversations)
+        lrps.inputs["outcome_sources"] = dict(sorted(
+            {src: sum(1 for c in with_outcome if outcomes[c][1] == src) for _, src in outcomes.values()}.items()))
     return {"mss": mss, "cdrs": C.cdrs(scored), "lrps": lrps}, rdm
 
 
@@ -235,8 +230,8 @@ def measure_version(
         pairs += teacher_pairs(settings.data_dir / "preferences" / "preferences.jsonl",
                                max(0, cfg.probes.cdrs_max_pairs - len(pairs)))
         conversations = conversations_from_store(db, cfg.probes.conversations_limit) if db is not None else []
-        outcomes = conversation_outcomes(db, conversations, reward_model.manifold) if conversations else {}
         judgements = user_judgements(db, conversations) if conversations else None
+        outcomes = teacher_outcomes(db, conversations, reward_model.manifold) if conversations and not judgements else {}
         reward_parts, rdm = reward_components(reward_model, probe_texts, accepted_rdm, pairs[: cfg.probes.cdrs_max_pairs],
                                               conversations, outcomes, cfg, judgements)
         parts.update(reward_parts)

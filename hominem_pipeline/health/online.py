@@ -13,7 +13,7 @@ candidate stays on disk (unreferenced) for inspection; the decision names it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from hominem_pipeline import clock
@@ -30,6 +30,7 @@ from hominem_pipeline.health.gate import (
 from hominem_pipeline.health.measure import build_report, training_components
 from hominem_pipeline.health.report import HealthReport, now_iso, save_report
 from hominem_pipeline.records import PreferencePair
+from hominem_pipeline.store.connection import naive_utc
 
 
 @dataclass
@@ -41,10 +42,6 @@ class OnlineResult:
     online: str | None  # what the `online` pointer names afterwards
 
 
-def _naive_utc(t: datetime) -> datetime:
-    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
-
-
 def unlearned_feedback(pairs: list[PreferencePair], learned_until: datetime | str | None, max_age_hours: float,
                        now: datetime | None = None) -> list[PreferencePair]:
     """Preference pairs from the user's own feedback that no online update has learned from yet: dated
@@ -52,16 +49,16 @@ def unlearned_feedback(pairs: list[PreferencePair], learned_until: datetime | st
 
     A window of "the last N hours" would never hold anything: feedback reaches the preference export only
     after the daily ingest and labelling of its day, hours after it was given."""
-    now = _naive_utc(now or clock.now())  # the simulated clock's now under `hominem simulate`
+    now = naive_utc(now or clock.now())  # the simulated clock's now under `hominem simulate`
     since = now - timedelta(hours=max_age_hours)
     if learned_until is not None:
-        mark = _naive_utc(datetime.fromisoformat(learned_until) if isinstance(learned_until, str) else learned_until)
+        mark = naive_utc(datetime.fromisoformat(learned_until) if isinstance(learned_until, str) else learned_until)
         since = max(since, mark + timedelta(microseconds=1))
-    return [p for p in pairs if p.source == "feedback" and p.created_at is not None and _naive_utc(p.created_at) >= since]
+    return [p for p in pairs if p.source == "feedback" and p.created_at is not None and naive_utc(p.created_at) >= since]
 
 
 def _newest(pairs: list[PreferencePair]) -> str:
-    return max(_naive_utc(p.created_at) for p in pairs if p.created_at is not None).isoformat()
+    return max(naive_utc(p.created_at) for p in pairs if p.created_at is not None).isoformat()
 
 
 def update_config(training_config: Any, health: HealthConfig, n_pairs: int) -> Any:
