@@ -29,6 +29,9 @@ from hominem_pipeline.extraction import (
 )
 from hominem_pipeline.extraction.intensity import TeacherLabelIntensity
 from hominem_pipeline.extraction.knowledge import (
+    CORRECTION_PREFIX,
+    addressed_to_user,
+    by_cues,
     extract_and_store_knowledge_updates,
     plain_answer,
     template_probes,
@@ -306,3 +309,42 @@ def test_a_knowledge_answer_loses_the_thanks_but_never_the_fact() -> None:
     assert plain_answer("Correct, my mistake: Mars has two small moons.") == "Mars has two small moons."
     assert plain_answer("Yes, Python 3.12 is the current release.") == "Yes, Python 3.12 is the current release."
     assert plain_answer("Thanks for the update.") == "Thanks for the update."  # nothing would be left
+
+
+def test_a_feedback_correction_is_the_answer_a_garbled_reply_to_it_is_not() -> None:
+    """A correction sent through `/feedback` states the right answer: the memory row teaches the user's
+    statement, said back to the user, whatever the assistant replied after it (a small student often
+    garbles the name it was just given). A free-chat "actually ..." may be an instruction, not a fact, so
+    there the assistant's reply after it stays the answer."""
+    def conversation(correction: str, reply: str) -> Conversation:
+        return Conversation("c", [
+            _m("u1", "user", "What is my dog called?"), _m("a1", "assistant", "Your dog is called Max."),
+            _m("u2", "user", correction), _m("a2", "assistant", reply),
+        ])
+
+    garbled = "Biscuet, the sweet and lovable name you gave her, is a wonderful choice for a beagle!"
+    [row, *copies] = by_cues(conversation(CORRECTION_PREFIX + "My dog is called Biscuit.", garbled)).pairs
+    assert (row.instruction, row.response) == ("What is my dog called?", "Your dog is called Biscuit.")
+    assert row.message_id == "u2" and row.metadata["answer_from"] == "the user's correction"
+    assert len(copies) == 2 and {c.response for c in copies} == {"Your dog is called Biscuit."}
+    # The held-out probes ask in other words and are answered in the user's own words.
+    assert {p["answer"] for p in row.metadata["held_out_probes"]} == {"My dog is called Biscuit."}
+    # Only the statement the reply garbled would have been learned from before; with no reply at all
+    # the correction still teaches the fact.
+    no_reply = Conversation("c", conversation(CORRECTION_PREFIX + "My dog is called Biscuit.", "x").messages[:3])
+    assert by_cues(no_reply).pairs[0].response == "Your dog is called Biscuit."
+
+    [chat, *_] = by_cues(conversation("Actually, answer in French please.", "Votre chien s'appelle Max.")).pairs
+    assert chat.response == "Votre chien s'appelle Max." and chat.metadata["answer_from"] == "the assistant's reply after it"
+
+
+def test_a_users_statement_is_said_back_to_the_user() -> None:
+    assert addressed_to_user("My dog is called Biscuit.") == "Your dog is called Biscuit."
+    assert addressed_to_user("I am allergic to peanuts.") == "You are allergic to peanuts."
+    assert addressed_to_user("I live in Tromsø. My garden is small, so I'm growing herbs.") == (
+        "You live in Tromsø. Your garden is small, so you're growing herbs."
+    )
+    assert addressed_to_user("Our team meets on Mondays.") == "Your team meets on Mondays."
+    assert addressed_to_user("The meeting is at 9 am.") == "The meeting is at 9 am."  # no first person
+    # Both persons in one statement: swapping by rule would garble it, so it stays the user's words.
+    assert addressed_to_user("You told me Max, but my dog is Biscuit.") == "You told me Max, but my dog is Biscuit."

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hominem_pipeline.adapters import AdapterRegistry
+from hominem_pipeline.adapters import AdapterRegistry, model_name_for_spec
+from hominem_pipeline.health.components import Component
 from hominem_pipeline.health.config import Consolidation, FastLoop, HealthConfig, SlowLoop
 from hominem_pipeline.health.gate import (
     consolidation_decision,
@@ -109,13 +110,34 @@ def _current(home: Path, tiny_model_dir: Path) -> str:
     return registry.promote(publish(registry, model, tiny_model_dir))
 
 
-def _update(home: Path, tiny_model_dir: Path, pairs: list[PreferencePair]):
+def _update(home: Path, tiny_model_dir: Path, pairs: list[PreferencePair], user: Component | None = None):
     from hominem_pipeline.training.run import load_config
 
     settings = Settings(home=home)
     health = HealthConfig(fast_loop=FastLoop(max_steps=2))  # two steps: the least GVS can measure
     return online_update(settings, pairs, health=health, training_config=load_config(settings),
-                         base_model_path=str(tiny_model_dir))
+                         base_model_path=str(tiny_model_dir), user=user)
+
+
+def test_a_user_who_contradicts_itself_is_not_learned_from(hominem_home: Path, tiny_model_dir: Path) -> None:
+    """Partial RHI reads the gradients, and a batch of one steady preference has steady gradients whoever
+    gave it. The user's own judgements say whether they can be learned from: LRPS by the user head under
+    `min_user_lrps` (0.30) and nothing is trained; above it, or not measurable yet, partial RHI decides."""
+    current = _current(hominem_home, tiny_model_dir)
+    registry = AdapterRegistry(hominem_home / "artifacts", model_name_for_spec(str(tiny_model_dir)))
+    steady = _batch([{"empathy": 0.8, "epistemic_integrity": 0.8}] * 4)
+    fickle = _update(hominem_home, tiny_model_dir, steady, Component("lrps", 0.04, {"choice_accuracy": 0.52}))
+    d = fickle.decision
+    assert d.actions == ["skip"] and "contradict each other" in d.reason and d.inputs["user_lrps"] == 0.04
+    assert fickle.candidate is None and fickle.report is None and fickle.online is None
+    assert [v.version for v in registry.versions()] == [current]  # nothing was trained
+    # the batch counts as learned from: the next update does not retake it
+    assert read_online_state(hominem_home / "artifacts", registry.model_name)["learned_until"] is not None
+
+    for user in (Component("lrps", 0.78, {}), Component("lrps", None, {}, "fewer than 6 user judgements")):
+        learned = _update(hominem_home, tiny_model_dir, _batch([{"empathy": 0.8, "epistemic_integrity": 0.8}] * 4), user)
+        assert learned.candidate is not None and learned.decision.actions == ["apply"]
+        assert learned.decision.inputs["user_lrps"] == user.value
 
 
 def test_online_update_contradictory_batch_is_refused_coherent_batch_applied(

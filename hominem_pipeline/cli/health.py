@@ -88,9 +88,11 @@ def nightly_cmd(model_name: str | None) -> None:
 def online_cmd() -> None:
     """One online update (fast loop) from the feedback pairs no earlier update learned from (at most
     `[fast_loop] max_age_hours` old), gated by partial RHI; `current` never moves (the `online` pointer does)."""
-    from hominem_pipeline.health.run import run_online_update
+    from hominem_pipeline.health.run import read_user_signal, run_online_update
 
-    result = run_online_update(Settings())
+    with _store() as db:
+        user = read_user_signal(Settings(), db)
+    result = run_online_update(Settings(), user=user)
     d = result.decision
     click.echo(f"fast loop: {d.action}: {d.reason}")
     click.echo(f"candidate: {result.candidate or 'none'}; online pointer: {result.online or 'unset'}")

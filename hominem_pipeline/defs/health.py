@@ -5,6 +5,7 @@ fast loop (`online_update_job` and its schedule, reported as `rhi_online` events
 `hominem_pipeline.health`; these bodies load, call and report.
 """
 
+from typing import Any
 
 import dagster as dg
 
@@ -132,13 +133,26 @@ def nightly_schedule(settings: Settings | None = None) -> dg.ScheduleDefinition:
                           f"Nightly RHI replay at {nightly.cron!r} {nightly.timezone} (config/health.toml [nightly])")
 
 
+@dg.op(pool=STORE_POOL)
+def rhi_user_signal(context: dg.OpExecutionContext, hominem: HominemResource) -> Any:
+    """LRPS from the user's own emoji and choices in the store (the fast loop's brake), read in its own
+    step so that the store is held for seconds, not for the update's training."""
+    from hominem_pipeline.health.run import read_user_signal
+
+    with hominem.open_db() as db:
+        user = read_user_signal(hominem.settings(), db)
+    context.log.info(f"user signal: LRPS {user.value if user is not None else 'not measured (no judgements)'}")
+    return user
+
+
 @dg.op
-def rhi_online_update(context: dg.OpExecutionContext, hominem: HominemResource) -> None:
+def rhi_online_update(context: dg.OpExecutionContext, hominem: HominemResource, user: Any) -> None:
     """One online update (fast loop) from the feedback pairs no earlier update learned from (at most
-    `[fast_loop] max_age_hours` old), gated by partial RHI; it moves the `online` pointer, never `current` (`hominem health online` is the same call)."""
+    `[fast_loop] max_age_hours` old), gated by partial RHI, not trained while the user's judgements contradict
+    each other; it moves the `online` pointer, never `current` (`hominem health online` is the same call)."""
     from hominem_pipeline.health.run import run_online_update
 
-    result = run_online_update(hominem.settings())
+    result = run_online_update(hominem.settings(), user=user)
     d = result.decision
     context.log.info(f"fast loop: {d.action}: {d.reason}")
     context.log_event(dg.AssetMaterialization(asset_key=ONLINE_KEY, metadata={
@@ -154,7 +168,7 @@ ONLINE_KEY = dg.AssetKey("rhi_online")
 @dg.job(name="online_update_job", tags={RETRAINING_TAG: "online"},  # never beside a training cycle
         description="One online update from recent feedback (fast loop), gated by partial RHI")
 def online_update_job() -> None:
-    rhi_online_update()
+    rhi_online_update(rhi_user_signal())
 
 
 def online_update_schedule(settings: Settings | None = None) -> dg.ScheduleDefinition:

@@ -7,8 +7,14 @@ Two methods, chosen by config (`auto` picks by teacher backend):
   teacher cannot do is recorded as a failed attempt with its reason, never turned into invented pairs.
 - `cues`: for the embedded 135M teacher, which cannot be trusted to write JSON or facts: a user message
   that corrects the assistant (cue words such as "actually", "that's wrong", "update:") marks a
-  correction, and the pair is (the question the wrong answer replied to, the assistant's answer after
-  the correction). Only words said in the conversation are used; confidence is kept low.
+  correction, and the pair is (the question the wrong answer replied to, the corrected answer). A
+  correction given through `/feedback` (the user turn that opens with `CORRECTION_PREFIX`) is the user's
+  own statement of the right answer, so the answer is that statement, addressed to the user ("My dog is
+  called Biscuit." -> "Your dog is called Biscuit."): a small student's reply to a correction is often a
+  garbled echo of it ("Biscuet, ..."), and a memory row taught from it teaches the garble. A correction
+  said in free chat may be an instruction rather than a fact ("actually, answer in French"), so there the
+  answer is the assistant's reply after it. Only words said in the conversation are used; confidence is
+  kept low.
 
 Each knowledge pair carries `metadata.held_out_probes`: the same fact asked and answered in NEW phrasings,
 which `lora_eval` scores to see whether the adapter learned the fact or only its training string. The
@@ -32,6 +38,10 @@ from hominem_pipeline.records import SFTPair, content_hash
 from hominem_pipeline.teacher.parsing import RatingParseError, extract_json_object
 
 Method = Literal["auto", "teacher", "cues", "off"]
+
+#: How the server writes a `/feedback` correction into the conversation: a user turn that opens with this,
+#: followed by the user's statement of the right answer (serving/service.py).
+CORRECTION_PREFIX = "Correction: "
 
 _CORRECTION = re.compile(
     r"\b(actually|that'?s (?:wrong|incorrect|not (?:right|true|correct))|that is (?:wrong|incorrect)|"
@@ -87,7 +97,19 @@ _LEADING_SENTENCE = re.compile(r"^\s*([^.!:;]+)[.!:;]+\s*")
 MIN_PROBE_WORDS = 3
 # Bump when the probe or row scheme changes: stored knowledge pairs are then re-read and re-probed.
 # 2: answers without the acknowledgement, and each fact in TRAINING_QUESTIONS' phrasings.
-PROBES_VERSION = 2
+# 3: a `/feedback` correction's answer is the user's statement, addressed to the user.
+PROBES_VERSION = 3
+# The user's first-person words and the assistant's for the same thing ("my dog" -> "your dog").
+_TO_USER = {
+    "i'm": "you're", "i am": "you are", "i was": "you were", "i've": "you've", "i'll": "you'll", "i'd": "you'd",
+    "i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself",
+    "we're": "you're", "we are": "you are", "we were": "you were", "we've": "you've", "we'll": "you'll",
+    "we'd": "you'd", "we": "you", "us": "you", "our": "your", "ours": "yours", "ourselves": "yourselves",
+}
+_FIRST_PERSON = re.compile(
+    r"\b(" + "|".join(sorted((re.escape(k) for k in _TO_USER), key=len, reverse=True)) + r")\b", re.IGNORECASE
+)
+_SECOND_PERSON = re.compile(r"\b(you|you'?re|your|yours|yourself|yourselves)\b", re.IGNORECASE)
 
 
 class KnowledgeUpdate(BaseModel):
@@ -128,6 +150,21 @@ def fact_statement(evidence: str) -> str | None:
     if len(text.split()) < MIN_PROBE_WORDS:
         return None
     return text[0].upper() + text[1:]
+
+
+def addressed_to_user(statement: str) -> str:
+    """The user's statement of a fact as the assistant would say it back: first person becomes second
+    ("I live in Tromsø." -> "You live in Tromsø."). A statement that already speaks of "you" (the
+    assistant) is returned as the user said it: swapping both persons by rule would garble it."""
+    if _SECOND_PERSON.search(statement):
+        return statement
+
+    def swap(m: re.Match[str]) -> str:
+        word = _TO_USER[m.group(0).lower()]
+        starts_sentence = m.start() == 0 or re.search(r"[.!?]\s+$", statement[: m.start()]) is not None
+        return word[0].upper() + word[1:] if starts_sentence else word
+
+    return _FIRST_PERSON.sub(swap, statement)
 
 
 def plain_answer(answer: str) -> str:
@@ -201,19 +238,24 @@ def by_cues(conversation: Conversation) -> KnowledgeOutcome:
             continue
         question = next((q for q in reversed(msgs[: i - 1]) if q.role == "user"), None)
         answer = next((a for a in msgs[i + 1 :] if a.role == "assistant"), None)
-        if question is None or answer is None:
+        # A `/feedback` correction states the right answer: the user's words are the answer. Elsewhere the
+        # assistant's reply after the correction is (the user's words may be an instruction, not a fact).
+        statement = fact_statement(m.content) if m.content.startswith(CORRECTION_PREFIX) else None
+        if question is None or (answer is None and statement is None):
             continue
         kind = "knowledge_update" if update else "factual_correction"
-        response = plain_answer(answer.content)
+        response = addressed_to_user(statement) if statement else plain_answer(answer.content)
+        source_message = answer if statement is None else m
         out.pairs += with_training_phrasings(
             SFTPair(
                 pair_id=content_hash("knowledge", question.content, response),
                 instruction=question.content, response=response, source="knowledge_update", category=kind,
-                confidence=0.5, conversation_id=conversation.conversation_id, message_id=answer.message_id,
-                created_at=answer.ts,
+                confidence=0.5, conversation_id=conversation.conversation_id, message_id=source_message.message_id,
+                created_at=source_message.ts,
                 metadata=_with_probes(
                     {"method": "cues", "evidence": m.content, "evidence_message_id": m.message_id,
-                     "wrong_answer_message_id": msgs[i - 1].message_id},
+                     "wrong_answer_message_id": msgs[i - 1].message_id,
+                     "answer_from": "the user's correction" if statement else "the assistant's reply after it"},
                     template_probes(question.content, response, m.content), "templates",
                 ),
             )

@@ -52,8 +52,18 @@ class FastLoop(StrictModel):
         "old (older feedback is left to the training cycle)"
     )
     max_steps: int = Field(4, ge=1, le=1000)
+    probe_interval: int = Field(
+        4, ge=1, description="a gradient probe (DCS) every this many steps, at most max_steps apart (so at least one, "
+        "at the last step when they are equal): a probe costs one backward pass per reward dimension, and over an "
+        "update's few small steps its reading barely moves"
+    )
     learning_rate_factor: float = Field(
         0.5, gt=0, le=1.0, description="online steps use the cycle's learning rates times this"
+    )
+    min_user_lrps: float = Field(
+        0.30, ge=0.0, le=1.0, description="an online update learns from the user's feedback only when LRPS read from "
+        "the user's own judgements (the cross-fitted user head) is at least this, where it is measurable: a user "
+        "who rewards and punishes the same trait at random scores near 0, a consistent one 0.7-0.8"
     )
     pointer: str = Field("online", description="the adapter pointer online updates move (never `current`)")
     cron: CronExpression = "0 */6 * * *"  # when `online_update_schedule` runs one update

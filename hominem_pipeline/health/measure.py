@@ -122,6 +122,35 @@ def teacher_pairs(preferences_path: Path, limit: int) -> list[tuple[str, str, st
     return [(str(p.category), p.prompt, p.chosen, p.rejected) for p in pairs[:limit]]
 
 
+def judged_lrps(reward_model: Any, conversations: list[Conversation], judgements: Judgements, cfg: HealthConfig,
+                turn_scores: Any | None = None) -> C.Component:
+    """LRPS from the user's own judgements of `conversations`' replies: the user head over the reward
+    model's outputs (`health.predictivity`). `turn_scores`: the reward model's scores of those replies in
+    turn order, when the caller has them already."""
+    items = [(p, r) for c in conversations for _, p, r in c.turns]
+    if turn_scores is None:
+        turn_scores = reward_model.score_items(items)
+    index = {mid: i for i, mid in enumerate(mid for c in conversations for mid, _, _ in c.turns)}
+    groups = [c.conversation_id for c in conversations for _ in c.turns]
+    x = reply_features(turn_scores.heads, turn_scores.scalar, [r for _, r in items])
+    return user_lrps(x, groups, [(index[m], v) for m, v in judgements.valence.items() if m in index],
+                     [(index[c], index[r]) for c, r in judgements.choices if c in index and r in index],
+                     cfg.probes.lrps_folds, cfg.probes.lrps_min_judgements)
+
+
+def user_signal(db: Any, reward_model: Any | None, cfg: HealthConfig) -> C.Component | None:
+    """Can the user's own judgements be predicted from the replies (LRPS by the user head)? None where
+    there is no reward model or the user has judged nothing; a component with value None while the
+    judgements are too few. The fast loop's brake on learning from a user who contradicts itself."""
+    if reward_model is None:
+        return None
+    conversations = conversations_from_store(db, cfg.probes.conversations_limit)
+    judgements = user_judgements(db, conversations) if conversations else None
+    if not judgements:
+        return None
+    return judged_lrps(reward_model, conversations, judgements, cfg)
+
+
 def reward_components(
     reward_model: Any,
     probe_texts: list[tuple[str, str]],
@@ -160,12 +189,7 @@ def reward_components(
             variant = float(s[2 * n + 2 * i] - s[2 * n + 2 * i + 1])
             scored.append(C.ScoredPair(domain, margin, variant, float(1.0 / (1.0 + np.exp(-t * margin)))))
     if judgements and turn_scores is not None:
-        index = {mid: i for i, mid in enumerate(mid for c in conversations for mid, _, _ in c.turns)}
-        groups = [c.conversation_id for c in conversations for _ in c.turns]
-        x = reply_features(turn_scores.heads, turn_scores.scalar, [r for _, r in items])
-        lrps = user_lrps(x, groups, [(index[m], v) for m, v in judgements.valence.items() if m in index],
-                         [(index[c], index[r]) for c, r in judgements.choices if c in index and r in index],
-                         cfg.probes.lrps_folds, cfg.probes.lrps_min_judgements)
+        lrps = judged_lrps(reward_model, conversations, judgements, cfg, turn_scores)
     else:
         with_outcome = [cid for cid in per_conv if cid in outcomes]
         lrps = C.lrps([float(np.mean(per_conv[c])) for c in with_outcome], [outcomes[c][0] for c in with_outcome],

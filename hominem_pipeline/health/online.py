@@ -1,5 +1,5 @@
 """The fast loop: a small online update of the adapter from the feedback no update has learned from yet,
-gated by partial RHI.
+gated by partial RHI, and not trained at all while the user's own judgements contradict each other.
 
 The update continues the adapter the `online` pointer names (or `current` on the first update) for a few
 preference steps with a gradient probe at every step, and is published as a version of its own. Its
@@ -18,7 +18,7 @@ from typing import Any
 
 from hominem_pipeline import clock
 from hominem_pipeline.adapters import CURRENT, AdapterRegistry, AdapterRegistryError
-from hominem_pipeline.health.components import partial_index
+from hominem_pipeline.health.components import Component, partial_index
 from hominem_pipeline.health.config import HealthConfig
 from hominem_pipeline.health.gate import (
     Decision,
@@ -62,14 +62,16 @@ def _newest(pairs: list[PreferencePair]) -> str:
 
 
 def update_config(training_config: Any, health: HealthConfig, n_pairs: int) -> Any:
-    """The cycle's config shrunk to an online step: preference only, a few steps, a probe every step over
-    the whole batch, no diversity clustering (a handful of pairs), learning rates scaled down."""
+    """The cycle's config shrunk to an online step: preference only, a few steps, a probe over the whole
+    batch every `probe_interval` steps (by default one, at the last step), no diversity clustering (a
+    handful of pairs), learning rates scaled down."""
     fast = health.fast_loop
+    interval = min(fast.probe_interval, fast.max_steps)
     return training_config.model_copy(update={
         "sft_weight": 0.0, "preference_weight": 1.0, "max_steps": fast.max_steps,
         "preference_learning_rate": training_config.preference_learning_rate * fast.learning_rate_factor,
         "sft_learning_rate": training_config.sft_learning_rate * fast.learning_rate_factor,
-        "probe": training_config.probe.model_copy(update={"interval": 1, "batch_size": max(1, min(256, n_pairs))}),
+        "probe": training_config.probe.model_copy(update={"interval": interval, "batch_size": max(1, min(256, n_pairs))}),
         "diversity": training_config.diversity.model_copy(update={"enabled": False}),
         "recency": training_config.recency.model_copy(update={"enabled": False}),
     })
@@ -104,8 +106,11 @@ def online_update(
     training_config: Any,
     base_model_path: str,
     reward_model: Any | None = None,
+    user: Component | None = None,
 ) -> OnlineResult:
-    """Train one online update on `pairs`, measure its partial RHI, gate, log the decision."""
+    """Train one online update on `pairs`, measure its partial RHI, gate, log the decision. `user`: LRPS
+    from the user's own judgements (`health.measure.user_signal`); below `min_user_lrps` nothing is
+    trained. None (or not measurable): the partial RHI decides alone."""
     from hominem_pipeline.training.data import prepare_examples
     from hominem_pipeline.training.run import lora_root
     from hominem_pipeline.training.trainer import NoTrainingData, train_dual
@@ -118,8 +123,11 @@ def online_update(
     state = read_online_state(settings.artifacts_dir, root.name)
     base = registry.pointer(pointer).target or registry.pointer(CURRENT).target
 
+    lrps = user.value if user is not None else None
+    user_inputs = {"user_lrps": lrps, **({"user_lrps_note": user.note} if user is not None and user.note else {})}
+
     def skipped(reason: str) -> OnlineResult:
-        decision = Decision("fast", ["skip"], reason, {"pairs": len(pairs), "base": base})
+        decision = Decision("fast", ["skip"], reason, {"pairs": len(pairs), "base": base, **user_inputs})
         log_decision(settings.artifacts_dir, root.name, decision)
         return OnlineResult(decision, None, None, base, registry.pointer(pointer).target)
 
@@ -128,6 +136,13 @@ def online_update(
                        f"{health.fast_loop.max_age_hours:g} h old)")
     # A batch is learned from once, whatever its gate says: a refused batch is not retried next time.
     state["learned_until"] = _newest(pairs)
+    if lrps is not None and lrps < health.fast_loop.min_user_lrps:
+        # Partial RHI reads the gradients, not the user: a user who rewards and punishes the same trait at
+        # random gives steady gradients all the same. Nothing is trained on such a batch.
+        save_online_state(settings.artifacts_dir, root.name, state)
+        return skipped(f"the user's judgements contradict each other: LRPS {lrps:.3f} < {health.fast_loop.min_user_lrps} "
+                       f"(a head fitted on the user's other conversations predicts its emoji and choices no "
+                       f"better than chance); {len(pairs)} feedback pairs not learned from")
     cfg = update_config(training_config, health, len(pairs))
     data = prepare_examples(cfg, pairs, [], False, reward_model)
     try:
@@ -143,7 +158,7 @@ def online_update(
         "candidate": result.version, "base": base, "pairs": len(pairs), "examples": len(data.examples),
         "dcs": dcs.value, "gvs": gvs.value, "most_opposed": dcs.inputs.get("most_opposed"),
         "most_opposed_gda": dcs.inputs.get("most_opposed_gda"), "gvi": gvs.inputs.get("gvi"),
-        "gvi_max_reference": gvs.inputs.get("gvi_max_reference"),
+        "gvi_max_reference": gvs.inputs.get("gvi_max_reference"), **user_inputs,
     })
     decision.inputs["notes"] = _apply(registry, decision, pointer, base, result.version)
     if "freeze" in decision.actions or "unfreeze" in decision.actions:

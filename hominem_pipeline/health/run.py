@@ -122,9 +122,16 @@ def nightly_replay(settings: Any, model_name: str, *, db: Any | None = None, cfg
     return measured
 
 
-def run_online_update(settings: Any, now: Any = None) -> Any:
+def read_user_signal(settings: Any, db: Any) -> Any:
+    """LRPS from the user's own judgements in the store (`health.measure.user_signal`), for the fast loop."""
+    from hominem_pipeline.health.measure import user_signal
+
+    return user_signal(db, _reward_model(settings), load_health_config(settings))
+
+
+def run_online_update(settings: Any, now: Any = None, user: Any = None) -> Any:
     """The fast loop from the project's files: the preference export's feedback pairs no online update has
-    learned from yet."""
+    learned from yet. `user`: `read_user_signal`'s reading (the store is read by the caller, which holds it)."""
     from hominem_pipeline.health.gate import read_online_state
     from hominem_pipeline.health.online import online_update, unlearned_feedback
     from hominem_pipeline.models import resolve_model
@@ -139,4 +146,4 @@ def run_online_update(settings: Any, now: Any = None) -> Any:
                                cfg.fast_loop.max_age_hours, now)
     base = resolve_model(training.base_model or settings.inference.student.model, settings.models_cache_dir)
     return online_update(settings, pairs, health=cfg, training_config=training, base_model_path=base,
-                         reward_model=_reward_model(settings))
+                         reward_model=_reward_model(settings), user=user)

@@ -19,12 +19,11 @@ from typing import Any
 from hominem_pipeline import clock
 from hominem_pipeline.events.log import DayRead, EventLog
 from hominem_pipeline.events.schema import FeedbackEvent, MessageEvent
+from hominem_pipeline.extraction.knowledge import CORRECTION_PREFIX
 from hominem_pipeline.records import content_hash
 from hominem_pipeline.serving.engine import Engine, Reply, Sampling
 
 log = logging.getLogger(__name__)
-
-CORRECTION_PREFIX = "Correction: "
 
 
 class UnknownId(LookupError):

@@ -137,10 +137,9 @@ class SimulatedUser:
         body = {"message_id": out["message_id"], "correction": fact.correction}
         done = self._post(day, "/feedback", body)
         if done is not None and done["event_ids"]:
+            # The correction states the right answer; the knowledge extractor learns it from the user's
+            # words, so the user does not wait for a reply to it.
             day.corrections += 1
-            # The user asks for a reply to its correction (`/generate` regenerate=<the correction's id>): the
-            # knowledge extractor takes the reply after a correction as the corrected answer to the question.
-            self._regenerate(day, done["event_ids"][-1], seed + 1)
 
     def chat_day(self, day_index: int) -> DayLog:
         """The persona's turns for simulated day `day_index` (0-based); the caller sets the clock."""
