@@ -146,3 +146,22 @@ def test_a_simulation_never_replaces_a_folder_it_did_not_make(tmp_path: Path, ho
     with pytest.raises(ConfigError, match="is not a simulation home"):
         prepare_home(mine, project, project, "p", fresh=True)
     assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_the_held_candidate_is_the_newest_cycles_adapter_never_an_online_update(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """The report's "what the user would have got" is a cycle the gates held: an online update published
+    after it moves only the unserved `online` pointer and is not that candidate."""
+    from hominem_pipeline.adapters import AdapterRegistry
+    from hominem_pipeline.simulation.measure import Meter
+    from hominem_pipeline_tests.adapter_helpers import lora_model, publish
+
+    registry = AdapterRegistry(tmp_path / "artifacts", "tiny")
+    meter = Meter.__new__(Meter)  # only the registry is read: no model is loaded
+    meter.registry = registry
+    assert meter.newest_cycle_version() is None
+    model, _ = lora_model(tiny_model_dir)
+    cycle = publish(registry, model, tiny_model_dir, notes={"reward_model": "rm-x"})
+    model, _ = lora_model(tiny_model_dir, seed=1)
+    online = publish(registry, model, tiny_model_dir, parent=cycle, notes={"online_update": "5 feedback pairs"})
+    assert [v.version for v in registry.versions()] == [cycle, online]
+    assert meter.newest_cycle_version() == cycle

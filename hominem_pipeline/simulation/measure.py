@@ -33,8 +33,9 @@ class WeekMeasure:
     general_nll_change: float  # relative, current vs base, on the fixed general set (drift)
     prompts: int
     example: dict[str, str]  # one held-out prompt and both replies, for the report
-    # The newest trained adapter when it is not `current` (a cycle the gates held): what the user would
+    # The newest cycle's adapter when it is not `current` (a cycle the gates held): what the user would
     # have got, so the report can tell a trainer that learned nothing from a gate that held what it learned.
+    # Online updates are not candidates here: they move only the `online` pointer, which is never served.
     candidate: str | None = None
     candidate_win_rate: float | None = None
     candidate_satisfied: float | None = None
@@ -76,9 +77,12 @@ class Meter:
     def current_version(self) -> str | None:
         return self.registry.pointer(CURRENT).target
 
-    def newest_version(self) -> str | None:
-        versions = self.registry.versions()
-        return versions[-1].version if versions else None
+    def newest_cycle_version(self) -> str | None:
+        """The newest version a training cycle published (an online update's METADATA notes say so)."""
+        for v in reversed(self.registry.versions()):
+            if "online_update" not in ((v.metadata.model_extra or {}).get("notes") or {}):
+                return v.version
+        return None
 
     def _load(self, version: str | None) -> tuple[str | None, Any, Any]:
         if version is None:
@@ -112,7 +116,7 @@ class Meter:
         base = self._base_out
         prompts = self.persona.held_out_prompts()
         score = self.persona.preference.score
-        newest = self.newest_version()
+        newest = self.newest_cycle_version()
         held: dict[str, Any] = {}
         if newest is not None and newest != version:
             _, cmodel, ctok = self._load(newest)

@@ -65,7 +65,7 @@ def render(report: SimulationReport) -> str:
         m = w.measure
         if m.get("candidate"):
             lines.append(
-                f"  week {w.week} newest adapter {m['candidate'][:12]} (not current): win {m['candidate_win_rate']:.0%}, "
+                f"  week {w.week} newest cycle's adapter {m['candidate'][:12]} (held, not current): win {m['candidate_win_rate']:.0%}, "
                 f"satisfied {m['candidate_satisfied']:.0%}, fact NLL {_pct(m.get('candidate_fact_nll_change'))}, "
                 f"drift {m['candidate_general_nll_change']:+.1%}"
             )
