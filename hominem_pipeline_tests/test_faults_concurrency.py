@@ -130,3 +130,25 @@ def test_fifty_writer_processes_and_feedback_under_load_while_ingesting_lose_and
         stored = [r["event_id"] for r in db.query(
             "SELECT event_id FROM conversation_messages UNION ALL SELECT event_id FROM feedback_events")]
     assert len(stored) == len(set(stored)) == len(expected)
+
+
+def test_models_loaded_from_many_threads_at_once_all_load(tiny_model_dir: Path) -> None:
+    """The server's hot swap, the daemon's runs and the simulation's meter load models in threads of one
+    process. transformers' loading is not thread-safe on its own (a model built beside another could come
+    out with meta tensors: a simulated day's teacher labels failed so); every load holds one lock."""
+    import torch
+
+    from hominem_pipeline.adapters import AdapterRegistry
+    from hominem_pipeline.models import load_causal_lm
+    from hominem_pipeline_tests.adapter_helpers import lora_model, publish
+
+    registry = AdapterRegistry(tiny_model_dir.parent / "race-artifacts", "tiny")
+    version = publish(registry, lora_model(tiny_model_dir)[0], tiny_model_dir)
+
+    def load(i: int) -> bool:
+        model = (load_causal_lm(str(tiny_model_dir))[0] if i % 2 else
+                 registry.load(version, base_model_path=str(tiny_model_dir))[0])
+        return all(p.device.type != "meta" and bool(torch.isfinite(p).all()) for p in model.parameters())
+
+    with ThreadPoolExecutor(6) as pool:
+        assert all(pool.map(load, range(12)))

@@ -74,7 +74,7 @@ def evaluate_version(
     rows the adapter named (None: it did not name them, so the probes are not pinned)."""
     from peft import PeftModel
 
-    from hominem_pipeline.models import load_causal_lm
+    from hominem_pipeline.models import MODEL_LOADING, load_causal_lm
 
     candidate = registry.get(version)
     parent = candidate.metadata.parent_version
@@ -84,11 +84,13 @@ def evaluate_version(
         extra["parent"] = parent
     if cfg.compare_against_current and current and current not in (candidate.version, parent):
         extra["current"] = current
-    model, tok = load_causal_lm(base_model_path or registry.base_model_path(candidate))
-    model = PeftModel.from_pretrained(model, str(candidate.path), adapter_name="candidate")
+    with MODEL_LOADING:
+        model, tok = load_causal_lm(base_model_path or registry.base_model_path(candidate))
+        model = PeftModel.from_pretrained(model, str(candidate.path), adapter_name="candidate")
     for arm, ref in extra.items():
         try:
-            model.load_adapter(str(registry.resolve(ref)), adapter_name=arm)
+            with MODEL_LOADING:
+                model.load_adapter(str(registry.resolve(ref)), adapter_name=arm)
         except AdapterRegistryError as exc:
             raise AdapterRegistryError(f"the {arm} adapter {ref} cannot be compared: {exc}") from exc
     model.eval()

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from hominem_pipeline.models import MODEL_LOADING
 from hominem_pipeline.training.losses import collate, encode, sequence_logprobs
 
 
@@ -18,11 +19,12 @@ def load_with_adapter(base_path: str, adapter_dir: Path | str) -> tuple[Any, Any
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(base_path)
+    with MODEL_LOADING:
+        tok = AutoTokenizer.from_pretrained(base_path)
+        base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+        model = PeftModel.from_pretrained(base, str(adapter_dir))
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
-    model = PeftModel.from_pretrained(base, str(adapter_dir))
     model.eval()
     return model, tok
 

@@ -34,7 +34,7 @@ from hominem_pipeline.atomic import (
 from hominem_pipeline.device import select_device
 from hominem_pipeline.health.calibration import calibration_for_cycle
 from hominem_pipeline.health.config import Probes
-from hominem_pipeline.models import resolve_embedding_model
+from hominem_pipeline.models import MODEL_LOADING, resolve_embedding_model
 from hominem_pipeline.store.consumption import record_trained
 from hominem_pipeline.training.config import TrainingConfig
 from hominem_pipeline.training.data import Example, PreparedData
@@ -99,14 +99,16 @@ def load_policy(base_path: str, config: TrainingConfig, adapter_dir: Path | None
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(base_path)
+    with MODEL_LOADING:
+        tok = AutoTokenizer.from_pretrained(base_path)
+        # fp32 master weights on the selected device; bf16 enters only through autocast in the forward passes.
+        base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32).to(select_device().device)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    # fp32 master weights on the selected device; bf16 enters only through autocast in the forward passes.
-    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32).to(select_device().device)
     base.config.use_cache = False
     if adapter_dir is not None:
-        model = PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=True)
+        with MODEL_LOADING:
+            model = PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=True)
     else:
         lora = LoraConfig(
             r=config.lora.rank,
