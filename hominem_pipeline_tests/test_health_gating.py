@@ -260,3 +260,37 @@ def test_the_online_update_schedule_learns_yesterdays_feedback_once(hominem_home
     assert trained[2] != "none" and "no feedback pairs" not in trained[1]  # yesterday's feedback was trained on
     assert again[0] == "skip" and "no feedback pairs newer than the last online update's" in again[1]
     assert again[2] == "none"
+
+
+def test_an_online_update_that_runs_late_learns_what_was_young_when_it_was_due(
+    hominem_home: Path, tiny_model_dir: Path
+) -> None:
+    """An update queued behind a training cycle runs late (in the simulation, days of simulated time). The
+    feedback's age is measured at the schedule's tick, which the run carries, not when it got to execute:
+    feedback 20 h old at the tick is learned although it is 92 h old (over the 48-h limit) at execution."""
+    import json
+
+    import dagster as dg
+
+    from hominem_pipeline.definitions import defs
+    from hominem_pipeline.defs.resources import HominemResource
+    from hominem_pipeline_tests.conftest import write_config
+
+    write_config(hominem_home / "config", inference={"student.model": str(tiny_model_dir)})
+    due = datetime.now(UTC) - timedelta(hours=72)
+    path = hominem_home / "data" / "preferences" / "preferences.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(PreferencePair(
+        pair_id=f"f{i}", prompt=f"My friend ignored me today ({i}). Was it my fault?", chosen=WARM, rejected=BLUNT,
+        source="feedback", reward_intensity=0.8, safety_score=0.9, dimension_deltas={"empathy": 0.8, "epistemic_integrity": 0.8},
+        created_at=due - timedelta(hours=20)).model_dump(mode="json")) + "\n" for i in range(3)))
+    schedule = {s.name: s for s in defs.schedules}["online_update_schedule"]
+    with dg.instance_for_test() as instance:
+        tick = schedule.evaluate_tick(dg.build_schedule_context(instance=instance, scheduled_execution_time=due))
+        [request] = tick.run_requests or []
+        result = defs.resolve_job_def(schedule.job_name).execute_in_process(
+            resources={"hominem": HominemResource(home=str(hominem_home), config_dir=str(hominem_home / "config"))},
+            instance=instance, run_config=request.run_config)
+        assert result.success
+        meta = instance.get_latest_materialization_event(dg.AssetKey("rhi_online")).asset_materialization.metadata
+    assert meta["candidate"].value != "none", meta["reason"].value

@@ -145,14 +145,24 @@ def rhi_user_signal(context: dg.OpExecutionContext, hominem: HominemResource) ->
     return user
 
 
+class OnlineUpdateConfig(dg.Config):
+    as_of: str | None = None  # ISO time the feedback's age is measured at; the schedule sets its tick time
+
+
 @dg.op
-def rhi_online_update(context: dg.OpExecutionContext, hominem: HominemResource, user: Any) -> None:
+def rhi_online_update(context: dg.OpExecutionContext, config: OnlineUpdateConfig, hominem: HominemResource,
+                      user: Any) -> None:
     """One online update (fast loop) from the feedback pairs no earlier update learned from (at most
-    `[fast_loop] max_age_hours` old), gated by partial RHI, not trained while the user's judgements contradict
-    each other; it moves the `online` pointer, never `current` (`hominem health online` is the same call)."""
+    `[fast_loop] max_age_hours` old at `as_of`: the schedule's tick, not the moment the run got to execute,
+    since an update queued behind a training cycle runs late), gated by partial RHI, not trained while the
+    user's judgements contradict each other; it moves the `online` pointer, never `current` (`hominem
+    health online` is the same call, at the clock's now)."""
+    from datetime import datetime
+
     from hominem_pipeline.health.run import run_online_update
 
-    result = run_online_update(hominem.settings(), user=user)
+    as_of = datetime.fromisoformat(config.as_of) if config.as_of else None
+    result = run_online_update(hominem.settings(), now=as_of, user=user)
     d = result.decision
     context.log.info(f"fast loop: {d.action}: {d.reason}")
     context.log_event(dg.AssetMaterialization(asset_key=ONLINE_KEY, metadata={
@@ -174,9 +184,20 @@ def online_update_job() -> None:
 def online_update_schedule(settings: Settings | None = None) -> dg.ScheduleDefinition:
     """The fast loop at `[fast_loop] cron` in `[fast_loop] timezone` (config/health.toml), on by default."""
     fast = load_health_config(settings or Settings()).fast_loop
-    return timed_schedule("online_update_schedule", online_update_job, fast.cron, fast.timezone,
-                          f"Online update from the feedback no update took yet (at most {fast.max_age_hours:g} h old) at {fast.cron!r} "
-                          f"{fast.timezone} (config/health.toml [fast_loop])")
+
+    @dg.schedule(
+        name="online_update_schedule", job=online_update_job, cron_schedule=fast.cron,
+        execution_timezone=fast.timezone, default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Online update from the feedback no update took yet (at most {fast.max_age_hours:g} h old at "
+                    f"the tick) at {fast.cron!r} {fast.timezone} (config/health.toml [fast_loop])",
+    )
+    def _online_update(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        # The tick's time travels with the run: an update queued behind a training cycle runs late, and
+        # measuring the feedback's age then would drop what was young enough when it was due.
+        at = context.scheduled_execution_time
+        return dg.RunRequest(run_config={"ops": {"rhi_online_update": {"config": {"as_of": at.isoformat()}}}} if at else {})
+
+    return _online_update
 
 
 HEALTH_ASSETS = [rhi_report]
