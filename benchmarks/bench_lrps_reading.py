@@ -26,7 +26,7 @@ def measure(home: str, seeds: int) -> None:
     os.environ["HOMINEM_CONFIG_DIR"] = os.path.join(home, "config")
     from hominem_pipeline.health import components as C
     from hominem_pipeline.health.config import HealthConfig
-    from hominem_pipeline.health.measure import conversations_from_store, reward_components, user_judgements
+    from hominem_pipeline.health.measure import conversations_from_store, judged_lrps, user_judgements
     from hominem_pipeline.health.predictivity import Judgements
     from hominem_pipeline.reward_model import load_current
     from hominem_pipeline.settings import Settings
@@ -41,7 +41,8 @@ def measure(home: str, seeds: int) -> None:
     # the baseline: the reward model's scalar against each conversation's mean emoji valence
     owner = {mid: c.conversation_id for c in conversations for mid, _, _ in c.turns}
     items = [(p, r) for c in conversations for _, p, r in c.turns]
-    scalars = reward_model.score_items(items).scalar
+    scores = reward_model.score_items(items)  # once: every reading below asks about the same replies
+    scalars = scores.scalar
     local, outcome = defaultdict(list), defaultdict(list)
     for mid, s in zip(owner, scalars, strict=True):  # dicts keep order: the turns' order, as `items`
         local[owner[mid]].append(float(s))
@@ -51,9 +52,7 @@ def measure(home: str, seeds: int) -> None:
     baseline = C.lrps([float(np.mean(local[c])) for c in with_outcome], [float(np.mean(outcome[c])) for c in with_outcome])
 
     def lrps_of(j: Judgements) -> C.Component:
-        probe = items[:3]
-        parts, _ = reward_components(reward_model, probe, None, [], conversations, {}, cfg, j)
-        return parts["lrps"]
+        return judged_lrps(reward_model, conversations, j, cfg, scores)
 
     def show(name: str, c: C.Component) -> None:
         keys = ("choice_accuracy", "choice_agreement", "emoji_pearson", "pearson", "conversations")

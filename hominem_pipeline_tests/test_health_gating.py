@@ -4,6 +4,7 @@ drives partial RHI down and is not applied; a coherent one passes and moves the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from hominem_pipeline.health.gate import (
 from hominem_pipeline.health.online import online_update, unlearned_feedback
 from hominem_pipeline.health.report import ComponentValue, HealthReport, read_history
 from hominem_pipeline.records import PreferencePair
-from hominem_pipeline.settings import Settings
+from hominem_pipeline.settings import REPO_ROOT, Settings
 
 
 @pytest.mark.parametrize(
@@ -294,3 +295,104 @@ def test_an_online_update_that_runs_late_learns_what_was_young_when_it_was_due(
         assert result.success
         meta = instance.get_latest_materialization_event(dg.AssetKey("rhi_online")).asset_materialization.metadata
     assert meta["candidate"].value != "none", meta["reason"].value
+
+
+@pytest.fixture(scope="module")
+def planted_reward_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A reward model trained on the planted rule (empathy is high exactly when the reply apologises),
+    published once; each test copies its folder into its own home."""
+    from hominem_pipeline.reward_model.registry import reward_model_root
+    from hominem_pipeline_tests.serving_fixtures import publish_reward_model
+
+    artifacts = tmp_path_factory.mktemp("planted-rm") / "artifacts"
+    publish_reward_model(Settings(home=artifacts.parent, config_dir=REPO_ROOT / "config"))
+    return reward_model_root(artifacts)
+
+
+def _judged_day(home: Path, judge: Callable[[int, bool], float]) -> None:
+    """Yesterday: 16 conversations, each a question answered twice (an apologising draft and a plain
+    regenerate), both drafts given an emoji by `judge(i, apologises)` and the better one chosen, as the
+    server logs them; ingested into the store and exported as feedback pairs."""
+    import json
+
+    from hominem_pipeline.events.ingest import ingest_day
+    from hominem_pipeline.events.log import EventLog
+    from hominem_pipeline.events.schema import FeedbackEvent, MessageEvent
+    from hominem_pipeline.store import TrainingDatabase
+    from hominem_pipeline_tests.reward_data import ADVICE, KEYWORD
+
+    when = datetime.now(UTC) - timedelta(hours=20)
+    events, pairs = [], []
+    for i in range(16):
+        cid, prompt = f"c{i}", f"I keep worrying about {['my job', 'a friend', 'my exam', 'a breakup'][i % 4]}. What should I do?"
+        user = MessageEvent.create(cid, "user", prompt, seq=0, timestamp=when)
+        drafts = {apologises: MessageEvent.create(cid, "assistant", text, seq=1 + k, parent_id=user.event_id,
+                                                  draft_index=k, timestamp=when)
+                  for k, (apologises, text) in enumerate(((True, KEYWORD + " " + ADVICE[i % len(ADVICE)]),
+                                                          (False, ADVICE[(i + 1) % len(ADVICE)])))}
+        events += [user, *drafts.values()]
+        valence = {a: judge(i, a) for a in drafts}
+        for a, d in drafts.items():
+            events.append(FeedbackEvent(event_id=f"e{i}{a}", conversation_id=cid, timestamp=when, kind="emoji",
+                                        message_id=d.event_id, emoji="😊+1" if valence[a] > 0 else "😟-1"))
+        chosen, rejected = (drafts[True], drafts[False]) if valence[True] > valence[False] else (drafts[False], drafts[True])
+        events.append(FeedbackEvent(event_id=f"p{i}", conversation_id=cid, timestamp=when, kind="preference",
+                                    chosen_message_id=chosen.event_id, rejected_message_id=rejected.event_id))
+        pairs.append(PreferencePair(pair_id=f"f{i}", prompt=prompt, chosen=chosen.content, rejected=rejected.content,
+                                    source="feedback", reward_intensity=0.8, safety_score=0.9,
+                                    dimension_deltas={"empathy": 0.8, "epistemic_integrity": 0.8}, created_at=when))
+    log = EventLog(home / "data" / "events")
+    log.append(events, day=when.date())
+    with TrainingDatabase(home / "data" / "hominem.duckdb") as db:
+        ingest_day(db, log, when.date())
+    path = home / "data" / "preferences" / "preferences.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(p.model_dump(mode="json")) + "\n" for p in pairs))
+
+
+@pytest.mark.parametrize(("user", "judge", "trained"), [
+    ("consistent", lambda i, apologises: 0.5 if apologises else -0.5, True),
+    # the same drafts praised in one conversation and punished in another
+    ("contradictory", lambda i, apologises: (0.5 if apologises else -0.5) * (1 if (i // 4) % 2 else -1), False),
+])
+def test_the_scheduled_update_reads_the_user_before_it_learns(
+    hominem_home: Path, tiny_model_dir: Path, planted_reward_model: Path, user: str,
+    judge: Callable[[int, bool], float], trained: bool,
+) -> None:
+    """Driven as the daemon drives it (a tick of `online_update_schedule`, then `online_update_job` with
+    the run config the tick made): the job reads the user's own emoji and choices from the store and
+    trains on their feedback only if they are coherent. A consistent user's batch is trained on; a user
+    who praises and punishes the same drafts gets no update at all, whatever partial RHI would say."""
+    import shutil
+
+    import dagster as dg
+
+    from hominem_pipeline.definitions import defs
+    from hominem_pipeline.defs.resources import HominemResource
+    from hominem_pipeline.reward_model.registry import reward_model_root
+
+    shutil.copytree(planted_reward_model, reward_model_root(hominem_home / "artifacts"))
+    _judged_day(hominem_home, judge)
+    schedule = {s.name: s for s in defs.schedules}["online_update_schedule"]
+    with dg.instance_for_test() as instance:
+        tick = schedule.evaluate_tick(dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.now(UTC)))
+        [request] = tick.run_requests or []
+        result = defs.resolve_job_def(schedule.job_name).execute_in_process(
+            resources={"hominem": HominemResource(home=str(hominem_home), config_dir=str(hominem_home / "config"))},
+            instance=instance, run_config=request.run_config)
+        assert result.success
+        assert result.output_for_node("rhi_user_signal") is not None
+        meta = instance.get_latest_materialization_event(dg.AssetKey("rhi_online")).asset_materialization.metadata
+        # The next tick finds the batch learned (or refused): the first step reads nothing at all.
+        again = defs.resolve_job_def(schedule.job_name).execute_in_process(
+            resources={"hominem": HominemResource(home=str(hominem_home), config_dir=str(hominem_home / "config"))},
+            instance=instance, run_config=request.run_config)
+        assert again.success and again.output_for_node("rhi_user_signal") is None
+    [decision, _] = read_decisions(hominem_home / "artifacts", model_name_for_spec(str(tiny_model_dir)))
+    lrps = decision["inputs"]["user_lrps"]  # read from the store by the job's first step
+    if trained:
+        assert lrps >= 0.30 and meta["candidate"].value != "none", meta["reason"].value
+    else:
+        assert lrps < 0.30
+        assert meta["decision"].value == "skip" and meta["candidate"].value == "none"
+        assert "the user's judgements contradict each other" in meta["reason"].value

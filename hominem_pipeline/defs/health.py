@@ -5,6 +5,7 @@ fast loop (`online_update_job` and its schedule, reported as `rhi_online` events
 `hominem_pipeline.health`; these bodies load, call and report.
 """
 
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -133,20 +134,24 @@ def nightly_schedule(settings: Settings | None = None) -> dg.ScheduleDefinition:
                           f"Nightly RHI replay at {nightly.cron!r} {nightly.timezone} (config/health.toml [nightly])")
 
 
+class OnlineUpdateConfig(dg.Config):
+    as_of: str | None = None  # ISO time the feedback's age is measured at; the schedule sets its tick time
+
+    def moment(self) -> datetime | None:
+        return datetime.fromisoformat(self.as_of) if self.as_of else None
+
+
 @dg.op(pool=STORE_POOL)
-def rhi_user_signal(context: dg.OpExecutionContext, hominem: HominemResource) -> Any:
+def rhi_user_signal(context: dg.OpExecutionContext, config: OnlineUpdateConfig, hominem: HominemResource) -> Any:
     """LRPS from the user's own emoji and choices in the store (the fast loop's brake), read in its own
-    step so that the store is held for seconds, not for the update's training."""
+    step so that the store is held for seconds, not for the update's training; not read when there is no
+    feedback to learn from."""
     from hominem_pipeline.health.run import read_user_signal
 
     with hominem.open_db() as db:
-        user = read_user_signal(hominem.settings(), db)
-    context.log.info(f"user signal: LRPS {user.value if user is not None else 'not measured (no judgements)'}")
+        user = read_user_signal(hominem.settings(), db, config.moment())
+    context.log.info(f"user signal: LRPS {user.value if user is not None else 'not read (no feedback to learn from or no judgements)'}")
     return user
-
-
-class OnlineUpdateConfig(dg.Config):
-    as_of: str | None = None  # ISO time the feedback's age is measured at; the schedule sets its tick time
 
 
 @dg.op
@@ -157,12 +162,9 @@ def rhi_online_update(context: dg.OpExecutionContext, config: OnlineUpdateConfig
     since an update queued behind a training cycle runs late), gated by partial RHI, not trained while the
     user's judgements contradict each other; it moves the `online` pointer, never `current` (`hominem
     health online` is the same call, at the clock's now)."""
-    from datetime import datetime
-
     from hominem_pipeline.health.run import run_online_update
 
-    as_of = datetime.fromisoformat(config.as_of) if config.as_of else None
-    result = run_online_update(hominem.settings(), now=as_of, user=user)
+    result = run_online_update(hominem.settings(), now=config.moment(), user=user)
     d = result.decision
     context.log.info(f"fast loop: {d.action}: {d.reason}")
     context.log_event(dg.AssetMaterialization(asset_key=ONLINE_KEY, metadata={
@@ -195,7 +197,10 @@ def online_update_schedule(settings: Settings | None = None) -> dg.ScheduleDefin
         # The tick's time travels with the run: an update queued behind a training cycle runs late, and
         # measuring the feedback's age then would drop what was young enough when it was due.
         at = context.scheduled_execution_time
-        return dg.RunRequest(run_config={"ops": {"rhi_online_update": {"config": {"as_of": at.isoformat()}}}} if at else {})
+        if at is None:
+            return dg.RunRequest()
+        config = {"config": {"as_of": at.isoformat()}}
+        return dg.RunRequest(run_config={"ops": {"rhi_user_signal": config, "rhi_online_update": config}})
 
     return _online_update
 

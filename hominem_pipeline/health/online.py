@@ -2,9 +2,9 @@
 gated by partial RHI, and not trained at all while the user's own judgements contradict each other.
 
 The update continues the adapter the `online` pointer names (or `current` on the first update) for a few
-preference steps with a gradient probe at every step, and is published as a version of its own. Its
-partial RHI (DCS from the probes, GVS from the step gradient norms against the lineage's stored
-GVI_max_reference) decides, by `health.gate.fast_loop_decision`: apply (move `online` to it), skip,
+preference steps with a gradient probe every `probe_interval` steps (by default one, at the last), and is
+published as a version of its own. Its partial RHI (DCS from the probes, GVS from the step gradient norms
+against the lineage's stored GVI_max_reference) decides, by `health.gate.fast_loop_decision`: apply (move `online` to it), skip,
 roll back the previous online update (move `online` back one step), freeze online learning until a
 batch's partial RHI recovers. `current` never moves here: consolidation is the slow path's job. A skipped
 candidate stays on disk (unreferenced) for inspection; the decision names it.
@@ -31,6 +31,9 @@ from hominem_pipeline.health.measure import build_report, training_components
 from hominem_pipeline.health.report import HealthReport, now_iso, save_report
 from hominem_pipeline.records import PreferencePair
 from hominem_pipeline.store.connection import naive_utc
+
+#: The METADATA `notes` key that marks a version as an online update (not a training cycle's adapter).
+ONLINE_UPDATE_NOTE = "online_update"
 
 
 @dataclass
@@ -147,7 +150,7 @@ def online_update(
     data = prepare_examples(cfg, pairs, [], False, reward_model)
     try:
         result = train_dual(cfg, data, base_model_path=base_model_path, lora_root=root, continue_from=base,
-                            health_probes=health.probes, notes={"online_update": f"{len(pairs)} feedback pairs"})
+                            health_probes=health.probes, notes={ONLINE_UPDATE_NOTE: f"{len(pairs)} feedback pairs"})
     except NoTrainingData as exc:
         save_online_state(settings.artifacts_dir, root.name, state)
         return skipped(f"nothing to learn from: {exc}")

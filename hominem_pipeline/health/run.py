@@ -122,28 +122,42 @@ def nightly_replay(settings: Any, model_name: str, *, db: Any | None = None, cfg
     return measured
 
 
-def read_user_signal(settings: Any, db: Any) -> Any:
-    """LRPS from the user's own judgements in the store (`health.measure.user_signal`), for the fast loop."""
+def pending_feedback(settings: Any, now: Any = None) -> list[Any]:
+    """The preference export's feedback pairs no online update has learned from yet, at most
+    `[fast_loop] max_age_hours` old at `now` (default: the clock's now)."""
+    from hominem_pipeline.health.gate import read_online_state
+    from hominem_pipeline.health.online import unlearned_feedback
+    from hominem_pipeline.training.data import load_preference_pairs
+    from hominem_pipeline.training.run import load_config, lora_root, preferences_path
+
+    path = preferences_path(settings)
+    model_name = lora_root(settings, load_config(settings)).name
+    learned_until = read_online_state(settings.artifacts_dir, model_name).get("learned_until")
+    return unlearned_feedback(load_preference_pairs(path) if path.is_file() else [], learned_until,
+                              load_health_config(settings).fast_loop.max_age_hours, now)
+
+
+def read_user_signal(settings: Any, db: Any, now: Any = None) -> Any:
+    """LRPS from the user's own judgements in the store (`health.measure.user_signal`), for the fast loop.
+    None without reading anything when there is no feedback to learn from (`pending_feedback`): the
+    scheduled update of a quiet day loads no model and scores no reply."""
     from hominem_pipeline.health.measure import user_signal
 
+    if not pending_feedback(settings, now):
+        return None
     return user_signal(db, _reward_model(settings), load_health_config(settings))
 
 
 def run_online_update(settings: Any, now: Any = None, user: Any = None) -> Any:
-    """The fast loop from the project's files: the preference export's feedback pairs no online update has
-    learned from yet. `user`: `read_user_signal`'s reading (the store is read by the caller, which holds it)."""
-    from hominem_pipeline.health.gate import read_online_state
-    from hominem_pipeline.health.online import online_update, unlearned_feedback
+    """The fast loop from the project's files: `pending_feedback`, trained on and gated. `user`:
+    `read_user_signal`'s reading (the store is read by the caller, which holds it)."""
+    from hominem_pipeline.health.online import online_update
     from hominem_pipeline.models import resolve_model
-    from hominem_pipeline.training.data import load_preference_pairs
-    from hominem_pipeline.training.run import load_config, lora_root, preferences_path
+    from hominem_pipeline.training.run import load_config
 
     cfg = load_health_config(settings)
     training = load_config(settings)
-    path = preferences_path(settings)
-    learned_until = read_online_state(settings.artifacts_dir, lora_root(settings, training).name).get("learned_until")
-    pairs = unlearned_feedback(load_preference_pairs(path) if path.is_file() else [], learned_until,
-                               cfg.fast_loop.max_age_hours, now)
+    pairs = pending_feedback(settings, now)
     base = resolve_model(training.base_model or settings.inference.student.model, settings.models_cache_dir)
     return online_update(settings, pairs, health=cfg, training_config=training, base_model_path=base,
                          reward_model=_reward_model(settings), user=user)

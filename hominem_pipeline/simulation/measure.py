@@ -14,6 +14,7 @@ from typing import Any
 from hominem_pipeline.adapters import CURRENT, AdapterRegistry, model_name_for_spec
 from hominem_pipeline.evaluation.config import load_eval_inputs
 from hominem_pipeline.evaluation.scoring import greedy_generate, response_nll
+from hominem_pipeline.health.online import ONLINE_UPDATE_NOTE
 from hominem_pipeline.models import load_causal_lm, resolve_model
 from hominem_pipeline.settings import Settings
 from hominem_pipeline.simulation.persona import Persona
@@ -80,7 +81,7 @@ class Meter:
     def newest_cycle_version(self) -> str | None:
         """The newest version a training cycle published (an online update's METADATA notes say so)."""
         for v in reversed(self.registry.versions()):
-            if "online_update" not in ((v.metadata.model_extra or {}).get("notes") or {}):
+            if ONLINE_UPDATE_NOTE not in ((v.metadata.model_extra or {}).get("notes") or {}):
                 return v.version
         return None
 
