@@ -116,6 +116,14 @@ def test_simulate_runs_the_loop_on_its_own(hominem_home: Path, tmp_path: Path) -
     assert week1["runs"]["conversations_job"].split("/")[0] == week1["runs"]["conversations_job"].split("/")[1]
     # Nightly maintenance ran every simulated night.
     assert week1["runs"]["nightly_maintenance_job"] == "7/7"
+    # The user's corrections, sent over /feedback and extracted by the daily job, are learned as the user's
+    # own statement said back to it, whatever the model replied. (A model that named the cat is not
+    # corrected: then there is nothing to learn.)
+    from hominem_pipeline.store import TrainingDatabase
+
+    with TrainingDatabase(home / "data" / "hominem.duckdb") as db:
+        answers = {p.response for p in db.get_sft_pairs(source="knowledge_update")}
+    assert answers == ({"Your cat is called Pixel."} if chat["corrections"] else set())
 
     # The sensor fired on its own and the cycle ran to a gating decision: promoted and swapped in, or held
     # with its reason. Both are the loop working; a failed run is not.
