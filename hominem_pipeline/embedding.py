@@ -26,6 +26,9 @@ _MODELS: dict[str, Any] = {}
 
 def load_sentence_model(path: str) -> Any:
     """The process-wide sentence-transformers model for a resolved folder (loaded on first call)."""
+    cached = _MODELS.get(path)
+    if cached is not None:  # never wait behind another model's load for one already here
+        return cached
     with MODEL_LOADING:  # the process-wide cache, and no other model built beside it (models.MODEL_LOADING)
         if path not in _MODELS:
             from sentence_transformers import SentenceTransformer
