@@ -34,15 +34,16 @@ VARIANTS = [
 ]
 
 
-def newest_consolidated(root: Path) -> tuple[str, str, dict[str, Any]]:
-    """The newest adapter under `root` whose cycle ran knowledge consolidation on some rows, its parent."""
+def newest_consolidated(root: Path, version: str | None = None) -> tuple[str, str | None, dict[str, Any]]:
+    """The newest adapter under `root` (or `version`) whose cycle ran knowledge consolidation on some rows,
+    and the adapter it continued from (None: the cycle started from the base model)."""
     found = []
-    for meta_path in root.glob("*/METADATA.json"):
+    for meta_path in root.glob(f"{version or '*'}/METADATA.json"):
         meta = json.loads(meta_path.read_text())
-        if (meta.get("knowledge_consolidation") or {}).get("rows") and meta.get("continued_from"):
-            found.append((meta.get("created_at", ""), meta_path.parent.name, meta["continued_from"], meta))
+        if (meta.get("knowledge_consolidation") or {}).get("rows"):
+            found.append((meta.get("created_at", ""), meta_path.parent.name, meta.get("continued_from"), meta))
     if not found:
-        raise SystemExit(f"no adapter under {root} ran knowledge consolidation from a parent")
+        raise SystemExit(f"no adapter under {root} ({version or 'any version'}) ran knowledge consolidation")
     _, version, parent, meta = max(found)
     return version, parent, meta
 
@@ -50,6 +51,7 @@ def newest_consolidated(root: Path) -> tuple[str, str, dict[str, Any]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("home")
+    ap.add_argument("--version", help="the cycle to re-run (default: the newest that ran consolidation)")
     args = ap.parse_args()
     os.environ["HOMINEM_HOME"] = args.home
     os.environ["HOMINEM_CONFIG_DIR"] = os.path.join(args.home, "config")
@@ -72,7 +74,7 @@ def main() -> None:
     settings = Settings()
     config = load_config(settings)
     root = lora_root(settings, config)
-    version, parent, meta = newest_consolidated(root)
+    version, parent, meta = newest_consolidated(root, args.version)
     eval_cfg, regression_set = load_eval_inputs(settings.config_dir)
     # NLL passes only: the variants are compared on what the gate's margins and the fact probes read.
     eval_cfg = eval_cfg.model_copy(update={"generation": eval_cfg.generation.model_copy(update={"prompts_limit": 0})})
@@ -84,7 +86,7 @@ def main() -> None:
     sources = config.knowledge_consolidation.sources
     knowledge = [e for e in sft if e.source in sources]
     base_path = resolve_model(config.base_model or settings.inference.student.model, settings.models_cache_dir)
-    print(f"home {args.home}: cycle {version} (parent {parent}); {len(sft)} SFT rows, {len(knowledge)} "
+    print(f"home {args.home}: cycle {version} (parent {parent or 'none: the base model'}); {len(sft)} SFT rows, {len(knowledge)} "
           f"knowledge rows (weights {min(e.weight for e in knowledge):.3f}-{max(e.weight for e in knowledge):.3f}), "
           f"{len(probes)} held-out fact probes; consolidation lr {config.knowledge_consolidation.learning_rate:g}, "
           f"batch {config.knowledge_consolidation.batch_size}")
@@ -94,12 +96,13 @@ def main() -> None:
 
     parent_metrics = None
 
-    def row(label: str, adapter: Path, steps: int = 0, lr_factor: float = 1.0, equal: bool = False) -> None:
+    def row(label: str, adapter: Path | None, steps: int = 0, lr_factor: float = 1.0, equal: bool = False) -> None:
         nonlocal parent_metrics
         t0 = time.perf_counter()
         kc = config.knowledge_consolidation.model_copy(update={
             "steps": steps, "learning_rate": config.knowledge_consolidation.learning_rate * lr_factor})
         cfg = config.model_copy(update={"knowledge_consolidation": kc})
+        torch.manual_seed(cfg.seed)  # a fresh LoRA (a first cycle's parent) starts as the trainer's does
         model, tok = load_policy(base_path, cfg, adapter)
         examples = [dataclasses.replace(e, weight=1.0) if equal and e.source in sources else e for e in sft]
         if steps:
@@ -119,10 +122,11 @@ def main() -> None:
               + " ".join(f"{m.scenario_margin[n]:>+14.3f} ({d:>+5.3f})" for n, d in drops.items())
               + f" {'pass' if passes else 'refuse':>6} {time.perf_counter() - t0:>5.0f}", flush=True)
 
-    row("parent (baseline)", root / parent)
+    start = root / parent if parent else None  # None: the base model under a fresh LoRA
+    row("parent (baseline)" if parent else "base (baseline)", start)
     row("candidate as trained", root / version)
     for label, steps, lr_factor, equal in VARIANTS:
-        row(label, root / parent, steps, lr_factor, equal)
+        row(label, start, steps, lr_factor, equal)
     print("margins: NLL(failure) - NLL(balanced) per scenario, (change vs parent); gate: refuse when any "
           f"falls more than {eval_cfg.tolerances.scenario_margin_drop:g} (lora_eval also compares against base)")
 
