@@ -187,22 +187,16 @@ def online_update_schedule(settings: Settings | None = None) -> dg.ScheduleDefin
     """The fast loop at `[fast_loop] cron` in `[fast_loop] timezone` (config/health.toml), on by default."""
     fast = load_health_config(settings or Settings()).fast_loop
 
-    @dg.schedule(
-        name="online_update_schedule", job=online_update_job, cron_schedule=fast.cron,
-        execution_timezone=fast.timezone, default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"Online update from the feedback no update took yet (at most {fast.max_age_hours:g} h old at "
-                    f"the tick) at {fast.cron!r} {fast.timezone} (config/health.toml [fast_loop])",
-    )
-    def _online_update(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    def as_of(at: datetime) -> dict:
         # The tick's time travels with the run: an update queued behind a training cycle runs late, and
         # measuring the feedback's age then would drop what was young enough when it was due.
-        at = context.scheduled_execution_time
-        if at is None:
-            return dg.RunRequest()
         config = {"config": {"as_of": at.isoformat()}}
-        return dg.RunRequest(run_config={"ops": {"rhi_user_signal": config, "rhi_online_update": config}})
+        return {"ops": {"rhi_user_signal": config, "rhi_online_update": config}}
 
-    return _online_update
+    return timed_schedule("online_update_schedule", online_update_job, fast.cron, fast.timezone,
+                          f"Online update from the feedback no update took yet (at most {fast.max_age_hours:g} h old at "
+                          f"the tick) at {fast.cron!r} {fast.timezone} (config/health.toml [fast_loop])",
+                          run_config_at=as_of)
 
 
 HEALTH_ASSETS = [rhi_report]

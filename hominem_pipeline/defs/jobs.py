@@ -1,5 +1,8 @@
 """Jobs: named selections of assets to run together, and the executor every run uses."""
 
+from collections.abc import Callable
+from datetime import datetime
+
 import dagster as dg
 
 # Each step runs in its own process (steps in different pools really run side by side). Forked from a
@@ -40,10 +43,20 @@ retraining_job = dg.define_asset_job(
 
 
 def timed_schedule(name: str, job: dg.JobDefinition, cron: str, timezone: str, description: str,
-                   enabled: bool = True) -> dg.ScheduleDefinition:
+                   enabled: bool = True, run_config_at: Callable[[datetime], dict] | None = None) -> dg.ScheduleDefinition:
     """`job` at `cron` read in `timezone`, both from a config file (validated there as `CronExpression`
-    and `TimeZoneName`); RUNNING by default, so `make dev` runs it, unless the config switches it off."""
-    return dg.ScheduleDefinition(
-        name=name, job=job, cron_schedule=cron, execution_timezone=timezone, description=description,
-        default_status=dg.DefaultScheduleStatus.RUNNING if enabled else dg.DefaultScheduleStatus.STOPPED,
-    )
+    and `TimeZoneName`); RUNNING by default, so `make dev` runs it, unless the config switches it off.
+    `run_config_at`: the run config for a tick, from the tick's scheduled time (a run that queues and
+    executes late still knows when it was due)."""
+    status = dg.DefaultScheduleStatus.RUNNING if enabled else dg.DefaultScheduleStatus.STOPPED
+    if run_config_at is None:
+        return dg.ScheduleDefinition(name=name, job=job, cron_schedule=cron, execution_timezone=timezone,
+                                     description=description, default_status=status)
+
+    @dg.schedule(name=name, job=job, cron_schedule=cron, execution_timezone=timezone, description=description,
+                 default_status=status)
+    def _at_tick(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        at = context.scheduled_execution_time
+        return dg.RunRequest(run_config=run_config_at(at)) if at is not None else dg.RunRequest()
+
+    return _at_tick
