@@ -25,12 +25,13 @@ import random
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from hominem_pipeline.embedding import Embedder
-from hominem_pipeline.manifold import load_manifold
+from hominem_pipeline.manifold import RewardManifold, load_manifold
 from hominem_pipeline.records import content_hash
 from hominem_pipeline.reward_model.config import RewardModelConfig, dimensions_for_source
 from hominem_pipeline.reward_model.dataset import Pair, validation_groups
@@ -50,6 +51,33 @@ def load_pairs(path: Path, cfg: RewardModelConfig) -> list[Pair]:
                 dims = tuple(dimensions_for_source(r["source"], cfg.dimension_rules))
                 pairs.append(Pair(r["prompt"], r["chosen"], r["rejected"], r["source"], dims))
     return pairs
+
+
+def dev_set(path: Path) -> tuple[RewardModelConfig, RewardManifold, list[Pair]]:
+    """The project's reward-model config and manifold, and the pairs of the dev set at `path` (a missing
+    file exits with status 2 and says so)."""
+    if not path.is_file():
+        print(f"{path}: no such file (pass --data)", file=sys.stderr)
+        raise SystemExit(2)
+    cfg = load_toml_model(REPO_ROOT / "config" / "reward_model.toml", RewardModelConfig)
+    return cfg, load_manifold(REPO_ROOT / "config" / "schemas" / "reward.yaml"), load_pairs(path, cfg)
+
+
+def cached_embedder(
+    cfg: RewardModelConfig, cache: Path | None, texts: Iterable[str]
+) -> tuple[Embedder, float]:
+    """The project's MiniLM embedder with `texts` embedded, and the seconds that took: vectors come from
+    `cache` (an .npz of `Embedder.save_cache`) when it exists, the rest are encoded, and all are written
+    back to it."""
+    embedder = Embedder("embedded:all-minilm-l6-v2", batch_size=cfg.embedding.batch_size)
+    if cache and cache.is_file():
+        embedder.load_cache(cache)
+    t0 = time.perf_counter()
+    embedder.embed(sorted(set(texts)))
+    seconds = time.perf_counter() - t0
+    if cache:
+        embedder.save_cache(cache)
+    return embedder, seconds
 
 
 def v1_config(cfg: RewardModelConfig) -> RewardModelConfig:
@@ -138,22 +166,11 @@ def main() -> int:
     )
     ap.add_argument("--models-dir", type=Path, default=REPO_ROOT / "artifacts" / "models")
     args = ap.parse_args()
-    if not args.data.is_file():
-        print(f"{args.data}: no such file (pass --data)", file=sys.stderr)
-        return 2
-
-    cfg = load_toml_model(REPO_ROOT / "config" / "reward_model.toml", RewardModelConfig)
-    manifold = load_manifold(REPO_ROOT / "config" / "schemas" / "reward.yaml")
-    pairs = load_pairs(args.data, cfg)
+    cfg, manifold, pairs = dev_set(args.data)
     sources = sorted({p.source for p in pairs})
-    embedder = Embedder("embedded:all-minilm-l6-v2", batch_size=cfg.embedding.batch_size)
-    if args.embedding_cache and args.embedding_cache.is_file():
-        embedder.load_cache(args.embedding_cache)
-    t0 = time.perf_counter()
-    embedder.embed(sorted({t for p in pairs for t in (p.prompt, p.chosen, p.rejected)}))
-    embed_s = time.perf_counter() - t0
-    if args.embedding_cache:
-        embedder.save_cache(args.embedding_cache)
+    embedder, embed_s = cached_embedder(
+        cfg, args.embedding_cache, {t for p in pairs for t in (p.prompt, p.chosen, p.rejected)}
+    )
     print(
         f"data: {args.data} ({len(pairs)} pairs, {len(sources)} sources); embedding: {embedder.texts_encoded} texts "
         f"encoded in {embed_s:.1f} s (the rest from the cache)"

@@ -35,16 +35,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_reward_quality import SPLIT_SALT, accuracy, cell, load_pairs, margins  # noqa: E402
+from bench_reward_quality import SPLIT_SALT, accuracy, cached_embedder, cell, dev_set, margins  # noqa: E402
 
 from hominem_pipeline.embedding import Embedder  # noqa: E402
-from hominem_pipeline.manifold import load_manifold  # noqa: E402
 from hominem_pipeline.records import content_hash  # noqa: E402
-from hominem_pipeline.reward_model.config import RewardModelConfig  # noqa: E402
 from hominem_pipeline.reward_model.dataset import Pair, validation_groups  # noqa: E402
 from hominem_pipeline.reward_model.model import pair_features  # noqa: E402
 from hominem_pipeline.reward_model.train import train_reward_model  # noqa: E402
-from hominem_pipeline.settings import REPO_ROOT, load_toml_model  # noqa: E402
+from hominem_pipeline.settings import REPO_ROOT  # noqa: E402
 
 _HUMAN = re.compile(r"(?:^|\n\n)Human:")
 
@@ -110,40 +108,27 @@ def main() -> int:
     ap.add_argument("--embedding-cache", type=Path, default=None, help="npz of the texts' MiniLM vectors")
     ap.add_argument("--extra-cache", type=Path, default=None, help="npz of last turns and joint texts")
     args = ap.parse_args()
-    if not args.data.is_file():
-        print(f"{args.data}: no such file (pass --data)", file=sys.stderr)
-        return 2
     from scipy import sparse
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    cfg = load_toml_model(REPO_ROOT / "config" / "reward_model.toml", RewardModelConfig)
-    manifold = load_manifold(REPO_ROOT / "config" / "schemas" / "reward.yaml")
-    pairs = load_pairs(args.data, cfg)
+    cfg, manifold, pairs = dev_set(args.data)
     held = validation_groups({content_hash(p.prompt) for p in pairs}, 0.2, SPLIT_SALT)
     train = [p for p in pairs if content_hash(p.prompt) not in held]
     test = [p for p in pairs if content_hash(p.prompt) in held]
     sources = sorted({p.source for p in test})
-
-    embedder = Embedder("embedded:all-minilm-l6-v2", batch_size=cfg.embedding.batch_size)
-    extra = Embedder("embedded:all-minilm-l6-v2", batch_size=cfg.embedding.batch_size)
-    for e, path in ((embedder, args.embedding_cache), (extra, args.extra_cache)):
-        if path and path.is_file():
-            e.load_cache(path)
-    t0 = time.perf_counter()
-    embedder.embed(sorted({t for p in pairs for t in (p.prompt, p.chosen, p.rejected)}))
-    extra.embed(
-        sorted(
-            {last_turn(p.prompt) for p in pairs}
-            | {joint(p.prompt, r) for p in pairs for r in (p.chosen, p.rejected)}
-        )
+    embedder, seconds = cached_embedder(
+        cfg, args.embedding_cache, {t for p in pairs for t in (p.prompt, p.chosen, p.rejected)}
     )
-    for e, path in ((embedder, args.embedding_cache), (extra, args.extra_cache)):
-        if path:
-            e.save_cache(path)
+    extra, extra_seconds = cached_embedder(
+        cfg,
+        args.extra_cache,
+        {last_turn(p.prompt) for p in pairs}
+        | {joint(p.prompt, r) for p in pairs for r in (p.chosen, p.rejected)},
+    )
     print(
         f"data: {args.data}; train {len(train)}, test {len(test)} (protocol (a)); "
-        f"{embedder.texts_encoded + extra.texts_encoded} texts encoded in {time.perf_counter() - t0:.1f} s"
+        f"{embedder.texts_encoded + extra.texts_encoded} texts encoded in {seconds + extra_seconds:.1f} s"
     )
 
     def emb(texts: list[str], which: Embedder = embedder) -> np.ndarray:
