@@ -39,14 +39,42 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DAY = date(2026, 3, 1)
-TOPICS = ["sleep", "running", "python", "taxes", "cooking", "a job interview", "moving house", "learning piano",
-          "a difficult friend", "saving money", "gardening", "a history essay", "climbing", "a new puppy"]
-OPENERS = ["How do I get better at", "Any advice about", "I'm worried about", "Can you explain", "What should I know about",
-           "I keep struggling with", "Give me a plan for", "What's a good first step with"]
-ADVICE = ["start small and keep a short daily habit", "write down what you want and review it weekly",
-          "ask someone who has done it for one concrete tip", "break it into three steps and do the first today",
-          "notice what already works and do more of it", "set a time limit so it does not take over your evening",
-          "keep notes so you can see your progress", "be patient with yourself; the first weeks are the hardest"]
+TOPICS = [
+    "sleep",
+    "running",
+    "python",
+    "taxes",
+    "cooking",
+    "a job interview",
+    "moving house",
+    "learning piano",
+    "a difficult friend",
+    "saving money",
+    "gardening",
+    "a history essay",
+    "climbing",
+    "a new puppy",
+]
+OPENERS = [
+    "How do I get better at",
+    "Any advice about",
+    "I'm worried about",
+    "Can you explain",
+    "What should I know about",
+    "I keep struggling with",
+    "Give me a plan for",
+    "What's a good first step with",
+]
+ADVICE = [
+    "start small and keep a short daily habit",
+    "write down what you want and review it weekly",
+    "ask someone who has done it for one concrete tip",
+    "break it into three steps and do the first today",
+    "notice what already works and do more of it",
+    "set a time limit so it does not take over your evening",
+    "keep notes so you can see your progress",
+    "be patient with yourself; the first weeks are the hardest",
+]
 
 
 def _reply(rng: random.Random, topic: str) -> str:
@@ -68,8 +96,16 @@ class _Writer:
 
     def emit(self, role: str, content: str, **extra: object) -> None:
         self.t += timedelta(milliseconds=137)
-        rec = {"type": "message", "event_id": f"{self.cid}-{self.seq}", "conversation_id": self.cid, "role": role,
-               "content": content, "timestamp": self.t.isoformat() + "Z", "seq": self.seq, **extra}
+        rec = {
+            "type": "message",
+            "event_id": f"{self.cid}-{self.seq}",
+            "conversation_id": self.cid,
+            "role": role,
+            "content": content,
+            "timestamp": self.t.isoformat() + "Z",
+            "seq": self.seq,
+            **extra,
+        }
         self.fh.write(json.dumps(rec) + "\n")  # type: ignore[attr-defined]
         self.seq += 1
         self.written += 1
@@ -90,8 +126,11 @@ def write_log(root: Path, n_messages: int, seed: int = 0) -> int:
             for _turn in range(rng.randint(1, 8)):
                 topic = rng.choice(TOPICS)
                 introspective = rng.random() < 0.01
-                w.emit("user", f"{rng.choice(OPENERS)} {topic}? (#{conv}.{w.seq})",
-                       **({"internal_generated": True, "introspection": True} if introspective else {}))
+                w.emit(
+                    "user",
+                    f"{rng.choice(OPENERS)} {topic}? (#{conv}.{w.seq})",
+                    **({"internal_generated": True, "introspection": True} if introspective else {}),
+                )
                 first = _reply(rng, topic)
                 r = rng.random()
                 drafts = [first]
@@ -145,8 +184,13 @@ def step(kind: str, workdir: Path, duckdb_memory: str, threads: int = 1, trace: 
         out.update(messages=n)
     else:
         r = extract_and_store_sft_pairs(db, all_conversations=True, embedder=embedder)
-        out.update(pairs=r.pairs_stored, dropped=r.stats.dropped_near_duplicates, embedded=embedder.texts_embedded,
-                   multi_draft_turns=r.stats.multi_draft_turns, introspection_excluded=r.stats.introspection_excluded)
+        out.update(
+            pairs=r.pairs_stored,
+            dropped=r.stats.dropped_near_duplicates,
+            embedded=embedder.texts_embedded,
+            multi_draft_turns=r.stats.multi_draft_turns,
+            introspection_excluded=r.stats.introspection_excluded,
+        )
     out["seconds"] = time.perf_counter() - t0
     if trace:
         out["py_peak_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
@@ -158,9 +202,22 @@ def step(kind: str, workdir: Path, duckdb_memory: str, threads: int = 1, trace: 
 
 def _run_step(kind: str, workdir: Path, duckdb_memory: str, threads: int, trace: bool) -> dict:
     proc = subprocess.run(
-        [sys.executable, __file__, "--step", kind, "--workdir", str(workdir), "--duckdb-memory", duckdb_memory,
-         "--torch-threads", str(threads)] + (["--tracemalloc"] if trace else []),
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            __file__,
+            "--step",
+            kind,
+            "--workdir",
+            str(workdir),
+            "--duckdb-memory",
+            duckdb_memory,
+            "--torch-threads",
+            str(threads),
+        ]
+        + (["--tracemalloc"] if trace else []),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"{kind} in {workdir} failed:\n{proc.stderr[-3000:]}")
@@ -205,11 +262,19 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path)
     ap.add_argument("--json-out", type=Path)
     ap.add_argument("--torch-threads", type=int, default=1)
-    ap.add_argument("--tracemalloc", action="store_true", help="also record Python's allocation peak (slows every step ~2x)")
+    ap.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="also record Python's allocation peak (slows every step ~2x)",
+    )
     ap.add_argument("--repeats", type=int, default=3, help="runs per step; the table shows the median")
     args = ap.parse_args()
     if args.step:
-        print(json.dumps(step(args.step, args.workdir, args.duckdb_memory, args.torch_threads, args.tracemalloc)))
+        print(
+            json.dumps(
+                step(args.step, args.workdir, args.duckdb_memory, args.torch_threads, args.tracemalloc)
+            )
+        )
         return
     results = []
     load_before = os.getloadavg()
@@ -219,29 +284,39 @@ def main() -> None:
             results.append(r)
             print(f"done {n}: {json.dumps(r)}", file=sys.stderr, flush=True)
     load_after = os.getloadavg()
-    print(f"cpus {os.cpu_count()}; load average (1/5/15 min) before {load_before[0]:.2f}/{load_before[1]:.2f}/"
-          f"{load_before[2]:.2f}, after {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f}; "
-          f"median of {args.repeats} run(s) per step")
-    header = ("| messages | ingest s | scan (baseline) s | extract s | extract/scan | embedded texts | pairs | "
-              "dropped near-dups | extract py peak MB | extract RSS peak MB | scan RSS peak MB |")
+    print(
+        f"cpus {os.cpu_count()}; load average (1/5/15 min) before {load_before[0]:.2f}/{load_before[1]:.2f}/"
+        f"{load_before[2]:.2f}, after {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f}; "
+        f"median of {args.repeats} run(s) per step"
+    )
+    header = (
+        "| messages | ingest s | scan (baseline) s | extract s | extract/scan | embedded texts | pairs | "
+        "dropped near-dups | extract py peak MB | extract RSS peak MB | scan RSS peak MB |"
+    )
     print(header)
     print("|---" * (header.count("|") - 1) + "|")
     for r in results:
         e, s, i = r["extract"], r["scan"], r["ingest"]
-        print(f"| {r['messages']:,} | {i['seconds']:.1f} | {s['seconds']:.1f} | {e['seconds']:.1f} | "
-              f"{e['seconds'] / s['seconds']:.1f} | {e['embedded']:,} | {e['pairs']:,} | {e['dropped']:,} | "
-              f"{e.get('py_peak_mb', float('nan')):.0f} | {e['rss_peak_mb']:.0f} | {s['rss_peak_mb']:.0f} |")
+        print(
+            f"| {r['messages']:,} | {i['seconds']:.1f} | {s['seconds']:.1f} | {e['seconds']:.1f} | "
+            f"{e['seconds'] / s['seconds']:.1f} | {e['embedded']:,} | {e['pairs']:,} | {e['dropped']:,} | "
+            f"{e.get('py_peak_mb', float('nan')):.0f} | {e['rss_peak_mb']:.0f} | {s['rss_peak_mb']:.0f} |"
+        )
     for r in results:
-        print(f"{r['messages']:,} messages, every run's seconds: ingest {r['ingest']['all_seconds']}, "
-              f"scan {r['scan']['all_seconds']}, extract {r['extract']['all_seconds']}")
+        print(
+            f"{r['messages']:,} messages, every run's seconds: ingest {r['ingest']['all_seconds']}, "
+            f"scan {r['scan']['all_seconds']}, extract {r['extract']['all_seconds']}"
+        )
     by_n = {r["messages"] // 1000 * 1000: r for r in results}
     sizes = sorted(by_n)
     for small, big in zip(sizes, sizes[1:], strict=False):
         a, b = by_n[small], by_n[big]
-        print(f"time({big:,})/time({small:,}): extract {b['extract']['seconds'] / a['extract']['seconds']:.2f}, "
-              f"scan baseline {b['scan']['seconds'] / a['scan']['seconds']:.2f}, "
-              f"ingest {b['ingest']['seconds'] / a['ingest']['seconds']:.2f}; "
-              f"extract RSS peak {a['extract']['rss_peak_mb']:.0f} -> {b['extract']['rss_peak_mb']:.0f} MB")
+        print(
+            f"time({big:,})/time({small:,}): extract {b['extract']['seconds'] / a['extract']['seconds']:.2f}, "
+            f"scan baseline {b['scan']['seconds'] / a['scan']['seconds']:.2f}, "
+            f"ingest {b['ingest']['seconds'] / a['ingest']['seconds']:.2f}; "
+            f"extract RSS peak {a['extract']['rss_peak_mb']:.0f} -> {b['extract']['rss_peak_mb']:.0f} MB"
+        )
     if args.json_out:
         args.json_out.write_text(json.dumps(results, indent=2))
 

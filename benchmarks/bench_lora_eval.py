@@ -61,7 +61,9 @@ def full_logits_nll(model, tok, pairs, batch_size: int = 8) -> list[float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="embedded:smollm2-135m-instruct")
-    ap.add_argument("--repeats", type=int, default=3, help="runs of each arm and of the whole evaluation; medians")
+    ap.add_argument(
+        "--repeats", type=int, default=3, help="runs of each arm and of the whole evaluation; medians"
+    )
     args = ap.parse_args()
     settings = Settings()
     path = resolve_model(args.model, settings.models_cache_dir)

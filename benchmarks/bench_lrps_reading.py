@@ -49,7 +49,9 @@ def measure(home: str, seeds: int) -> None:
     for mid, v in judged.valence.items():
         outcome[owner[mid]].append(v)
     with_outcome = sorted(outcome)
-    baseline = C.lrps([float(np.mean(local[c])) for c in with_outcome], [float(np.mean(outcome[c])) for c in with_outcome])
+    baseline = C.lrps(
+        [float(np.mean(local[c])) for c in with_outcome], [float(np.mean(outcome[c])) for c in with_outcome]
+    )
 
     def lrps_of(j: Judgements) -> C.Component:
         return judged_lrps(reward_model, conversations, j, cfg, scores)
@@ -60,14 +62,18 @@ def measure(home: str, seeds: int) -> None:
         value = "not measured" if c.value is None else f"{c.value:.3f}"
         print(f"  {name:34s} LRPS {value:>12s}  ({info}{'; ' + c.note if c.note else ''})")
 
-    print(f"{home}: {len(conversations)} conversations, {len(judged.valence)} replies with emoji, "
-          f"{len(judged.choices)} choices, reward model {reward_model.version}")
+    print(
+        f"{home}: {len(conversations)} conversations, {len(judged.valence)} replies with emoji, "
+        f"{len(judged.choices)} choices, reward model {reward_model.version}"
+    )
     show("reward model vs emoji (baseline)", baseline)
     show("user head, as stored", lrps_of(judged))
     for seed in range(1, seeds + 1):
         rng = random.Random(seed)
-        flipped = Judgements({m: (-v if rng.random() < 0.5 else v) for m, v in judged.valence.items()},
-                             [(c, r) if rng.random() < 0.5 else (r, c) for c, r in judged.choices])
+        flipped = Judgements(
+            {m: (-v if rng.random() < 0.5 else v) for m, v in judged.valence.items()},
+            [(c, r) if rng.random() < 0.5 else (r, c) for c, r in judged.choices],
+        )
         show(f"user head, flipped at random (seed {seed})", lrps_of(flipped))
 
 

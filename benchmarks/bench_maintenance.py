@@ -91,10 +91,27 @@ def build_store(path: Path, n: int) -> None:
     used = roll < 0.15
     created = [NOW.replace(tzinfo=None) - timedelta(days=float(a)) for a in age_days]
     with TrainingDatabase(path) as db:
-        cols = [ids, instr, resp, [None] * n, ["conversation"] * n, [None] * n, [1.0] * n,
-                rng.random(n).round(3).tolist(), [1.0] * n, [1.0] * n, ["c"] * n, [f"m{i}" for i in ids],
-                [len(x) for x in instr], [len(x) for x in resp], ["{}"] * n, created, used.tolist(),
-                [c if u else None for c, u in zip(created, used, strict=True)], [1 if u else None for u in used]]
+        cols = [
+            ids,
+            instr,
+            resp,
+            [None] * n,
+            ["conversation"] * n,
+            [None] * n,
+            [1.0] * n,
+            rng.random(n).round(3).tolist(),
+            [1.0] * n,
+            [1.0] * n,
+            ["c"] * n,
+            [f"m{i}" for i in ids],
+            [len(x) for x in instr],
+            [len(x) for x in resp],
+            ["{}"] * n,
+            created,
+            used.tolist(),
+            [c if u else None for c, u in zip(created, used, strict=True)],
+            [1 if u else None for u in used],
+        ]
         db.con.execute("INSERT INTO sft_pairs SELECT " + ", ".join(["unnest(?)"] * len(cols)), cols)
         for s in range(0, n, 100_000):
             store_embeddings(db, ids[s : s + 100_000], vectors[s : s + 100_000], SPEC)
@@ -138,7 +155,9 @@ def baseline(rows: int, repeats: int) -> tuple[float, float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--baseline-rows", type=int, default=20_000)
@@ -147,8 +166,10 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()}  cores: {os.cpu_count()}")
     exact_s, clustered_s, recall = baseline(args.baseline_rows, args.repeats)
     m = args.baseline_rows
-    print(f"\nbaseline on {m:,} rows (median of {args.repeats}): all-pairs {exact_s:.2f} s, "
-          f"clustered (k-means + search) {clustered_s:.2f} s, recall of the clustered search {recall:.3f}")
+    print(
+        f"\nbaseline on {m:,} rows (median of {args.repeats}): all-pairs {exact_s:.2f} s, "
+        f"clustered (k-means + search) {clustered_s:.2f} s, recall of the clustered search {recall:.3f}"
+    )
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-maint-"))
     steps = ["cleanup", "duplicate_content", "embed", "load", "cluster", "near_duplicate", "reemit", "total"]
     print("\n| rows | " + " | ".join(steps) + " | 2nd night total | all-pairs search (extrapolated) |")
@@ -170,10 +191,17 @@ def main() -> None:
                 copy.unlink()
             med = {k: statistics.median(f[k] for f in firsts) for k in steps}
             extrapolated = exact_s * (n / m) ** 2
-            print(f"| {n:,} | " + " | ".join(f"{med[k]:.2f}" for k in steps)
-                  + f" | {statistics.median(seconds):.2f} | {extrapolated:,.0f} |", flush=True)
-            print(f"  (store built in {build_s:.0f} s; counts of one night: "
-                  f"{ {k: v for k, v in counts.items() if isinstance(v, int)} })", flush=True)
+            print(
+                f"| {n:,} | "
+                + " | ".join(f"{med[k]:.2f}" for k in steps)
+                + f" | {statistics.median(seconds):.2f} | {extrapolated:,.0f} |",
+                flush=True,
+            )
+            print(
+                f"  (store built in {build_s:.0f} s; counts of one night: "
+                f"{ {k: v for k, v in counts.items() if isinstance(v, int)} })",
+                flush=True,
+            )
             master.unlink()
     finally:
         if args.workdir is None:

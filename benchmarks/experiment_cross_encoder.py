@@ -38,7 +38,9 @@ from hominem_pipeline.settings import REPO_ROOT, load_toml_model  # noqa: E402
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "preference_dev.jsonl")
+    ap.add_argument(
+        "--data", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "preference_dev.jsonl"
+    )
     ap.add_argument("--max-len", type=int, default=192)
     ap.add_argument("--prompt-tokens", type=int, default=64)
     ap.add_argument("--epochs", type=float, default=1.0)
@@ -86,7 +88,9 @@ def main() -> int:
 
     steps = int(len(train) * args.epochs / args.batch)
     warm = max(1, steps // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (steps - s) / steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (steps - s) / steps)
+    )
     encoder.train()
     t0 = time.perf_counter()
     losses = []
@@ -100,8 +104,10 @@ def main() -> int:
         sched.step()
         losses.append(loss.item())
         if (s + 1) % 20 == 0:
-            print(f"step {s + 1}/{steps}: loss (mean of 20) {np.mean(losses[-20:]):.4f}, {time.perf_counter() - t0:.0f} s",
-                  flush=True)
+            print(
+                f"step {s + 1}/{steps}: loss (mean of 20) {np.mean(losses[-20:]):.4f}, {time.perf_counter() - t0:.0f} s",
+                flush=True,
+            )
     train_s = time.perf_counter() - t0
 
     encoder.eval()
@@ -111,12 +117,16 @@ def main() -> int:
         for i in range(0, len(test), 32):
             b = test[i : i + 32]
             prompts = [p.prompt for p in b]
-            margins.append((score(prompts, [p.chosen for p in b]) - score(prompts, [p.rejected for p in b])).numpy())
+            margins.append(
+                (score(prompts, [p.chosen for p in b]) - score(prompts, [p.rejected for p in b])).numpy()
+            )
     m = np.concatenate(margins)
     eval_s = time.perf_counter() - t0
-    print(f"trained {steps} steps x {args.batch} pairs in {train_s:.0f} s ({2 * steps * args.batch / train_s:.1f} "
-          f"sequences/s, forward and backward); scored {len(test)} test pairs in {eval_s:.0f} s "
-          f"({2 * len(test) / eval_s:.1f} sequences/s)")
+    print(
+        f"trained {steps} steps x {args.batch} pairs in {train_s:.0f} s ({2 * steps * args.batch / train_s:.1f} "
+        f"sequences/s, forward and backward); scored {len(test)} test pairs in {eval_s:.0f} s "
+        f"({2 * len(test) / eval_s:.1f} sequences/s)"
+    )
     by = defaultdict(list)
     for i, p in enumerate(test):
         by[p.source].append(i)

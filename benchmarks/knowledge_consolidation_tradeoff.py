@@ -41,7 +41,9 @@ def newest_consolidated(root: Path, version: str | None = None) -> tuple[str, st
     for meta_path in root.glob(f"{version or '*'}/METADATA.json"):
         meta = json.loads(meta_path.read_text())
         if (meta.get("knowledge_consolidation") or {}).get("rows"):
-            found.append((meta.get("created_at", ""), meta_path.parent.name, meta.get("continued_from"), meta))
+            found.append(
+                (meta.get("created_at", ""), meta_path.parent.name, meta.get("continued_from"), meta)
+            )
     if not found:
         raise SystemExit(f"no adapter under {root} ({version or 'any version'}) ran knowledge consolidation")
     _, version, parent, meta = max(found)
@@ -77,7 +79,9 @@ def main() -> None:
     version, parent, meta = newest_consolidated(root, args.version)
     eval_cfg, regression_set = load_eval_inputs(settings.config_dir)
     # NLL passes only: the variants are compared on what the gate's margins and the fact probes read.
-    eval_cfg = eval_cfg.model_copy(update={"generation": eval_cfg.generation.model_copy(update={"prompts_limit": 0})})
+    eval_cfg = eval_cfg.model_copy(
+        update={"generation": eval_cfg.generation.model_copy(update={"prompts_limit": 0})}
+    )
     rows = rows_by_id(read_jsonl(sft_jsonl_path(settings)), meta["trained_sft_pair_ids"])
     probes = [p for p in collect_probes(rows) if p.kind == "held_out"]
     reward_model, _ = current_with_note(settings.artifacts_dir)
@@ -85,28 +89,40 @@ def main() -> None:
     sft = [e for e in data.examples if e.channel == "sft"]
     sources = config.knowledge_consolidation.sources
     knowledge = [e for e in sft if e.source in sources]
-    base_path = resolve_model(config.base_model or settings.inference.student.model, settings.models_cache_dir)
-    print(f"home {args.home}: cycle {version} (parent {parent or 'none: the base model'}); {len(sft)} SFT rows, {len(knowledge)} "
-          f"knowledge rows (weights {min(e.weight for e in knowledge):.3f}-{max(e.weight for e in knowledge):.3f}), "
-          f"{len(probes)} held-out fact probes; consolidation lr {config.knowledge_consolidation.learning_rate:g}, "
-          f"batch {config.knowledge_consolidation.batch_size}")
+    base_path = resolve_model(
+        config.base_model or settings.inference.student.model, settings.models_cache_dir
+    )
+    print(
+        f"home {args.home}: cycle {version} (parent {parent or 'none: the base model'}); {len(sft)} SFT rows, {len(knowledge)} "
+        f"knowledge rows (weights {min(e.weight for e in knowledge):.3f}-{max(e.weight for e in knowledge):.3f}), "
+        f"{len(probes)} held-out fact probes; consolidation lr {config.knowledge_consolidation.learning_rate:g}, "
+        f"batch {config.knowledge_consolidation.batch_size}"
+    )
     names = sorted({s.scenario for s in regression_set.scenarios})
-    print(f"{'variant':<28} {'fact NLL':>8} {'vs parent':>9} {'general':>8} "
-          + " ".join(f"{n[:22]:>22}" for n in names) + f" {'gate':>6} {'s':>5}")
+    print(
+        f"{'variant':<28} {'fact NLL':>8} {'vs parent':>9} {'general':>8} "
+        + " ".join(f"{n[:22]:>22}" for n in names)
+        + f" {'gate':>6} {'s':>5}"
+    )
 
     parent_metrics = None
 
-    def row(label: str, adapter: Path | None, steps: int = 0, lr_factor: float = 1.0, equal: bool = False) -> None:
+    def row(
+        label: str, adapter: Path | None, steps: int = 0, lr_factor: float = 1.0, equal: bool = False
+    ) -> None:
         nonlocal parent_metrics
         t0 = time.perf_counter()
-        kc = config.knowledge_consolidation.model_copy(update={
-            "steps": steps, "learning_rate": config.knowledge_consolidation.learning_rate * lr_factor})
+        kc = config.knowledge_consolidation.model_copy(
+            update={"steps": steps, "learning_rate": config.knowledge_consolidation.learning_rate * lr_factor}
+        )
         cfg = config.model_copy(update={"knowledge_consolidation": kc})
         torch.manual_seed(cfg.seed)  # a fresh LoRA (a first cycle's parent) starts as the trainer's does
         model, tok = load_policy(base_path, cfg, adapter)
         examples = [dataclasses.replace(e, weight=1.0) if equal and e.source in sources else e for e in sft]
         if steps:
-            encoded = [encode(tok, e.prompt, e.chosen, cfg.max_prompt_tokens, cfg.max_length) for e in examples]
+            encoded = [
+                encode(tok, e.prompt, e.chosen, cfg.max_prompt_tokens, cfg.max_length) for e in examples
+            ]
             params = [p for p in model.parameters() if p.requires_grad]
             consolidate_knowledge(model, params, cfg, examples, encoded, tok.pad_token_id, 0)
         model.eval()
@@ -118,17 +134,22 @@ def main() -> None:
         fact_change = (m.knowledge_nll - p.knowledge_nll) / p.knowledge_nll
         drops = {n: m.scenario_margin[n] - p.scenario_margin[n] for n in names}
         passes = all(d >= -eval_cfg.tolerances.scenario_margin_drop for d in drops.values())
-        print(f"{label:<28} {m.knowledge_nll:>8.3f} {fact_change:>+9.1%} {m.general_nll:>8.3f} "
-              + " ".join(f"{m.scenario_margin[n]:>+14.3f} ({d:>+5.3f})" for n, d in drops.items())
-              + f" {'pass' if passes else 'refuse':>6} {time.perf_counter() - t0:>5.0f}", flush=True)
+        print(
+            f"{label:<28} {m.knowledge_nll:>8.3f} {fact_change:>+9.1%} {m.general_nll:>8.3f} "
+            + " ".join(f"{m.scenario_margin[n]:>+14.3f} ({d:>+5.3f})" for n, d in drops.items())
+            + f" {'pass' if passes else 'refuse':>6} {time.perf_counter() - t0:>5.0f}",
+            flush=True,
+        )
 
     start = root / parent if parent else None  # None: the base model under a fresh LoRA
     row("parent (baseline)" if parent else "base (baseline)", start)
     row("candidate as trained", root / version)
     for label, steps, lr_factor, equal in VARIANTS:
         row(label, start, steps, lr_factor, equal)
-    print("margins: NLL(failure) - NLL(balanced) per scenario, (change vs parent); gate: refuse when any "
-          f"falls more than {eval_cfg.tolerances.scenario_margin_drop:g} (lora_eval also compares against base)")
+    print(
+        "margins: NLL(failure) - NLL(balanced) per scenario, (change vs parent); gate: refuse when any "
+        f"falls more than {eval_cfg.tolerances.scenario_margin_drop:g} (lora_eval also compares against base)"
+    )
 
 
 if __name__ == "__main__":

@@ -49,14 +49,29 @@ def _prepare_home(home: Path, source: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--from-home", type=Path, default=REPO, help="home with preference pairs, reward model, models")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="training config override, dotted keys (e.g. lora.rank=16)")
+    ap.add_argument(
+        "--from-home", type=Path, default=REPO, help="home with preference pairs, reward model, models"
+    )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="training config override, dotted keys (e.g. lora.rank=16)",
+    )
     ap.add_argument("--keep", type=Path, help="keep the temporary home here instead of deleting it")
-    ap.add_argument("--with-generation", action="store_true",
-                    help="keep lora_eval's greedy outputs (only the reward model reads them; off: 1 token of 1 prompt)")
-    ap.add_argument("--stand-in-preferences", type=int, default=0, metavar="N",
-                    help="when --from-home has no preference pairs: N warm-vs-cold pairs (proof_it_learns.py's)")
+    ap.add_argument(
+        "--with-generation",
+        action="store_true",
+        help="keep lora_eval's greedy outputs (only the reward model reads them; off: 1 token of 1 prompt)",
+    )
+    ap.add_argument(
+        "--stand-in-preferences",
+        type=int,
+        default=0,
+        metavar="N",
+        help="when --from-home has no preference pairs: N warm-vs-cold pairs (proof_it_learns.py's)",
+    )
     args = ap.parse_args()
     overrides = {k: _value(v) for k, v in (s.split("=", 1) for s in args.set)}
 
@@ -90,8 +105,17 @@ def main() -> None:
         from hominem_pipeline.atomic import write_jsonl_atomic
         from hominem_pipeline.records import PreferencePair
 
-        pairs = [PreferencePair(prompt=s, chosen=warm(s), rejected=cold(s), source="teacher", reward_intensity=1.0,
-                                safety_score=1.0) for s in SITUATIONS[: args.stand_in_preferences]]
+        pairs = [
+            PreferencePair(
+                prompt=s,
+                chosen=warm(s),
+                rejected=cold(s),
+                source="teacher",
+                reward_intensity=1.0,
+                safety_score=1.0,
+            )
+            for s in SITUATIONS[: args.stand_in_preferences]
+        ]
         write_jsonl_atomic(prefs_path, [p.model_dump(mode="json") for p in pairs])
         print(f"preference pairs: {len(pairs)} stand-ins (no preference export under --from-home)")
     log = EventLog(events_dir(settings))
@@ -113,9 +137,11 @@ def main() -> None:
     m = report.flat_metrics()
     base, cand = report.arms["base"], report.arms["candidate"]
     contributions = result.metadata["channel_contributions"]
-    print(f"overrides: {overrides or 'none'}; steps {result.metadata['steps']}; "
-          f"SFT rows {sft.by_source}; trained on {len(result.metadata['trained_sft_pair_ids'])} SFT rows, "
-          f"{contributions['preference']['examples_seen']} preference pairs")
+    print(
+        f"overrides: {overrides or 'none'}; steps {result.metadata['steps']}; "
+        f"SFT rows {sft.by_source}; trained on {len(result.metadata['trained_sft_pair_ids'])} SFT rows, "
+        f"{contributions['preference']['examples_seen']} preference pairs"
+    )
     print(f"time: extraction {t_sft:.0f} s, training {t_train:.0f} s, evaluation {t_eval:.0f} s")
     print(f"{'measure':44s} {'base':>8s} {'adapter':>8s} {'change':>8s}")
     for label, b, a in (
@@ -125,7 +151,9 @@ def main() -> None:
     ):
         if a is not None and b is not None:
             print(f"{label:44s} {b:8.3f} {a:8.3f} {(a - b) / b:+8.1%}")
-    print(f"scenario margin change {m['delta.scenario_margin']:+.3f}; gate {'passed' if report.passed else 'FAILED'}")
+    print(
+        f"scenario margin change {m['delta.scenario_margin']:+.3f}; gate {'passed' if report.passed else 'FAILED'}"
+    )
     print(f"summary line: {summary_line(report)}")
     print(f"report: {path}")
     if args.keep:

@@ -123,7 +123,10 @@ def sweep_leftovers(folder: Path) -> Swept:
     if removed:
         log.warning(
             "swept %d leftover(s) of interrupted writes (%d bytes) from %s: %s",
-            len(removed), total, folder, ", ".join(p.name for p in removed),
+            len(removed),
+            total,
+            folder,
+            ", ".join(p.name for p in removed),
         )
     return Swept(removed, total)
 
@@ -342,10 +345,10 @@ class Pointer:
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise self._corrupt(f"not JSON: {type(exc).__name__}") from None
         if not isinstance(state, dict) or not isinstance(state.get("version"), str | None):
-            raise self._corrupt("no \"version\" name")
+            raise self._corrupt('no "version" name')
         history = state.get("history", [])
         if not isinstance(history, list) or not all(isinstance(v, str) for v in history):
-            raise self._corrupt("\"history\" is not a list of version names")
+            raise self._corrupt('"history" is not a list of version names')
         return {"version": state["version"], "history": history}
 
     @property
@@ -392,7 +395,9 @@ class Pointer:
             if damage:
                 log.warning(
                     "%s names a damaged version (%s); using %s, the previous good one in its history",
-                    self.path, damage[0], version,
+                    self.path,
+                    damage[0],
+                    version,
                 )
             return version
         raise CorruptVersion(

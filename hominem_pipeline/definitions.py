@@ -34,7 +34,11 @@ defs = dg.Definitions(
         *PLOT_ASSETS,
     ],
     asset_checks=[
-        *FOUNDATION_CHECKS, *REWARD_MODEL_CHECKS, *CONVERSATION_CHECKS, *EVALUATION_CHECKS, *HEALTH_CHECKS,
+        *FOUNDATION_CHECKS,
+        *REWARD_MODEL_CHECKS,
+        *CONVERSATION_CHECKS,
+        *EVALUATION_CHECKS,
+        *HEALTH_CHECKS,
     ],
     jobs=[main_job, conversations_job, retraining_job, *HEALTH_JOBS, *MAINTENANCE_JOBS],
     sensors=[*SENSORS],

@@ -52,18 +52,22 @@ def pca(matrix: np.ndarray, components: int = 2) -> tuple[np.ndarray, np.ndarray
     return projected, ratio[:components]
 
 
-def _manifold_rows(rows: Sequence[Mapping[str, Any]], dimensions: Sequence[str], least: int
-                   ) -> tuple[np.ndarray, list[str]]:
+def _manifold_rows(
+    rows: Sequence[Mapping[str, Any]], dimensions: Sequence[str], least: int
+) -> tuple[np.ndarray, list[str]]:
     """(reward vectors over `dimensions`, category per vector) of the rows that have every dimension."""
     usable = [r for r in rows if all(d in r.get("reward_vector", {}) for d in dimensions)]
     if len(usable) < least:
-        raise ValueError(f"the reward manifold plot needs at least {least} rows with every dimension; got {len(usable)}")
+        raise ValueError(
+            f"the reward manifold plot needs at least {least} rows with every dimension; got {len(usable)}"
+        )
     matrix = np.array([[float(r["reward_vector"][d]) for d in dimensions] for r in usable])
     return matrix, [str(r.get("category") or "unknown") for r in usable]
 
 
-def _scatter_by_category(projected: np.ndarray, categories: list[str], labels: tuple[str, str], title: str,
-                         path: Path) -> None:
+def _scatter_by_category(
+    projected: np.ndarray, categories: list[str], labels: tuple[str, str], title: str, path: Path
+) -> None:
     fig, ax = _figure()
     for category in sorted(set(categories)):
         mask = np.array([c == category for c in categories])
@@ -75,23 +79,40 @@ def _scatter_by_category(projected: np.ndarray, categories: list[str], labels: t
     _save(fig, path)
 
 
-def plot_reward_manifold(rows: Sequence[Mapping[str, Any]], dimensions: Sequence[str], path: Path) -> dict[str, Any]:
+def plot_reward_manifold(
+    rows: Sequence[Mapping[str, Any]], dimensions: Sequence[str], path: Path
+) -> dict[str, Any]:
     """Scatter of the rows' `reward_vector`s (over `dimensions`) in their first two principal components,
     one colour per `category`. Rows missing a dimension are left out (counted)."""
     matrix, categories = _manifold_rows(rows, dimensions, least=2)
     projected, ratio = pca(matrix)
-    _scatter_by_category(projected, categories, (f"PC1 ({ratio[0]:.0%} of variance)", f"PC2 ({ratio[1]:.0%} of variance)"),
-                         f"Reward manifold: {len(matrix)} reward vectors, {len(dimensions)} dimensions (PCA)", path)
-    return {"points": len(matrix), "left_out": len(rows) - len(matrix), "categories": len(set(categories)),
-            "pc1_variance": round(float(ratio[0]), 4), "pc2_variance": round(float(ratio[1]), 4)}
+    _scatter_by_category(
+        projected,
+        categories,
+        (f"PC1 ({ratio[0]:.0%} of variance)", f"PC2 ({ratio[1]:.0%} of variance)"),
+        f"Reward manifold: {len(matrix)} reward vectors, {len(dimensions)} dimensions (PCA)",
+        path,
+    )
+    return {
+        "points": len(matrix),
+        "left_out": len(rows) - len(matrix),
+        "categories": len(set(categories)),
+        "pc1_variance": round(float(ratio[0]), 4),
+        "pc2_variance": round(float(ratio[1]), 4),
+    }
 
 
 # UMAP's neighbour graph needs a few points; below this the PCA view says all there is.
 UMAP_MIN_POINTS = 8
 
 
-def plot_reward_manifold_umap(rows: Sequence[Mapping[str, Any]], dimensions: Sequence[str], path: Path,
-                              n_neighbors: int = 15, seed: int = 0) -> dict[str, Any]:
+def plot_reward_manifold_umap(
+    rows: Sequence[Mapping[str, Any]],
+    dimensions: Sequence[str],
+    path: Path,
+    n_neighbors: int = 15,
+    seed: int = 0,
+) -> dict[str, Any]:
     """The same vectors as `plot_reward_manifold`, laid out by UMAP (umap-learn, euclidean distances
     between the raw vectors; fixed seed, so a re-run draws the same picture). UMAP keeps local
     neighbourhoods where PCA keeps global variance: clusters of similar rewards show, distances between
@@ -101,7 +122,9 @@ def plot_reward_manifold_umap(rows: Sequence[Mapping[str, Any]], dimensions: Seq
     installed."""
     matrix, categories = _manifold_rows(rows, dimensions, least=UMAP_MIN_POINTS)
     neighbours = max(2, min(n_neighbors, len(matrix) - 1))
-    inputs = content_hash(json.dumps([matrix.round(6).tolist(), categories, list(dimensions), neighbours, seed]))
+    inputs = content_hash(
+        json.dumps([matrix.round(6).tolist(), categories, list(dimensions), neighbours, seed])
+    )
     record = Path(f"{path}.json")
     if path.is_file() and record.is_file():
         try:
@@ -113,13 +136,26 @@ def plot_reward_manifold_umap(rows: Sequence[Mapping[str, Any]], dimensions: Seq
     import umap  # optional: numba-compiled on first use
 
     record.unlink(missing_ok=True)  # from here until the new record, the PNG is not what any record says
-    projected = umap.UMAP(n_neighbors=neighbours, min_dist=0.1, random_state=seed, n_jobs=1).fit_transform(matrix)
-    _scatter_by_category(np.asarray(projected), categories, ("UMAP 1", "UMAP 2"),
-                         f"Reward manifold: {len(matrix)} reward vectors, {len(dimensions)} dimensions (UMAP, "
-                         f"{neighbours} neighbours)", path)
-    numbers = {"points": len(matrix), "left_out": len(rows) - len(matrix), "categories": len(set(categories)),
-               "n_neighbors": neighbours}
-    write_json_atomic(record, {"inputs": inputs, "numbers": numbers})  # after the PNG: a crash before it redraws
+    projected = umap.UMAP(n_neighbors=neighbours, min_dist=0.1, random_state=seed, n_jobs=1).fit_transform(
+        matrix
+    )
+    _scatter_by_category(
+        np.asarray(projected),
+        categories,
+        ("UMAP 1", "UMAP 2"),
+        f"Reward manifold: {len(matrix)} reward vectors, {len(dimensions)} dimensions (UMAP, "
+        f"{neighbours} neighbours)",
+        path,
+    )
+    numbers = {
+        "points": len(matrix),
+        "left_out": len(rows) - len(matrix),
+        "categories": len(set(categories)),
+        "n_neighbors": neighbours,
+    }
+    write_json_atomic(
+        record, {"inputs": inputs, "numbers": numbers}
+    )  # after the PNG: a crash before it redraws
     return {**numbers, "reused": False}
 
 
@@ -130,8 +166,11 @@ def plot_loss_curves(log_rows: Sequence[Mapping[str, Any]], path: Path, title: s
         raise ValueError("the loss-curve plot needs a training log with at least one step")
     fig, ax = _figure()
     drawn = {}
-    for key, label in (("loss", "blended loss"), ("sft_loss", "memory channel (SFT)"),
-                       ("preference_loss", "reward channel (preference)")):
+    for key, label in (
+        ("loss", "blended loss"),
+        ("sft_loss", "memory channel (SFT)"),
+        ("preference_loss", "reward channel (preference)"),
+    ):
         points = [(r["step"], r[key]) for r in log_rows if key in r and r[key] is not None]
         if points:
             steps, values = zip(*points, strict=True)

@@ -47,7 +47,10 @@ class DataMark:
         return h.hexdigest()[:16]
 
     def to_json(self) -> dict:
-        return {"sft_pair_ids": sorted(self.sft_pair_ids), "preference_pair_ids": sorted(self.preference_pair_ids)}
+        return {
+            "sft_pair_ids": sorted(self.sft_pair_ids),
+            "preference_pair_ids": sorted(self.preference_pair_ids),
+        }
 
 
 @dataclass
@@ -136,9 +139,7 @@ def decide(new: NewData, config: RetrainingConfig) -> Decision:
     """Seed 000 7.3: memory >= its threshold, or reward >= its threshold, or both >= `both_fraction` of theirs."""
     conv_t, pref_t = config.new_conversations, config.new_preference_pairs
     half_conv, half_pref = config.both_fraction * conv_t, config.both_fraction * pref_t
-    counts = (
-        f"{new.conversations}/{conv_t} new conversations, {new.preference_pairs}/{pref_t} new preference pairs"
-    )
+    counts = f"{new.conversations}/{conv_t} new conversations, {new.preference_pairs}/{pref_t} new preference pairs"
     if new.conversations >= conv_t:
         return Decision(True, "memory", f"memory channel ready: {counts}")
     if new.preference_pairs >= pref_t:
@@ -202,7 +203,11 @@ class MarkStore:
         self.save(mark)
         write_json_atomic(
             self.root / "requested.json",
-            {"mark": mark.mark_id, "from_version": from_version, "requested_at": datetime.now(UTC).isoformat()},
+            {
+                "mark": mark.mark_id,
+                "from_version": from_version,
+                "requested_at": datetime.now(UTC).isoformat(),
+            },
         )
         base = self.baseline()
         self.prune([mark.mark_id, *([str(base.get("mark"))] if base else [])])
@@ -227,7 +232,10 @@ def _baseline(store: MarkStore, current: str | None, snapshot: ExportSnapshot) -
     if base and base.get("version") == current:
         mark = store.load(str(base.get("mark")))
         if mark is not None:
-            return mark, f"baseline {base['mark']} adopted {base.get('adopted_at', '?')} ({base.get('how', '?')})"
+            return (
+                mark,
+                f"baseline {base['mark']} adopted {base.get('adopted_at', '?')} ({base.get('how', '?')})",
+            )
     previous = base.get("version") if base else None
     req = store.request()
     mark, how = None, ""
@@ -250,7 +258,11 @@ def assess(settings: Settings, config: RetrainingConfig | None = None) -> Assess
     snapshot = read_exports(settings)
     baseline, note = _baseline(store, current, snapshot)
     new = count_new(snapshot, baseline)
-    notes = [f"{snapshot.unreadable_lines} export lines unreadable (not counted)"] if snapshot.unreadable_lines else []
+    notes = (
+        [f"{snapshot.unreadable_lines} export lines unreadable (not counted)"]
+        if snapshot.unreadable_lines
+        else []
+    )
     return Assessment(model_name, current, baseline.mark_id, note, snapshot, new, decide(new, config), notes)
 
 

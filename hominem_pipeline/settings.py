@@ -107,17 +107,25 @@ class RetrainingConfig(StrictModel):
 
     new_conversations: int = Field(500, ge=1, description="memory channel: conversations with new SFT pairs")
     new_preference_pairs: int = Field(200, ge=1, description="reward channel: new preference pairs")
-    both_fraction: float = Field(0.5, gt=0.0, le=1.0, description="both channels at this share of their thresholds")
+    both_fraction: float = Field(
+        0.5, gt=0.0, le=1.0, description="both channels at this share of their thresholds"
+    )
     sensor_interval_seconds: int = Field(300, ge=30, le=86400)
-    fallback_after_days: int = Field(7, ge=1, le=365, description="weekly fallback: the sensor has not fired for this long")
+    fallback_after_days: int = Field(
+        7, ge=1, le=365, description="weekly fallback: the sensor has not fired for this long"
+    )
 
 
 class SchedulesConfig(StrictModel):
     """Cron times of the schedules, read in `timezone` (an IANA name)."""
 
     timezone: TimeZoneName = "UTC"
-    conversation_labels: CronExpression = Field("30 0 * * *", description="daily: yesterday's partition (+ deferred turns)")
-    retraining_fallback: CronExpression = Field("0 3 * * 0", description="weekly: retrain if the sensor stayed quiet")
+    conversation_labels: CronExpression = Field(
+        "30 0 * * *", description="daily: yesterday's partition (+ deferred turns)"
+    )
+    retraining_fallback: CronExpression = Field(
+        "0 3 * * 0", description="weekly: retrain if the sensor stayed quiet"
+    )
 
 
 class PipelineConfig(StrictModel):
@@ -146,7 +154,9 @@ def load_toml_model(path: Path, model: type[M], *, defaults_if_absent: bool = Fa
         raise ConfigError(f"config file not found: {path}") from exc
     except UnicodeDecodeError as exc:
         line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x})") from exc
+        raise ConfigError(
+            f"{path}: line {line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x})"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     try:

@@ -42,7 +42,9 @@ def train_step(settings: Settings, params: dict[str, Any], log: Log) -> StepOutp
 
     try:
         with TrainingDatabase(settings.database_path) as db:
-            result = run_training(settings, train_config, db=db, progress=progress, reuse=not params.get("force"))
+            result = run_training(
+                settings, train_config, db=db, progress=progress, reuse=not params.get("force")
+            )
     except NoTrainingData as exc:
         log(f"warning: {exc}")
         return StepOutput({"trained": False, "reason": str(exc)}, "none")

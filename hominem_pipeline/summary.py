@@ -22,7 +22,12 @@ def build_summary(settings: Settings) -> str:
     db_path = settings.database_path
     if db_path.is_file():
         with TrainingDatabase(db_path, read_only=True) as db:
-            tables = [r["table_name"] for r in db.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY table_name")]
+            tables = [
+                r["table_name"]
+                for r in db.query(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY table_name"
+                )
+            ]
             lines.append(f"store: {db_path} (schema v{db.schema_version})")
             for t in tables:
                 if t == "schema_migrations":
@@ -41,7 +46,9 @@ def build_summary(settings: Settings) -> str:
         lines.append(f"  {label:24s} {path}  ({'missing' if n is None else f'{n} rows'})")
     events = settings.data_dir / "events"
     days = sorted(p.stem for p in events.glob("*.jsonl")) if events.is_dir() else []
-    lines.append(f"  {'event log':24s} {events}  ({len(days)} day files{', ' + days[0] + ' .. ' + days[-1] if days else ''})")
+    lines.append(
+        f"  {'event log':24s} {events}  ({len(days)} day files{', ' + days[0] + ' .. ' + days[-1] if days else ''})"
+    )
     if reward_model_root(settings.artifacts_dir).is_dir():
         lines.append("reward model:")
         lines.extend(describe(settings.artifacts_dir))

@@ -11,7 +11,15 @@ from pydantic import BaseModel, ValidationError
 
 from hominem_pipeline.manifold import RewardManifold, validate_label
 
-REQUIRED_ROW_FIELDS = ("label_id", "trajectory_id", "prompt", "response", "reward_vector", "reward_intensity", "safety_score")
+REQUIRED_ROW_FIELDS = (
+    "label_id",
+    "trajectory_id",
+    "prompt",
+    "response",
+    "reward_vector",
+    "reward_intensity",
+    "safety_score",
+)
 
 
 def field_errors(exc: ValidationError) -> str:
@@ -37,7 +45,9 @@ def parse_json(text: str | bytes) -> Any:
         raise ValueError("JSON nested too deeply (more than Python's recursion limit allows)") from None
     where = lone_surrogate_path(obj)
     if where is not None:
-        raise ValueError(f"{where}: contains a lone surrogate (an escape such as \\ud800 that is not valid Unicode)")
+        raise ValueError(
+            f"{where}: contains a lone surrogate (an escape such as \\ud800 that is not valid Unicode)"
+        )
     return obj
 
 
@@ -153,7 +163,14 @@ def label_row_problems(rows: list[dict[str, Any]], manifold: RewardManifold) -> 
             continue
         data = {
             k: row[k]
-            for k in ("reward_vector", "reward_intensity", "safety_score", "scalar_preference", "rationale", "confidence")
+            for k in (
+                "reward_vector",
+                "reward_intensity",
+                "safety_score",
+                "scalar_preference",
+                "rationale",
+                "confidence",
+            )
             if k in row and row[k] is not None
         }
         try:

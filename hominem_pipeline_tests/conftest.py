@@ -118,9 +118,25 @@ def openai_server_url(tmp_path_factory: pytest.TempPathFactory):
     gguf = embedded_gguf_path("smollm2-135m-instruct")
     with log.open("w") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--seed", "7"],
-            stdout=fh, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(gguf),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "2048",
+                "--n_threads",
+                "2",
+                "--seed",
+                "7",
+            ],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}/v1"
     try:
@@ -131,7 +147,9 @@ def openai_server_url(tmp_path_factory: pytest.TempPathFactory):
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"llama_cpp.server did not start:\n{log.read_text()[-2000:]}") from None
+                    raise RuntimeError(
+                        f"llama_cpp.server did not start:\n{log.read_text()[-2000:]}"
+                    ) from None
                 time.sleep(0.3)
         yield url
     finally:

@@ -55,7 +55,9 @@ class _KillSwitch:
                 target = "?"
             extra = f" {len(args[1])}B" if name == "write" else ""
             return f"{name} {Path(target).name}{extra}"
-        return f"{name} " + " -> ".join(Path(str(a)).name for a in args[:2] if isinstance(a, str | os.PathLike))
+        return f"{name} " + " -> ".join(
+            Path(str(a)).name for a in args[:2] if isinstance(a, str | os.PathLike)
+        )
 
     def _wrap(self, name: str, real):  # noqa: ANN001, ANN202 (wraps os functions of several signatures)
         def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
@@ -129,8 +131,10 @@ def _reward_model_result(settings, seed: int):  # noqa: ANN001, ANN202 (a Traini
         heads=heads,
         feature_mean=g.normal(size=len(FEATURES) * emb),
         weights=g.normal(size=(len(heads), len(FEATURES) * emb)),
-        target_mean=np.zeros(len(heads)), target_std=np.ones(len(heads)),
-        gate_weights=g.normal(size=(len(dims), emb)), gate_bias=np.zeros(len(dims)),
+        target_mean=np.zeros(len(heads)),
+        target_std=np.ones(len(heads)),
+        gate_weights=g.normal(size=(len(dims), emb)),
+        gate_bias=np.zeros(len(dims)),
     )
     model = RewardModel(manifold, params, "embedded:all-minilm-l6-v2", embedding_dim=emb)
     metadata = {"training_data": {"hash": f"fault-suite-{seed}"}}
@@ -202,8 +206,14 @@ def _fill(switch: _KillSwitch, events_dir: str, file_size_limit: str = "0") -> N
     switch.ready()
     for batch in range(100_000):
         events = [
-            MessageEvent(event_id=f"b{batch}-{i}", conversation_id=f"c{batch}", role="user", seq=i,
-                         content=f"batch {batch} message {i} " + "x" * 300, timestamp=datetime(2026, 11, 3, 9))
+            MessageEvent(
+                event_id=f"b{batch}-{i}",
+                conversation_id=f"c{batch}",
+                role="user",
+                seq=i,
+                content=f"batch {batch} message {i} " + "x" * 300,
+                timestamp=datetime(2026, 11, 3, 9),
+            )
             for i in range(7)
         ]
         try:
@@ -216,10 +226,17 @@ def _fill(switch: _KillSwitch, events_dir: str, file_size_limit: str = "0") -> N
         acknowledged += [e.event_id for e in events]
     switch.done()
     read = log.read_day(day)
-    print(json.dumps({
-        "acknowledged": acknowledged, "errors": errors, "logged": [e.event_id for e in read.events],
-        "rejected": len(read.rejected), "torn_tail_bytes": read.torn_tail_bytes,
-    }))
+    print(
+        json.dumps(
+            {
+                "acknowledged": acknowledged,
+                "errors": errors,
+                "logged": [e.event_id for e in read.events],
+                "rejected": len(read.rejected),
+                "torn_tail_bytes": read.torn_tail_bytes,
+            }
+        )
+    )
 
 
 SCENARIOS = {"cli": _cli, "ingest": _ingest, "publish": _publish, "flip": _flip, "fill": _fill}

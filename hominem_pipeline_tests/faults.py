@@ -32,9 +32,16 @@ def store_held_by_another_process(path: Path) -> Iterator[subprocess.Popen]:
     """A real second process holding the DuckDB file at `path` (DuckDB's lock is per process) until the
     block ends; yields it (its pid is what a "busy" message names)."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
-         "sys.stdin.read()", str(path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+            "sys.stdin.read()",
+            str(path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
@@ -102,8 +109,12 @@ def run_driver(
     if trace is not None:
         cmd += ["--trace", str(trace)]
     proc = subprocess.Popen(
-        [*cmd, scenario, *args], env=driver_env(home), cwd=REPO_ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [*cmd, scenario, *args],
+        env=driver_env(home),
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     if kill_after_s is not None:
         assert proc.stdout is not None
@@ -133,7 +144,9 @@ def leftovers(home: Path) -> list[Path]:
     found = []
     for top in (home / "artifacts", home / "data"):
         if top.is_dir():
-            found += [p for p in top.rglob(".*") if p.name.startswith(STAGING_PREFIX) or p.name.endswith(TMP_SUFFIX)]
+            found += [
+                p for p in top.rglob(".*") if p.name.startswith(STAGING_PREFIX) or p.name.endswith(TMP_SUFFIX)
+            ]
     return sorted(found)
 
 

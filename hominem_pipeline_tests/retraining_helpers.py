@@ -19,12 +19,24 @@ class Exports:
         for i in range(conversations):
             # Two SFT rows per conversation: the count is of conversations, not rows.
             for turn in range(2):
-                self.sft.append({"pair_id": f"s{tag}{n + i}-{turn}", "conversation_id": f"c{tag}{n + i}",
-                                 "instruction": "q?", "response": "an answer", "source": "conversation"})
+                self.sft.append(
+                    {
+                        "pair_id": f"s{tag}{n + i}-{turn}",
+                        "conversation_id": f"c{tag}{n + i}",
+                        "instruction": "q?",
+                        "response": "an answer",
+                        "source": "conversation",
+                    }
+                )
         m = len(self.pref)
-        self.pref += [{"pair_id": f"p{tag}{m + i}", "prompt": "q", "chosen": "a", "rejected": "b",
-                       "source": "feedback"} for i in range(pairs)]
-        for rel, rows in (("data/sft/sft_training.jsonl", self.sft), ("data/preferences/preferences.jsonl", self.pref)):
+        self.pref += [
+            {"pair_id": f"p{tag}{m + i}", "prompt": "q", "chosen": "a", "rejected": "b", "source": "feedback"}
+            for i in range(pairs)
+        ]
+        for rel, rows in (
+            ("data/sft/sft_training.jsonl", self.sft),
+            ("data/preferences/preferences.jsonl", self.pref),
+        ):
             path = self.home / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -19,7 +19,9 @@ from hominem_pipeline.store import TrainingDatabase
 from hominem_pipeline_tests.adapter_helpers import lora_model, publish
 
 
-def test_notes_live_beside_the_version_and_show_in_list_and_show(hominem_home: Path, tiny_model_dir: Path) -> None:
+def test_notes_live_beside_the_version_and_show_in_list_and_show(
+    hominem_home: Path, tiny_model_dir: Path
+) -> None:
     registry = AdapterRegistry(hominem_home / "artifacts", model_name_for_spec(str(tiny_model_dir)))
     model, _ = lora_model(tiny_model_dir)
     version = publish(registry, model, tiny_model_dir, metrics={"loss": 1.5})
@@ -50,8 +52,13 @@ def test_notes_live_beside_the_version_and_show_in_list_and_show(hominem_home: P
 
 
 def _pair(i: int, source: str) -> SFTPair:
-    return SFTPair(instruction=f"Question number {i}?", response=f"The answer to question {i}.", source=source,
-                   conversation_id=f"c{i}", message_id=f"m{i}")
+    return SFTPair(
+        instruction=f"Question number {i}?",
+        response=f"The answer to question {i}.",
+        source=source,
+        conversation_id=f"c{i}",
+        message_id=f"m{i}",
+    )
 
 
 def test_sft_stats_counts_used_and_unused_per_source(hominem_home: Path) -> None:
@@ -60,7 +67,9 @@ def test_sft_stats_counts_used_and_unused_per_source(hominem_home: Path) -> None
     assert none.exit_code != 0 and "no store at" in none.output
 
     with TrainingDatabase(Settings(home=hominem_home).database_path) as db:
-        db.insert_sft_pairs([_pair(i, "conversation") for i in range(5)] + [_pair(i, "correction") for i in range(5, 7)])
+        db.insert_sft_pairs(
+            [_pair(i, "conversation") for i in range(5)] + [_pair(i, "correction") for i in range(5, 7)]
+        )
         ids = [p.pair_id for p in db.get_sft_pairs(source="conversation")][:3]
         db.update_sft_used(ids, cycle=1)
     res = runner.invoke(main, ["sft", "stats", "--json"])

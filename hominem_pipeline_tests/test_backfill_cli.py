@@ -25,8 +25,12 @@ def test_cli_backfill_of_two_days_labels_both_partitions(hominem_home: Path, tmp
         t = datetime(day.year, day.month, day.day, 9)
         log.append(
             [
-                MessageEvent.create(f"c{i}", "user", f"Question {i}: how do I keep basil alive?", timestamp=t, seq=0),
-                MessageEvent.create(f"c{i}", "assistant", "Sun, and water when the soil is dry.", timestamp=t, seq=1),
+                MessageEvent.create(
+                    f"c{i}", "user", f"Question {i}: how do I keep basil alive?", timestamp=t, seq=0
+                ),
+                MessageEvent.create(
+                    f"c{i}", "assistant", "Sun, and water when the soil is dry.", timestamp=t, seq=1
+                ),
             ],
             day=day,
         )
@@ -36,9 +40,22 @@ def test_cli_backfill_of_two_days_labels_both_partitions(hominem_home: Path, tmp
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "HOMINEM_HOME": str(hominem_home)}
     span = f"{DAYS[0].isoformat()}...{DAYS[1].isoformat()}"
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "hominem_pipeline.definitions",
-         "--select", "conversations,conversation_labels", "--partition-range", span],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "hominem_pipeline.definitions",
+            "--select",
+            "conversations,conversation_labels",
+            "--partition-range",
+            span,
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 

@@ -63,7 +63,10 @@ def _preference_count(home: Path) -> int:
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "hominem_pipeline.cli", *args],
-        capture_output=True, text=True, env={**os.environ, **env}, timeout=120,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
     )
 
 
@@ -127,7 +130,8 @@ def test_garbage_current_pointer_is_one_line(home: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "command"), [("hominem.toml", "summary"), ("hominem.toml", "extract-sft"), ("inference.toml", "extract-sft")]
+    ("name", "command"),
+    [("hominem.toml", "summary"), ("hominem.toml", "extract-sft"), ("inference.toml", "extract-sft")],
 )
 def test_config_error_in_summary_and_extract_sft(home: Path, name: str, command: str) -> None:
     config = home / "config" / name
@@ -144,14 +148,21 @@ def test_lone_surrogate_in_an_imported_message(home: Path, tmp_path: Path) -> No
     f = tmp_path / "chat.jsonl"
     good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
     f.write_text(json.dumps(good) + "\n" + json.dumps(good).replace("hello", "hel\\ud800lo") + "\n")
-    assert_one_line_error(hominem("import", "conversations", str(f)), f"{f}:2", "messages.1.content", "surrogate")
+    assert_one_line_error(
+        hominem("import", "conversations", str(f)), f"{f}:2", "messages.1.content", "surrogate"
+    )
     assert _events(home) == []  # all or nothing: the valid first line was not appended either
 
 
 def test_lmstudio_created_at_out_of_range(home: Path, tmp_path: Path) -> None:
     f = tmp_path / "lm.json"
-    conv = {"createdAt": 10**17, "messages": [{"versions": [{"role": "user", "content": "hi"}]},
-                                              {"versions": [{"role": "assistant", "content": "yo"}]}]}
+    conv = {
+        "createdAt": 10**17,
+        "messages": [
+            {"versions": [{"role": "user", "content": "hi"}]},
+            {"versions": [{"role": "assistant", "content": "yo"}]},
+        ],
+    }
     f.write_text(json.dumps(conv))
     assert_one_line_error(hominem("import", "conversations", str(f)), str(f), "createdAt")
     assert _events(home) == []
@@ -170,8 +181,10 @@ def test_json_nested_100k_deep(home: Path, tmp_path: Path, layout: str) -> None:
 
 def test_non_utf8_preferences_file_imports_its_valid_lines(home: Path, tmp_path: Path) -> None:
     f = tmp_path / "prefs.jsonl"
-    f.write_bytes(b'{"prompt": "p", "chosen": "a", "rejected": "b"}\n{"prompt": "p\xff", "chosen": "a", '
-                  b'"rejected": "b"}\n{"prompt": "q", "chosen": "a", "rejected": "b"}\n')
+    f.write_bytes(
+        b'{"prompt": "p", "chosen": "a", "rejected": "b"}\n{"prompt": "p\xff", "chosen": "a", '
+        b'"rejected": "b"}\n{"prompt": "q", "chosen": "a", "rejected": "b"}\n'
+    )
     result = hominem("import", "preferences", str(f))
     assert result.exit_code == 0, result.output
     assert f"{f}:2: rejected: not UTF-8 text: byte 0xff" in result.stderr
@@ -195,7 +208,9 @@ def test_adapter_promote_refuses_a_path_outside_the_registry(home: Path) -> None
 # -- wrong answers with exit 0 before ------------------------------------------------------------------
 def test_db_path_on_a_missing_folder_or_a_non_database_file(home: Path, tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "store.duckdb"
-    assert_one_line_error(hominem("extract-sft", "--all-conversations", "--db-path", str(missing)), str(missing))
+    assert_one_line_error(
+        hominem("extract-sft", "--all-conversations", "--db-path", str(missing)), str(missing)
+    )
     assert not missing.parent.exists()
     jsonl = tmp_path / "pairs.jsonl"
     jsonl.write_text('{"prompt": "p"}\n')
@@ -228,8 +243,12 @@ def test_empty_preferences_and_labels_files_are_refused(home: Path, tmp_path: Pa
 
 def test_pretty_printed_json_is_told_the_expected_format(home: Path, tmp_path: Path) -> None:
     chat = tmp_path / "chat.json"
-    chat.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"},
-                                             {"role": "assistant", "content": "yo"}]}, indent=2))
+    chat.write_text(
+        json.dumps(
+            {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
+            indent=2,
+        )
+    )
     line = assert_one_line_error(hominem("import", "conversations", str(chat)), str(chat), "JSON Lines")
     assert "not valid JSON" not in line
     prefs = tmp_path / "prefs.jsonl"
@@ -241,8 +260,11 @@ def test_pretty_printed_json_is_told_the_expected_format(home: Path, tmp_path: P
 
 @pytest.mark.parametrize(
     ("args", "blamed"),
-    [(["--set", "lora.rank=abc"], "lora.rank='abc'"), (["--max-steps", "-5"], "max_steps=-5"),
-     (["--set", "max_steps.x=1"], "override max_steps.x")],
+    [
+        (["--set", "lora.rank=abc"], "lora.rank='abc'"),
+        (["--max-steps", "-5"], "max_steps=-5"),
+        (["--set", "max_steps.x=1"], "override max_steps.x"),
+    ],
 )
 def test_training_overrides_are_blamed_not_the_yaml_file(home: Path, args: list[str], blamed: str) -> None:
     line = assert_one_line_error(hominem("train", "--no-store", "--no-progress", *args), blamed)

@@ -45,7 +45,10 @@ def test_validate_passes_a_good_file(tmp_path: Path, monkeypatch) -> None:
 
 def test_validate_names_each_problem_and_exits_non_zero(tmp_path: Path) -> None:
     bad_vector = {n: 0.1 for n in NAMES if n != "curiosity"} | {"empathy": 3.0}
-    f = _write(tmp_path / "bad.jsonl", [_row(1), _row(2, reward_vector=bad_vector), _row(3, response="", safety_score=2)])
+    f = _write(
+        tmp_path / "bad.jsonl",
+        [_row(1), _row(2, reward_vector=bad_vector), _row(3, response="", safety_score=2)],
+    )
     result = CliRunner().invoke(main, ["labels", "validate", "--file", str(f)])
     assert result.exit_code == 1
     out = result.output

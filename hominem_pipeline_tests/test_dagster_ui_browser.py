@@ -40,7 +40,9 @@ def _graphql(url: str, query: str) -> dict:
 
 def _location_loaded(url: str) -> bool:
     try:
-        data = _graphql(url, "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }")
+        data = _graphql(
+            url, "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+        )
     except OSError:
         return False
     entries = (data.get("data") or {}).get("workspaceOrError", {}).get("locationEntries", [])
@@ -57,15 +59,30 @@ def dagster_dev(hominem_home: Path, tmp_path: Path) -> Iterator[str]:
     log = (tmp_path / "dagster-dev.log").open("w")
     # Its own session, so SIGTERM to the group stops the webserver, the daemon and the code server.
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "dev",
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _location_loaded(url):
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"dagster dev did not load the code location: {(tmp_path / 'dagster-dev.log').read_text()[-3000:]}")
+                pytest.fail(
+                    f"dagster dev did not load the code location: {(tmp_path / 'dagster-dev.log').read_text()[-3000:]}"
+                )
             time.sleep(2)
         _graphql(url, "mutation { setNuxSeen }")  # the "join the community" modal of a fresh instance
         yield url
@@ -89,7 +106,10 @@ def test_make_dev_shows_every_asset_sensor_and_schedule(dagster_dev: str, driver
         groups.setdefault(graph.get(key).group_name, set()).add(key.to_user_string())
     sensors = {s.name for s in defs.sensors}
     schedules = {s.name for s in defs.schedules}
-    assert "retraining_sensor" in sensors and {"daily_conversation_labels", "weekly_retraining_fallback"} <= schedules
+    assert (
+        "retraining_sensor" in sensors
+        and {"daily_conversation_labels", "weekly_retraining_fallback"} <= schedules
+    )
 
     driver.set_window_size(1600, 1400)
 

@@ -27,9 +27,15 @@ def test_definitions_load_with_every_job_and_check() -> None:
 #: Steps that never open the DuckDB store: they read exports, models or the Dagster instance. A new step
 #: lands here only if it does not touch the store; otherwise it joins the pool.
 STEPS_OUTSIDE_THE_STORE = {
-    "base_model", "lora_eval",
-    "seed_prompts_cover_categories", "trajectories_complete", "reward_labels_schema_valid",
-    "reward_model_beats_baseline", "preference_pairs_valid", "sft_pairs_valid", "lora_no_regression",
+    "base_model",
+    "lora_eval",
+    "seed_prompts_cover_categories",
+    "trajectories_complete",
+    "reward_labels_schema_valid",
+    "reward_model_beats_baseline",
+    "preference_pairs_valid",
+    "sft_pairs_valid",
+    "lora_no_regression",
     "rhi_consolidation_gate",
 }
 

@@ -22,7 +22,9 @@ def test_auto_picks_cuda_exactly_when_torch_sees_one(monkeypatch: pytest.MonkeyP
     assert choice.bf16 == (torch.cuda.is_available() and torch.cuda.is_bf16_supported())
 
 
-def test_the_variable_overrides_and_a_missing_device_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_variable_overrides_and_a_missing_device_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv(DEVICE_ENV, "cpu")
     assert select_device().device == select_device("cpu").device == "cpu"
     assert not select_device().bf16  # fp32 on the CPU, as every CPU result in this project was measured
@@ -43,4 +45,6 @@ def test_training_evaluation_and_serving_load_onto_the_selected_device(
     assert model_device(model).type == want.type
     policy, _ = load_policy(str(tiny_model_dir), TrainingConfig(), None)  # the trainer
     assert model_device(policy).type == want.type
-    assert next(p for p in policy.parameters() if p.requires_grad).dtype == torch.float32  # fp32 master weights
+    assert (
+        next(p for p in policy.parameters() if p.requires_grad).dtype == torch.float32
+    )  # fp32 master weights

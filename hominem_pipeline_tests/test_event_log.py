@@ -52,16 +52,44 @@ def test_concurrent_writers_never_interleave(tmp_path: Path) -> None:
 
 def test_record_format_is_validated_naming_the_field() -> None:
     with pytest.raises(ValidationError, match="role"):
-        parse_event(json.dumps({"type": "message", "event_id": "e1", "conversation_id": "c", "role": "robot",
-                                "content": "hi", "timestamp": "2026-03-01T10:00:00Z"}))
+        parse_event(
+            json.dumps(
+                {
+                    "type": "message",
+                    "event_id": "e1",
+                    "conversation_id": "c",
+                    "role": "robot",
+                    "content": "hi",
+                    "timestamp": "2026-03-01T10:00:00Z",
+                }
+            )
+        )
     with pytest.raises(ValidationError, match="emoji"):
-        FeedbackEvent(event_id="f", conversation_id="c", timestamp="2026-03-01T10:00:00Z", kind="emoji",
-                      message_id="m", emoji="👍")
+        FeedbackEvent(
+            event_id="f",
+            conversation_id="c",
+            timestamp="2026-03-01T10:00:00Z",
+            kind="emoji",
+            message_id="m",
+            emoji="👍",
+        )
     with pytest.raises(ValidationError, match="same message"):
-        FeedbackEvent(event_id="f", conversation_id="c", timestamp="2026-03-01T10:00:00Z", kind="preference",
-                      chosen_message_id="m", rejected_message_id="m")
-    ok = FeedbackEvent(event_id="f", conversation_id="c", timestamp="2026-03-01T10:00:00Z", kind="emoji",
-                       message_id="m", emoji="😟-2")
+        FeedbackEvent(
+            event_id="f",
+            conversation_id="c",
+            timestamp="2026-03-01T10:00:00Z",
+            kind="preference",
+            chosen_message_id="m",
+            rejected_message_id="m",
+        )
+    ok = FeedbackEvent(
+        event_id="f",
+        conversation_id="c",
+        timestamp="2026-03-01T10:00:00Z",
+        kind="emoji",
+        message_id="m",
+        emoji="😟-2",
+    )
     assert ok.axes == {"valence": -1.0}
 
 
@@ -69,8 +97,19 @@ def test_ingest_twice_adds_nothing_twice(tmp_path: Path) -> None:
     log = EventLog(tmp_path / "events")
     events = _conversation("c1") + _conversation("c2")
     log.append(events, day=DAY)
-    log.append([FeedbackEvent(event_id="fb1", conversation_id="c1", timestamp="2026-03-01T10:00:00Z",
-                              kind="emoji", message_id=events[1].event_id, emoji="😊+2")], day=DAY)
+    log.append(
+        [
+            FeedbackEvent(
+                event_id="fb1",
+                conversation_id="c1",
+                timestamp="2026-03-01T10:00:00Z",
+                kind="emoji",
+                message_id=events[1].event_id,
+                emoji="😊+2",
+            )
+        ],
+        day=DAY,
+    )
     with TrainingDatabase(tmp_path / "db.duckdb") as db:
         first = ingest_day(db, log, DAY)
         again = ingest_day(db, log, DAY)
@@ -89,19 +128,31 @@ def test_a_label_the_user_turned_off_no_longer_counts_even_a_day_later(tmp_path:
     log.append(events, day=DAY)
 
     def fb(eid: str, kind: str, emoji: str, when: str) -> FeedbackEvent:
-        return FeedbackEvent(event_id=eid, conversation_id="c1", timestamp=when, kind=kind, message_id=reply,
-                             emoji=emoji)
+        return FeedbackEvent(
+            event_id=eid, conversation_id="c1", timestamp=when, kind=kind, message_id=reply, emoji=emoji
+        )
 
-    log.append([fb("f1", "emoji", "😊+2", "2026-03-01T10:00:00Z"), fb("f2", "emoji", "😟-1", "2026-03-01T10:01:00Z"),
-                fb("f3", "emoji", "😟-1", "2026-03-01T10:02:00Z"), fb("f4", "emoji", "🚀", "2026-03-01T10:03:00Z"),
-                fb("f5", "emoji_retracted", "🚀", "2026-03-01T10:04:00Z"),
-                fb("f6", "emoji", "🚀", "2026-03-01T10:05:00Z")], day=DAY)
+    log.append(
+        [
+            fb("f1", "emoji", "😊+2", "2026-03-01T10:00:00Z"),
+            fb("f2", "emoji", "😟-1", "2026-03-01T10:01:00Z"),
+            fb("f3", "emoji", "😟-1", "2026-03-01T10:02:00Z"),
+            fb("f4", "emoji", "🚀", "2026-03-01T10:03:00Z"),
+            fb("f5", "emoji_retracted", "🚀", "2026-03-01T10:04:00Z"),
+            fb("f6", "emoji", "🚀", "2026-03-01T10:05:00Z"),
+        ],
+        day=DAY,
+    )
     next_day = date(2026, 3, 2)
     log.append([fb("f7", "emoji_retracted", "😊+2", "2026-03-02T09:00:00Z")], day=next_day)
     with TrainingDatabase(tmp_path / "db.duckdb") as db:
         ingest_day(db, log, DAY)
         ingest_day(db, log, next_day)
-        for rows in (db.get_feedback(kind="emoji"), db.get_feedback(kind="emoji", days=[DAY]), db.get_feedback()):
+        for rows in (
+            db.get_feedback(kind="emoji"),
+            db.get_feedback(kind="emoji", days=[DAY]),
+            db.get_feedback(),
+        ):
             assert sorted((r["event_id"], r["emoji"]) for r in rows) == [("f3", "😟-1"), ("f6", "🚀")]
 
 
@@ -169,13 +220,27 @@ def _import_into(root: str, path: str, start, results) -> None:
 
 def test_two_concurrent_imports_of_one_file_log_each_message_once(tmp_path: Path) -> None:
     chats = tmp_path / "chats.jsonl"
-    chats.write_text("".join(
-        json.dumps({"messages": [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": f"answer {i}"}]})
-        + "\n" for i in range(200)
-    ))
+    chats.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "messages": [
+                        {"role": "user", "content": f"question {i}"},
+                        {"role": "assistant", "content": f"answer {i}"},
+                    ]
+                }
+            )
+            + "\n"
+            for i in range(200)
+        )
+    )
     start, results = multiprocessing.Barrier(2), multiprocessing.Queue()
-    procs = [multiprocessing.Process(target=_import_into, args=(str(tmp_path / "events"), str(chats), start, results))
-             for _ in range(2)]
+    procs = [
+        multiprocessing.Process(
+            target=_import_into, args=(str(tmp_path / "events"), str(chats), start, results)
+        )
+        for _ in range(2)
+    ]
     for p in procs:
         p.start()
     reports = [results.get(timeout=60) for _ in procs]
@@ -191,7 +256,12 @@ def test_two_concurrent_imports_of_one_file_log_each_message_once(tmp_path: Path
 def test_imported_messages_keep_their_time_or_share_one_import_time_in_order(tmp_path: Path) -> None:
     chats = tmp_path / "chats.jsonl"
     rows = [
-        {"messages": [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": f"answer {i}"}]}
+        {
+            "messages": [
+                {"role": "user", "content": f"question {i}"},
+                {"role": "assistant", "content": f"answer {i}"},
+            ]
+        }
         for i in range(300)
     ]
     rows[0]["timestamp"] = "2025-06-01T10:00:00Z"  # the source knows when the conversation took place
@@ -208,14 +278,21 @@ def test_imported_messages_keep_their_time_or_share_one_import_time_in_order(tmp
     rest = [e for conv in conversations[2:] for e in conv]
     assert len({e.timestamp for e in rest}) == 1 and before <= rest[0].timestamp <= after
     assert conversations[1][1].timestamp == rest[0].timestamp
-    assert all([e.seq for e in conv] == [0, 1] and [e.role for e in conv] == ["user", "assistant"] for conv in conversations)
+    assert all(
+        [e.seq for e in conv] == [0, 1] and [e.role for e in conv] == ["user", "assistant"]
+        for conv in conversations
+    )
 
 
 def test_import_errors_name_line_and_field(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text(
-        json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]})
-        + "\n" + json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "x"}]}) + "\n"
+        json.dumps(
+            {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+        )
+        + "\n"
+        + json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "x"}]})
+        + "\n"
     )
     with pytest.raises(ChatImportError, match=r"bad.jsonl:2: messages\.1\.role"):
         read_chat_file(bad)

@@ -42,8 +42,14 @@ def _writer(events_dir: str, writer: int, start: multiprocessing.synchronize.Eve
     start.wait()
     for b in range(BATCHES):
         events = [
-            MessageEvent(event_id=f"w{writer}-{b}-{i}", conversation_id=f"w{writer}", role="user", seq=b * PER_BATCH + i,
-                         content=f"writer {writer} batch {b} line {i}", timestamp=datetime(2026, 11, 4, 12))
+            MessageEvent(
+                event_id=f"w{writer}-{b}-{i}",
+                conversation_id=f"w{writer}",
+                role="user",
+                seq=b * PER_BATCH + i,
+                content=f"writer {writer} batch {b} line {i}",
+                timestamp=datetime(2026, 11, 4, 12),
+            )
             for i in range(PER_BATCH)
         ]
         if writer % 5:
@@ -60,7 +66,10 @@ def test_fifty_writer_processes_and_feedback_under_load_while_ingesting_lose_and
         events_dir = settings.data_dir / "events"
         built = build(settings, "127.0.0.1", watch=False)
         with BackgroundServer(built) as url, httpx.Client(timeout=120) as client:
-            replies = [client.post(f"{url}/generate", json={"prompt": f"Say hello number {i}."}).json() for i in range(3)]
+            replies = [
+                client.post(f"{url}/generate", json={"prompt": f"Say hello number {i}."}).json()
+                for i in range(3)
+            ]
             targets = [r["message_id"] for r in replies]
             acknowledged = [eid for r in replies for eid in (r["user_message_id"], r["message_id"])]
 
@@ -79,7 +88,11 @@ def test_fifty_writer_processes_and_feedback_under_load_while_ingesting_lose_and
                     for day in (DAY.isoformat(), datetime.now(UTC).date().isoformat()):
                         run = subprocess.run(
                             [sys.executable, "-m", "hominem_pipeline_tests.fault_driver", "ingest", day],
-                            env=driver_env(home), cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                            env=driver_env(home),
+                            cwd=REPO_ROOT,
+                            capture_output=True,
+                            text=True,
+                            timeout=300,
                         )
                         if run.returncode != 0 and "StoreBusy" in run.stderr and "retry" in run.stderr:
                             busy.append("ingester: " + run.stderr.strip().splitlines()[-1])
@@ -98,8 +111,10 @@ def test_fifty_writer_processes_and_feedback_under_load_while_ingesting_lose_and
                     stop.wait(0.05)
 
             def feedback(i: int) -> list[str]:
-                r = client.post(f"{url}/feedback", json={"message_id": targets[i % len(targets)],
-                                                         "correction": f"Correction number {i}."})
+                r = client.post(
+                    f"{url}/feedback",
+                    json={"message_id": targets[i % len(targets)], "correction": f"Correction number {i}."},
+                )
                 assert r.status_code == 200, r.text
                 return r.json()["event_ids"]
 
@@ -127,8 +142,12 @@ def test_fifty_writer_processes_and_feedback_under_load_while_ingesting_lose_and
     with TrainingDatabase(settings.database_path) as db:
         for day in log.days():
             ingest_day(db, log, day)
-        stored = [r["event_id"] for r in db.query(
-            "SELECT event_id FROM conversation_messages UNION ALL SELECT event_id FROM feedback_events")]
+        stored = [
+            r["event_id"]
+            for r in db.query(
+                "SELECT event_id FROM conversation_messages UNION ALL SELECT event_id FROM feedback_events"
+            )
+        ]
     assert len(stored) == len(set(stored)) == len(expected)
 
 
@@ -146,8 +165,11 @@ def test_models_loaded_from_many_threads_at_once_all_load(tiny_model_dir: Path) 
     version = publish(registry, lora_model(tiny_model_dir)[0], tiny_model_dir)
 
     def load(i: int) -> bool:
-        model = (load_causal_lm(str(tiny_model_dir))[0] if i % 2 else
-                 registry.load(version, base_model_path=str(tiny_model_dir))[0])
+        model = (
+            load_causal_lm(str(tiny_model_dir))[0]
+            if i % 2
+            else registry.load(version, base_model_path=str(tiny_model_dir))[0]
+        )
         return all(p.device.type != "meta" and bool(torch.isfinite(p).all()) for p in model.parameters())
 
     with ThreadPoolExecutor(6) as pool:

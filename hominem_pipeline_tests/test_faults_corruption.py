@@ -111,7 +111,9 @@ def test_a_damaged_adapter_is_refused_naming_the_file_and_rollback_recovers(
     assert registry.resolve("current").name == versions[0]
 
 
-@pytest.mark.parametrize("garbage", [b"", b'{"version": "abc', b"\x00\xff garbage", b'["not", "a", "pointer"]'])
+@pytest.mark.parametrize(
+    "garbage", [b"", b'{"version": "abc', b"\x00\xff garbage", b'["not", "a", "pointer"]']
+)
 def test_a_garbage_current_pointer_is_a_clear_error_and_promote_repairs_it(
     tmp_path: Path, tiny_model_dir: Path, garbage: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -121,7 +123,9 @@ def test_a_garbage_current_pointer_is_a_clear_error_and_promote_repairs_it(
         (folder / "adapter_config.json").write_text("{}")
         (folder / "adapter_model.safetensors").write_bytes(b"weights")
 
-    version = registry.publish(write, {"created_at": "2026-11-22T00:00:00Z", "base_model": str(tiny_model_dir)})
+    version = registry.publish(
+        write, {"created_at": "2026-11-22T00:00:00Z", "base_model": str(tiny_model_dir)}
+    )
     registry.promote(version)
     registry.pointer("current").path.write_bytes(garbage)
     with pytest.raises(CorruptPointer) as err:

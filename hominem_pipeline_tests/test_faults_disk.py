@@ -21,7 +21,9 @@ pytestmark = pytest.mark.faults
 
 def _check(report: dict, events_dir: str) -> None:
     acknowledged, logged = report["acknowledged"], report["logged"]
-    assert acknowledged, "the disk filled before a single batch fitted: the limit is too small to test anything"
+    assert acknowledged, (
+        "the disk filled before a single batch fitted: the limit is too small to test anything"
+    )
     assert logged == acknowledged  # nothing acknowledged lost, nothing refused kept, no record twice
     assert report["rejected"] == 0 and report["torn_tail_bytes"] == 0  # whole records only
     assert len(report["errors"]) == 2  # refused, and refused again on the next try
@@ -33,8 +35,19 @@ def _check(report: dict, events_dir: str) -> None:
 def test_a_file_size_limit_fails_the_append_loudly_and_keeps_the_log_whole(tmp_path: Path) -> None:
     events = tmp_path / "events"
     run = subprocess.run(
-        [sys.executable, "-m", "hominem_pipeline_tests.fault_driver", "fill", str(events), str(48 * 1024 + 123)],
-        env=driver_env(tmp_path), cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "hominem_pipeline_tests.fault_driver",
+            "fill",
+            str(events),
+            str(48 * 1024 + 123),
+        ],
+        env=driver_env(tmp_path),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     report = json.loads(run.stdout.splitlines()[-1])
@@ -54,7 +67,11 @@ def test_a_full_filesystem_fails_the_append_loudly_and_keeps_the_log_whole(tmp_p
         pytest.skip("no unshare(1): cannot mount a small filesystem without root here")
     run = subprocess.run(
         [unshare, "--user", "--map-root-user", "--mount", "sh", "-c", script],
-        env=driver_env(tmp_path), cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        env=driver_env(tmp_path),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if run.returncode != 0 and "mount" in run.stderr and "READY" not in run.stdout:
         pytest.skip(f"this machine allows no private tmpfs mount: {run.stderr.strip()[:200]}")

@@ -41,7 +41,9 @@ def test_every_file_and_folder_is_fsynced_before_the_publishing_rename(
         (folder / "nested" / "tokenizer.json").write_text("{}")
 
     published = publish_version(tmp_path / "root", write, lambda v: {"note": "test"})
-    [publish_at] = [i for i, (op, what) in enumerate(calls) if op == "replace" and what.endswith(published.version)]
+    [publish_at] = [
+        i for i, (op, what) in enumerate(calls) if op == "replace" and what.endswith(published.version)
+    ]
     staged = calls[publish_at][1].split(" -> ")[0]
     synced_before = {what for op, what in calls[:publish_at] if op == "fsync"}
     for rel in ("adapter_model.safetensors", "nested/tokenizer.json", "METADATA.json", "nested", ""):
@@ -98,12 +100,23 @@ def test_a_record_cut_exactly_at_its_newline_is_logged_once_after_the_retry(tmp_
     assert not read.rejected and not read.torn_tail_bytes
 
 
-def test_a_conversation_label_and_the_clearing_of_its_failure_land_together_or_not_at_all(tmp_path: Path) -> None:
+def test_a_conversation_label_and_the_clearing_of_its_failure_land_together_or_not_at_all(
+    tmp_path: Path,
+) -> None:
     from hominem_pipeline.store import TrainingDatabase
 
-    row = {"label_id": "l1", "message_id": "m1", "conversation_id": "c1", "kind": "reward", "rater": "t",
-           "schema_hash": "s", "vector": {"empathy": 0.5}, "reward_intensity": 0.5, "safety_score": 1.0,
-           "event_day": "2026-11-22"}
+    row = {
+        "label_id": "l1",
+        "message_id": "m1",
+        "conversation_id": "c1",
+        "kind": "reward",
+        "rater": "t",
+        "schema_hash": "s",
+        "vector": {"empathy": 0.5},
+        "reward_intensity": 0.5,
+        "safety_score": 1.0,
+        "event_day": "2026-11-22",
+    }
     with TrainingDatabase(tmp_path / "store.duckdb") as db:
         db.record_conversation_label_failure({**row, "reason": "timeout"})
         # The second statement fails (its table is gone): the first must not stay behind on its own.

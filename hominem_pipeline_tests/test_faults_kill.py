@@ -54,12 +54,19 @@ def _cli(*args: str) -> str:
 def _chat_file(path: Path, conversations: int) -> Path:
     with path.open("w") as fh:
         for i in range(conversations):
-            fh.write(json.dumps({"messages": [
-                {"role": "user", "content": f"Question {i}: what is {i} times {i + 7}?"},
-                {"role": "assistant", "content": f"{i} times {i + 7} is {i * (i + 7)}."},
-                {"role": "user", "content": f"Thanks! Remember that my locker number is {i}."},
-                {"role": "assistant", "content": f"Noted: your locker number is {i}."},
-            ]}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "messages": [
+                            {"role": "user", "content": f"Question {i}: what is {i} times {i + 7}?"},
+                            {"role": "assistant", "content": f"{i} times {i + 7} is {i * (i + 7)}."},
+                            {"role": "user", "content": f"Thanks! Remember that my locker number is {i}."},
+                            {"role": "assistant", "content": f"Noted: your locker number is {i}."},
+                        ]
+                    }
+                )
+                + "\n"
+            )
     return path
 
 
@@ -115,14 +122,25 @@ def test_sigkill_during_a_large_import_loses_nothing_and_logs_each_message_once(
         assert len(_log_ids(home)[0]) == len(ids)  # a second import appends nothing
 
 
-def test_sigkill_during_ingestion_leaves_every_event_stored_exactly_once(tmp_path: Path, tiny_model_dir: Path) -> None:
+def test_sigkill_during_ingestion_leaves_every_event_stored_exactly_once(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
     home = make_home(tmp_path, tiny_model_dir)
     day = date(2026, 11, 2)
     log = EventLog(home / "data" / "events")
     n = 40_000 if FULL else 12_000
     log.append(
-        [MessageEvent(event_id=f"m{i}", conversation_id=f"c{i // 4}", role="user" if i % 2 == 0 else "assistant",
-                      content=f"message {i}", timestamp=datetime(2026, 11, 2, 10), seq=i % 4) for i in range(n)],
+        [
+            MessageEvent(
+                event_id=f"m{i}",
+                conversation_id=f"c{i // 4}",
+                role="user" if i % 2 == 0 else "assistant",
+                content=f"message {i}",
+                timestamp=datetime(2026, 11, 2, 10),
+                seq=i % 4,
+            )
+            for i in range(n)
+        ],
         day=day,
     )
     r = rng("ingest")

@@ -72,7 +72,12 @@ class FaultyServer:
             data += chunk
         head, body = data.split(b"\r\n\r\n", 1)
         length = next(
-            (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")), 0
+            (
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            ),
+            0,
         )
         while len(body) < length:
             body += conn.recv(65536)
@@ -116,16 +121,34 @@ def test_each_teacher_fault_is_bounded_recorded_with_its_reason_and_never_invent
     )
     with FaultyServer(good) as server, TrainingDatabase(tmp_path / "store.duckdb") as db:
         cfg = TeacherConfig(
-            backend="openai", base_url=server.url, openai_model="loopback", rating_mode="json_object",
-            request_timeout_s=1.0, max_retries=2, max_concurrency=len(MODES),
+            backend="openai",
+            base_url=server.url,
+            openai_model="loopback",
+            rating_mode="json_object",
+            request_timeout_s=1.0,
+            max_retries=2,
+            max_concurrency=len(MODES),
         )
         teacher = OpenAITeacher(cfg, rationale=False)
-        db.upsert_seed_prompts([{"prompt_id": "p", "category": "c", "text": "How are you?", "content_hash": "h"}])
-        db.insert_trajectories([
-            {"trajectory_id": f"t-{m}", "prompt_id": "p", "prompt_hash": "h", "category": "c", "prompt": "How are you?",
-             "candidate_index": i, "response": f"Fine, thanks. MODE-{m}", "teacher": "test", "sampling": {}}
-            for i, m in enumerate(MODES)
-        ])
+        db.upsert_seed_prompts(
+            [{"prompt_id": "p", "category": "c", "text": "How are you?", "content_hash": "h"}]
+        )
+        db.insert_trajectories(
+            [
+                {
+                    "trajectory_id": f"t-{m}",
+                    "prompt_id": "p",
+                    "prompt_hash": "h",
+                    "category": "c",
+                    "prompt": "How are you?",
+                    "candidate_index": i,
+                    "response": f"Fine, thanks. MODE-{m}",
+                    "teacher": "test",
+                    "sampling": {},
+                }
+                for i, m in enumerate(MODES)
+            ]
+        )
         run = label_trajectories(db, teacher, manifold, [f"t-{m}" for m in MODES], batch_size=len(MODES))
 
         assert (run.labelled, run.failed) == (1, len(MODES) - 1)
@@ -151,6 +174,8 @@ def test_each_teacher_fault_is_bounded_recorded_with_its_reason_and_never_invent
 
         # The next run asks again and counts on: attempts add up to every request made.
         label_trajectories(db, teacher, manifold, ["t-http500"])
-        [again] = db.query("SELECT attempts FROM label_failures WHERE label_id = ?",
-                           [label_id("t-http500", teacher.rater_identity, manifold.schema_hash)])
+        [again] = db.query(
+            "SELECT attempts FROM label_failures WHERE label_id = ?",
+            [label_id("t-http500", teacher.rater_identity, manifold.schema_hash)],
+        )
         assert again["attempts"] == server.requests["http500"] == 4

@@ -55,7 +55,10 @@ anything = st.recursive(
     max_leaves=8,
 )
 message = st.fixed_dictionaries(
-    {"role": st.sampled_from(["user", "assistant", "system", "robot"]) | anything, "content": any_text | anything}
+    {
+        "role": st.sampled_from(["user", "assistant", "system", "robot"]) | anything,
+        "content": any_text | anything,
+    }
 )
 sampling = {
     "max_tokens": small_int | anything,
@@ -80,8 +83,13 @@ BODIES = {
     ),
     "/v1/chat/completions": st.fixed_dictionaries(
         {"messages": st.lists(message, max_size=3) | anything},
-        optional={"model": any_text | anything, "user": any_text | anything, "stream": st.booleans(),
-                  "max_completion_tokens": small_int, **sampling},
+        optional={
+            "model": any_text | anything,
+            "user": any_text | anything,
+            "stream": st.booleans(),
+            "max_completion_tokens": small_int,
+            **sampling,
+        },
     ),
     "/reward": st.fixed_dictionaries(
         {}, optional={"prompt": any_text | anything, "responses": st.lists(any_text, max_size=3) | anything}
@@ -120,12 +128,17 @@ def _check(app: App, path: str, response: Any, before: dict[str, bytes], body: A
 def test_any_json_body_is_answered_never_a_server_error(app: App, path_and_body: tuple[str, dict]) -> None:
     path, body = path_and_body
     before = _log_bytes(app.events)
-    response = app.client.post(path, content=json.dumps(body).encode(), headers={"content-type": "application/json"})
+    response = app.client.post(
+        path, content=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
     _check(app, path, response, before, body)
 
 
 @FUZZ
-@given(path=st.sampled_from(sorted(BODIES)), raw=st.binary(max_size=60) | anything.map(lambda v: json.dumps(v).encode()))
+@given(
+    path=st.sampled_from(sorted(BODIES)),
+    raw=st.binary(max_size=60) | anything.map(lambda v: json.dumps(v).encode()),
+)
 def test_raw_bytes_are_refused_with_a_4xx_and_log_nothing(app: App, path: str, raw: bytes) -> None:
     before = _log_bytes(app.events)
     response = app.client.post(path, content=raw, headers={"content-type": "application/json"})

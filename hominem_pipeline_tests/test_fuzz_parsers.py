@@ -30,8 +30,11 @@ from hominem_pipeline_tests.fuzzing import any_text, fuzz
 FUZZ = fuzz(60)
 
 scalars = (
-    st.none() | st.booleans() | st.integers(-(10**20), 10**20)
-    | st.floats(allow_nan=False, allow_infinity=False) | any_text
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | any_text
 )
 
 
@@ -39,7 +42,9 @@ def json_values(keys: list[str]) -> st.SearchStrategy[Any]:
     """JSON values whose object keys are mostly the layout's own field names, so validation goes deep."""
     key = st.sampled_from(keys) | any_text
     return st.recursive(
-        scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(key, inner, max_size=5), max_leaves=16
+        scalars,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(key, inner, max_size=5),
+        max_leaves=16,
     )
 
 
@@ -49,8 +54,21 @@ def lines_of(values: st.SearchStrategy[Any]) -> st.SearchStrategy[bytes]:
     return st.lists(line, min_size=0, max_size=6).map(lambda ls: b"\n".join(ls) + b"\n")
 
 
-CHAT_KEYS = ["messages", "role", "content", "timestamp", "type", "text", "internal_generated", "introspection",
-             "versions", "steps", "createdAt", "currentlySelected", "name"]
+CHAT_KEYS = [
+    "messages",
+    "role",
+    "content",
+    "timestamp",
+    "type",
+    "text",
+    "internal_generated",
+    "introspection",
+    "versions",
+    "steps",
+    "createdAt",
+    "currentlySelected",
+    "name",
+]
 ROLES = st.sampled_from(["user", "assistant", "system", "tool", "robot", ""])
 
 
@@ -61,7 +79,9 @@ def _message() -> st.SearchStrategy[dict]:
     )
 
 
-openai_line = st.fixed_dictionaries({"messages": st.lists(_message(), max_size=4)}, optional={"timestamp": scalars})
+openai_line = st.fixed_dictionaries(
+    {"messages": st.lists(_message(), max_size=4)}, optional={"timestamp": scalars}
+)
 lmstudio_doc = st.fixed_dictionaries(
     {"messages": st.lists(st.fixed_dictionaries({"versions": st.lists(_message(), max_size=3)}), max_size=4)},
     optional={"createdAt": st.integers(-(10**22), 10**22) | scalars, "name": scalars},
@@ -96,11 +116,26 @@ def test_conversation_import_loads_or_names_the_file_and_appends_nothing(tmp_pat
     assert len(ids) == len(ids_before) + result.appended == len(set(ids))  # each appended once, readable
 
 
-PREF_KEYS = ["prompt", "chosen", "rejected", "source", "dimensions", "instruction", "input", "output_1", "output_2",
-             "label", "role", "content"]
+PREF_KEYS = [
+    "prompt",
+    "chosen",
+    "rejected",
+    "source",
+    "dimensions",
+    "instruction",
+    "input",
+    "output_1",
+    "output_2",
+    "label",
+    "role",
+    "content",
+]
 pref_line = st.fixed_dictionaries(
     {"prompt": any_text, "chosen": any_text | st.lists(_message(), max_size=2), "rejected": any_text},
-    optional={"dimensions": st.lists(st.sampled_from(["empathy", "nope", ""]), max_size=2), "source": scalars},
+    optional={
+        "dimensions": st.lists(st.sampled_from(["empathy", "nope", ""]), max_size=2),
+        "source": scalars,
+    },
 )
 
 
@@ -154,9 +189,15 @@ def _load_extra(name: str, s: Settings) -> Any:
 
 
 CONFIG_NAMES = ["hominem.toml", "inference.toml", "conversations.toml", "serving.toml", "reward_model.toml"]
-toml_values = st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats(allow_nan=False) | st.text(
-    max_size=8
-) | st.lists(st.integers(), max_size=2) | st.dictionaries(st.sampled_from(["x", "model"]), st.integers(), max_size=1)
+toml_values = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8)
+    | st.lists(st.integers(), max_size=2)
+    | st.dictionaries(st.sampled_from(["x", "model"]), st.integers(), max_size=1)
+)
 
 
 def _leaves(d: dict, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -175,8 +216,13 @@ def config_home(tmp_path: Path) -> Path:
 
 
 @FUZZ
-@given(name=st.sampled_from(CONFIG_NAMES), choice=st.integers(0, 10_000), extra=st.booleans(), value=toml_values,
-       raw=st.none() | st.binary(max_size=30))
+@given(
+    name=st.sampled_from(CONFIG_NAMES),
+    choice=st.integers(0, 10_000),
+    extra=st.booleans(),
+    value=toml_values,
+    raw=st.none() | st.binary(max_size=30),
+)
 def test_config_files_load_or_fail_naming_file_and_field(
     config_home: Path, name: str, choice: int, extra: bool, value: Any, raw: bytes | None
 ) -> None:
@@ -210,9 +256,21 @@ def test_config_files_load_or_fail_naming_file_and_field(
 
 
 train_yaml = st.dictionaries(
-    st.sampled_from(["max_steps", "lora", "rank", "learning_rate", "sft_weight", "preference_weight", "seed",
-                     "batch_size", "x"]),
-    toml_values | st.dictionaries(st.sampled_from(["rank", "alpha", "dropout", "x"]), toml_values, max_size=3),
+    st.sampled_from(
+        [
+            "max_steps",
+            "lora",
+            "rank",
+            "learning_rate",
+            "sft_weight",
+            "preference_weight",
+            "seed",
+            "batch_size",
+            "x",
+        ]
+    ),
+    toml_values
+    | st.dictionaries(st.sampled_from(["rank", "alpha", "dropout", "x"]), toml_values, max_size=3),
     max_size=4,
 )
 

@@ -87,7 +87,11 @@ def test_rhi_report_gates_consolidation_and_keeps_history(hominem_home: Path, ti
 
     history = read_history(hominem_home / "artifacts", registry.model_name)
     assert [(r["version"], r["kind"]) for r in history] == [(a, "cycle"), (b, "cycle")]
-    decisions = [d for d in read_decisions(hominem_home / "artifacts", registry.model_name) if d["loop"] == "consolidation"]
+    decisions = [
+        d
+        for d in read_decisions(hominem_home / "artifacts", registry.model_name)
+        if d["loop"] == "consolidation"
+    ]
     assert [d["actions"] for d in decisions] == [["consolidate"], ["hold"]]
     assert decisions[-1]["inputs"]["rhi"] == 0.0 and decisions[-1]["inputs"]["dcs"] == 0.0
 
@@ -116,8 +120,10 @@ def test_nightly_replay_reverts_a_dip_and_slows_learning_after_three_falling_nig
     from hominem_pipeline.atomic import append_jsonl_durable
 
     for i, rhi in enumerate((0.99, 0.98, 0.97)):
-        append_jsonl_durable(history_path(hominem_home / "artifacts", registry.model_name),
-                             {"measured_at": f"2026-01-0{i + 1}T03:30:00", "version": a, "kind": "nightly", "rhi": rhi})
+        append_jsonl_durable(
+            history_path(hominem_home / "artifacts", registry.model_name),
+            {"measured_at": f"2026-01-0{i + 1}T03:30:00", "version": a, "kind": "nightly", "rhi": rhi},
+        )
     slow = rhi_nightly_job.execute_in_process(resources=resources, instance=instance)
     meta = _meta(slow, "rhi_nightly")
     assert meta["dip_decision"] == "keep" and meta["slow_decision"] == "lower_learning_rate"
@@ -129,11 +135,15 @@ def test_nightly_replay_reverts_a_dip_and_slows_learning_after_three_falling_nig
     assert scaled.preference_learning_rate == pytest.approx(config.preference_learning_rate * 0.5)
     assert scaled.sft_learning_rate == pytest.approx(config.sft_learning_rate * 0.5)
     assert note["learning_rate_factor"].startswith("0.5 (RHI slow loop")
-    slow_decisions = [d for d in read_decisions(hominem_home / "artifacts", registry.model_name) if d["loop"] == "slow"]
+    slow_decisions = [
+        d for d in read_decisions(hominem_home / "artifacts", registry.model_name) if d["loop"] == "slow"
+    ]
     assert slow_decisions[-1]["inputs"]["falls_in_a_row"] == 3
 
 
-def test_cli_shows_history_and_decisions_and_online_needs_feedback(hominem_home: Path, tiny_model_dir: Path) -> None:
+def test_cli_shows_history_and_decisions_and_online_needs_feedback(
+    hominem_home: Path, tiny_model_dir: Path
+) -> None:
     from click.testing import CliRunner
 
     from hominem_pipeline.cli import main
@@ -152,4 +162,7 @@ def test_cli_shows_history_and_decisions_and_online_needs_feedback(hominem_home:
     assert refused.exit_code == 0 and "Reward Health Index: forced: RHI 0.000" in refused.output
     assert "consolidation" in runner.invoke(main, ["health", "show"]).output
     online = runner.invoke(main, ["health", "online"])
-    assert online.exit_code == 0 and "fast loop: skip: no feedback pairs newer than the last online update's" in online.output
+    assert (
+        online.exit_code == 0
+        and "fast loop: skip: no feedback pairs newer than the last online update's" in online.output
+    )

@@ -16,8 +16,16 @@ from hominem_pipeline.settings import ConfigError
 
 
 def test_dcs_is_the_mean_of_positive_gradient_alignments() -> None:
-    coherent = C.dcs({"empathy|epistemic_integrity": 0.9, "empathy|curiosity": 0.7, "curiosity|epistemic_integrity": 0.8})
-    fighting = C.dcs({"empathy|epistemic_integrity": -0.95, "empathy|curiosity": 0.2, "curiosity|epistemic_integrity": -0.5})
+    coherent = C.dcs(
+        {"empathy|epistemic_integrity": 0.9, "empathy|curiosity": 0.7, "curiosity|epistemic_integrity": 0.8}
+    )
+    fighting = C.dcs(
+        {
+            "empathy|epistemic_integrity": -0.95,
+            "empathy|curiosity": 0.2,
+            "curiosity|epistemic_integrity": -0.5,
+        }
+    )
     assert coherent.value == pytest.approx(0.8)  # 2/(N(N-1)) * sum: the mean, not half of it
     assert fighting.value == pytest.approx(0.2 / 3)
     assert fighting.inputs["most_opposed"] == "empathy|epistemic_integrity"
@@ -67,8 +75,12 @@ def test_mss_drift_and_curvature() -> None:
 
 def test_cdrs_robust_consistent_model_beats_contradictory_coin_flipper() -> None:
     robust = [C.ScoredPair(d, 1.0, 0.9, 0.95) for d in ("support", "conflict", "ethics") for _ in range(3)]
-    shaky = [C.ScoredPair("support", 0.2, -0.1, 0.52), C.ScoredPair("conflict", -0.3, 0.1, 0.45),
-             C.ScoredPair("ethics", -0.2, -0.2, 0.48), C.ScoredPair("ethics", 0.1, -0.1, 0.51)]
+    shaky = [
+        C.ScoredPair("support", 0.2, -0.1, 0.52),
+        C.ScoredPair("conflict", -0.3, 0.1, 0.45),
+        C.ScoredPair("ethics", -0.2, -0.2, 0.48),
+        C.ScoredPair("ethics", 0.1, -0.1, 0.51),
+    ]
     good, bad = C.cdrs(robust), C.cdrs(shaky)
     assert good.value > 0.85 and bad.value < 0.35
     assert bad.inputs["c_contradiction"] == pytest.approx(0.75)
@@ -85,7 +97,10 @@ def test_lrps_is_the_positive_part_of_the_correlation() -> None:
 
 
 def test_index_uses_the_seed_weights_and_leaves_out_what_was_not_measured() -> None:
-    parts = {n: C.Component(n, v) for n, v in zip(("dcs", "gvs", "mss", "cdrs", "lrps"), (1.0, 0.0, 1.0, 0.5, 1.0), strict=True)}
+    parts = {
+        n: C.Component(n, v)
+        for n, v in zip(("dcs", "gvs", "mss", "cdrs", "lrps"), (1.0, 0.0, 1.0, 0.5, 1.0), strict=True)
+    }
     assert C.weighted_index(parts, Weights()) == pytest.approx(0.25 + 0.25 + 0.10 + 0.15)
     assert C.partial_index(parts, Weights()) == pytest.approx(0.25 / 0.40)
     parts["lrps"] = C.Component("lrps", None)
@@ -97,8 +112,15 @@ def test_compute_rhi_anchor_all_components_in_unit_interval() -> None:
     rng = np.random.default_rng(1)
     vecs = rng.normal(size=(6, 7))
     rhi, parts = C.compute_rhi(
-        {"a|b": 0.6}, [1.0, 1.1, 0.9, 1.0], 0.5, C.rdm(vecs), C.rdm(vecs + 0.01), [[0.1, 0.3, 0.2, 0.4]],
-        [C.ScoredPair("x", 1.0, 1.0, 0.8)], [0.1, 0.5, 0.9], [0.2, 0.4, 1.0],
+        {"a|b": 0.6},
+        [1.0, 1.1, 0.9, 1.0],
+        0.5,
+        C.rdm(vecs),
+        C.rdm(vecs + 0.01),
+        [[0.1, 0.3, 0.2, 0.4]],
+        [C.ScoredPair("x", 1.0, 1.0, 0.8)],
+        [0.1, 0.5, 0.9],
+        [0.2, 0.4, 1.0],
     )
     assert all(p.value is not None and 0.0 <= p.value <= 1.0 for p in parts.values())
     assert rhi is not None and 0.0 <= rhi <= 1.0 and not math.isnan(rhi)
@@ -107,7 +129,12 @@ def test_compute_rhi_anchor_all_components_in_unit_interval() -> None:
 def test_config_defaults_are_the_seeds_and_bad_values_name_the_field(tmp_path) -> None:
     cfg = HealthConfig()
     assert (cfg.weights.dcs, cfg.weights.gvs, cfg.weights.mss, cfg.weights.cdrs, cfg.weights.lrps) == (
-        0.25, 0.15, 0.25, 0.20, 0.15)
+        0.25,
+        0.15,
+        0.25,
+        0.20,
+        0.15,
+    )
     assert (cfg.fast_loop.skip, cfg.fast_loop.rollback, cfg.fast_loop.freeze) == (0.5, 0.3, 0.2)
     assert cfg.consolidation.threshold == 0.7 and cfg.slow_loop.falling_nights == 3
     from hominem_pipeline.health.config import load_health_config
@@ -131,7 +158,9 @@ def test_nightly_schedule_takes_time_and_timezone_from_config(tmp_path) -> None:
     (tmp_path / "health.toml").write_text('[nightly]\ncron = "15 2 * * *"\ntimezone = "Europe/Berlin"\n')
     schedule = nightly_schedule(Settings(home=tmp_path, config_dir=tmp_path))
     assert schedule.cron_schedule == "15 2 * * *" and schedule.execution_timezone == "Europe/Berlin"
-    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING and schedule.job_name == "rhi_nightly_job"
+    assert (
+        schedule.default_status == dg.DefaultScheduleStatus.RUNNING and schedule.job_name == "rhi_nightly_job"
+    )
     (tmp_path / "health.toml").write_text('[nightly]\ntimezone = "Mars/Olympus"\n')
     with pytest.raises(ConfigError, match="(?s)nightly.*unknown timezone"):
         nightly_schedule(Settings(home=tmp_path, config_dir=tmp_path))

@@ -47,8 +47,15 @@ def test_fast_loop_thresholds(partial: float | None, frozen: bool, actions: list
 
 
 def _report(rhi: float | None, version: str = "v1") -> HealthReport:
-    return HealthReport(model_name="m", version=version, kind="cycle", measured_at="2026-01-01T00:00:00",
-                        rhi=rhi, components={"dcs": ComponentValue(value=rhi)}, weights=HealthConfig().weights)
+    return HealthReport(
+        model_name="m",
+        version=version,
+        kind="cycle",
+        measured_at="2026-01-01T00:00:00",
+        rhi=rhi,
+        components={"dcs": ComponentValue(value=rhi)},
+        weights=HealthConfig().weights,
+    )
 
 
 def test_consolidation_only_above_threshold_and_a_dip_reverts() -> None:
@@ -64,7 +71,10 @@ def test_consolidation_only_above_threshold_and_a_dip_reverts() -> None:
 
 
 def _nights(values: list[float]) -> list[dict]:
-    return [{"measured_at": f"2026-01-{i + 1:02d}T03:30:00", "rhi": v, "kind": "nightly"} for i, v in enumerate(values)]
+    return [
+        {"measured_at": f"2026-01-{i + 1:02d}T03:30:00", "rhi": v, "kind": "nightly"}
+        for i, v in enumerate(values)
+    ]
 
 
 def test_slow_loop_lowers_the_learning_rate_after_three_falling_nights() -> None:
@@ -95,9 +105,18 @@ def _batch(deltas: list[dict[str, float]]) -> list[PreferencePair]:
     out = []
     for i, d in enumerate(deltas):
         chosen, rejected = (WARM, BLUNT) if d["empathy"] > 0 else (BLUNT, WARM)
-        out.append(PreferencePair(prompt=f"My friend ignored me today ({i % 2}). Was it my fault?", chosen=chosen,
-                                  rejected=rejected, source="feedback", reward_intensity=0.8, safety_score=0.9,
-                                  dimension_deltas=d, created_at=now))
+        out.append(
+            PreferencePair(
+                prompt=f"My friend ignored me today ({i % 2}). Was it my fault?",
+                chosen=chosen,
+                rejected=rejected,
+                source="feedback",
+                reward_intensity=0.8,
+                safety_score=0.9,
+                dimension_deltas=d,
+                created_at=now,
+            )
+        )
     return out
 
 
@@ -116,8 +135,14 @@ def _update(home: Path, tiny_model_dir: Path, pairs: list[PreferencePair], user:
 
     settings = Settings(home=home)
     health = HealthConfig(fast_loop=FastLoop(max_steps=2))  # two steps: the least GVS can measure
-    return online_update(settings, pairs, health=health, training_config=load_config(settings),
-                         base_model_path=str(tiny_model_dir), user=user)
+    return online_update(
+        settings,
+        pairs,
+        health=health,
+        training_config=load_config(settings),
+        base_model_path=str(tiny_model_dir),
+        user=user,
+    )
 
 
 def test_a_user_who_contradicts_itself_is_not_learned_from(hominem_home: Path, tiny_model_dir: Path) -> None:
@@ -136,7 +161,9 @@ def test_a_user_who_contradicts_itself_is_not_learned_from(hominem_home: Path, t
     assert read_online_state(hominem_home / "artifacts", registry.model_name)["learned_until"] is not None
 
     for user in (Component("lrps", 0.78, {}), Component("lrps", None, {}, "fewer than 6 user judgements")):
-        learned = _update(hominem_home, tiny_model_dir, _batch([{"empathy": 0.8, "epistemic_integrity": 0.8}] * 4), user)
+        learned = _update(
+            hominem_home, tiny_model_dir, _batch([{"empathy": 0.8, "epistemic_integrity": 0.8}] * 4), user
+        )
         assert learned.candidate is not None and learned.decision.actions == ["apply"]
         assert learned.decision.inputs["user_lrps"] == user.value
 
@@ -160,7 +187,9 @@ def test_online_update_contradictory_batch_is_refused_coherent_batch_applied(
 
     # The same prompt and answers, but half the pairs prefer the blunt answer for epistemic_integrity's
     # sake: empathy's gradient is exactly opposite to epistemic_integrity's, DCS = 0.
-    fighting = _batch([{"empathy": 0.8, "epistemic_integrity": -0.8}, {"empathy": -0.8, "epistemic_integrity": 0.8}] * 2)
+    fighting = _batch(
+        [{"empathy": 0.8, "epistemic_integrity": -0.8}, {"empathy": -0.8, "epistemic_integrity": 0.8}] * 2
+    )
     refused = _update(hominem_home, tiny_model_dir, fighting)
     d = refused.decision
     assert d.inputs["dcs"] == pytest.approx(0.0, abs=1e-4)
@@ -174,12 +203,20 @@ def test_online_update_contradictory_batch_is_refused_coherent_batch_applied(
         assert "rollback" in d.actions and expected == current
     else:
         assert d.actions == ["skip"] and expected == applied.candidate
-    assert read_online_state(hominem_home / "artifacts", registry.model_name)["frozen"] is (refused.report.partial < 0.20)
+    assert read_online_state(hominem_home / "artifacts", registry.model_name)["frozen"] is (
+        refused.report.partial < 0.20
+    )
 
     log = read_decisions(hominem_home / "artifacts", registry.model_name)
     assert [r["actions"] for r in log] == [["apply"], d.actions]
-    assert log[-1]["inputs"]["candidate"] == refused.candidate and log[-1]["inputs"]["partial"] == refused.report.partial
-    assert [r["kind"] for r in read_history(hominem_home / "artifacts", registry.model_name)] == ["online", "online"]
+    assert (
+        log[-1]["inputs"]["candidate"] == refused.candidate
+        and log[-1]["inputs"]["partial"] == refused.report.partial
+    )
+    assert [r["kind"] for r in read_history(hominem_home / "artifacts", registry.model_name)] == [
+        "online",
+        "online",
+    ]
 
 
 def test_frozen_online_learning_resumes_only_after_recovery(hominem_home: Path, tiny_model_dir: Path) -> None:
@@ -188,10 +225,14 @@ def test_frozen_online_learning_resumes_only_after_recovery(hominem_home: Path, 
 
     name = model_name_for_spec(str(tiny_model_dir))
     save_online_state(hominem_home / "artifacts", name, {"frozen": True})
-    fighting = _batch([{"empathy": 0.8, "epistemic_integrity": -0.8}, {"empathy": -0.8, "epistemic_integrity": 0.8}])
+    fighting = _batch(
+        [{"empathy": 0.8, "epistemic_integrity": -0.8}, {"empathy": -0.8, "epistemic_integrity": 0.8}]
+    )
     still = _update(hominem_home, tiny_model_dir, fighting)
     assert still.decision.actions == ["skip", "stay_frozen"] and still.online is None
-    recovered = _update(hominem_home, tiny_model_dir, _batch([{"empathy": 0.8, "epistemic_integrity": 0.8}] * 2))
+    recovered = _update(
+        hominem_home, tiny_model_dir, _batch([{"empathy": 0.8, "epistemic_integrity": 0.8}] * 2)
+    )
     assert recovered.decision.actions == ["unfreeze", "apply"] and recovered.online == recovered.candidate
     assert read_online_state(hominem_home / "artifacts", name)["frozen"] is False
 
@@ -203,8 +244,9 @@ def test_online_updates_take_feedback_once_however_late_it_reaches_the_export() 
     now = datetime(2026, 3, 10, 6, 0, tzinfo=UTC)  # aware or naive, both are read as UTC
 
     def pair(hours_ago: float, source: str = "feedback") -> PreferencePair:
-        return PreferencePair(prompt="p", chosen="a", rejected="b", source=source,
-                              created_at=now - timedelta(hours=hours_ago))
+        return PreferencePair(
+            prompt="p", chosen="a", rejected="b", source=source, created_at=now - timedelta(hours=hours_ago)
+        )
 
     exported = [pair(20), pair(30), pair(100), pair(2, source="teacher")]
     first = unlearned_feedback(exported, None, 48, now)
@@ -223,7 +265,9 @@ def test_online_updates_take_feedback_once_however_late_it_reaches_the_export() 
         assert len(unlearned_feedback(exported, None, 48)) == 2
 
 
-def test_the_online_update_schedule_learns_yesterdays_feedback_once(hominem_home: Path, tiny_model_dir: Path) -> None:
+def test_the_online_update_schedule_learns_yesterdays_feedback_once(
+    hominem_home: Path, tiny_model_dir: Path
+) -> None:
     """Driven as the daemon drives it: a tick of `online_update_schedule` from `defs` runs `online_update_job`.
     Feedback given yesterday, and exported overnight, is trained on at the next tick (before, a 6-hour
     window never held any); the tick after that finds nothing new and trains nothing."""
@@ -239,26 +283,46 @@ def test_the_online_update_schedule_learns_yesterdays_feedback_once(hominem_home
     yesterday = datetime.now(UTC) - timedelta(hours=20)
     path = hominem_home / "data" / "preferences" / "preferences.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(p.model_dump(mode="json")) + "\n" for p in [
-        PreferencePair(pair_id=f"f{i}", prompt=f"My friend ignored me today ({i}). Was it my fault?", chosen=WARM,
-                       rejected=BLUNT, source="feedback", reward_intensity=0.8, safety_score=0.9,
-                       dimension_deltas={"empathy": 0.8, "epistemic_integrity": 0.8}, created_at=yesterday)
-        for i in range(3)]))
+    path.write_text(
+        "".join(
+            json.dumps(p.model_dump(mode="json")) + "\n"
+            for p in [
+                PreferencePair(
+                    pair_id=f"f{i}",
+                    prompt=f"My friend ignored me today ({i}). Was it my fault?",
+                    chosen=WARM,
+                    rejected=BLUNT,
+                    source="feedback",
+                    reward_intensity=0.8,
+                    safety_score=0.9,
+                    dimension_deltas={"empathy": 0.8, "epistemic_integrity": 0.8},
+                    created_at=yesterday,
+                )
+                for i in range(3)
+            ]
+        )
+    )
     resources = {"hominem": HominemResource(home=str(hominem_home), config_dir=str(hominem_home / "config"))}
     schedule = {s.name: s for s in defs.schedules}["online_update_schedule"]
     decisions = []
     with dg.instance_for_test() as instance:
         for _ in range(2):
-            tick = schedule.evaluate_tick(dg.build_schedule_context(instance=instance,
-                                                                    scheduled_execution_time=datetime.now(UTC)))
+            tick = schedule.evaluate_tick(
+                dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.now(UTC))
+            )
             [request] = tick.run_requests or []
             result = defs.resolve_job_def(schedule.job_name).execute_in_process(
-                resources=resources, instance=instance, run_config=request.run_config or None)
+                resources=resources, instance=instance, run_config=request.run_config or None
+            )
             assert result.success
-            meta = instance.get_latest_materialization_event(dg.AssetKey("rhi_online")).asset_materialization.metadata
+            meta = instance.get_latest_materialization_event(
+                dg.AssetKey("rhi_online")
+            ).asset_materialization.metadata
             decisions.append((meta["decision"].value, meta["reason"].value, meta["candidate"].value))
     trained, again = decisions
-    assert trained[2] != "none" and "no feedback pairs" not in trained[1]  # yesterday's feedback was trained on
+    assert (
+        trained[2] != "none" and "no feedback pairs" not in trained[1]
+    )  # yesterday's feedback was trained on
     assert again[0] == "skip" and "no feedback pairs newer than the last online update's" in again[1]
     assert again[2] == "none"
 
@@ -281,19 +345,42 @@ def test_an_online_update_that_runs_late_learns_what_was_young_when_it_was_due(
     due = datetime.now(UTC) - timedelta(hours=72)
     path = hominem_home / "data" / "preferences" / "preferences.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(PreferencePair(
-        pair_id=f"f{i}", prompt=f"My friend ignored me today ({i}). Was it my fault?", chosen=WARM, rejected=BLUNT,
-        source="feedback", reward_intensity=0.8, safety_score=0.9, dimension_deltas={"empathy": 0.8, "epistemic_integrity": 0.8},
-        created_at=due - timedelta(hours=20)).model_dump(mode="json")) + "\n" for i in range(3)))
+    path.write_text(
+        "".join(
+            json.dumps(
+                PreferencePair(
+                    pair_id=f"f{i}",
+                    prompt=f"My friend ignored me today ({i}). Was it my fault?",
+                    chosen=WARM,
+                    rejected=BLUNT,
+                    source="feedback",
+                    reward_intensity=0.8,
+                    safety_score=0.9,
+                    dimension_deltas={"empathy": 0.8, "epistemic_integrity": 0.8},
+                    created_at=due - timedelta(hours=20),
+                ).model_dump(mode="json")
+            )
+            + "\n"
+            for i in range(3)
+        )
+    )
     schedule = {s.name: s for s in defs.schedules}["online_update_schedule"]
     with dg.instance_for_test() as instance:
-        tick = schedule.evaluate_tick(dg.build_schedule_context(instance=instance, scheduled_execution_time=due))
+        tick = schedule.evaluate_tick(
+            dg.build_schedule_context(instance=instance, scheduled_execution_time=due)
+        )
         [request] = tick.run_requests or []
         result = defs.resolve_job_def(schedule.job_name).execute_in_process(
-            resources={"hominem": HominemResource(home=str(hominem_home), config_dir=str(hominem_home / "config"))},
-            instance=instance, run_config=request.run_config)
+            resources={
+                "hominem": HominemResource(home=str(hominem_home), config_dir=str(hominem_home / "config"))
+            },
+            instance=instance,
+            run_config=request.run_config,
+        )
         assert result.success
-        meta = instance.get_latest_materialization_event(dg.AssetKey("rhi_online")).asset_materialization.metadata
+        meta = instance.get_latest_materialization_event(
+            dg.AssetKey("rhi_online")
+        ).asset_materialization.metadata
     assert meta["candidate"].value != "none", meta["reason"].value
 
 
@@ -324,23 +411,58 @@ def _judged_day(home: Path, judge: Callable[[int, bool], float]) -> None:
     when = datetime.now(UTC) - timedelta(hours=20)
     events, pairs = [], []
     for i in range(16):
-        cid, prompt = f"c{i}", f"I keep worrying about {['my job', 'a friend', 'my exam', 'a breakup'][i % 4]}. What should I do?"
+        cid, prompt = (
+            f"c{i}",
+            f"I keep worrying about {['my job', 'a friend', 'my exam', 'a breakup'][i % 4]}. What should I do?",
+        )
         user = MessageEvent.create(cid, "user", prompt, seq=0, timestamp=when)
-        drafts = {apologises: MessageEvent.create(cid, "assistant", text, seq=1 + k, parent_id=user.event_id,
-                                                  draft_index=k, timestamp=when)
-                  for k, (apologises, text) in enumerate(((True, KEYWORD + " " + ADVICE[i % len(ADVICE)]),
-                                                          (False, ADVICE[(i + 1) % len(ADVICE)])))}
+        drafts = {
+            apologises: MessageEvent.create(
+                cid, "assistant", text, seq=1 + k, parent_id=user.event_id, draft_index=k, timestamp=when
+            )
+            for k, (apologises, text) in enumerate(
+                ((True, KEYWORD + " " + ADVICE[i % len(ADVICE)]), (False, ADVICE[(i + 1) % len(ADVICE)]))
+            )
+        }
         events += [user, *drafts.values()]
         valence = {a: judge(i, a) for a in drafts}
         for a, d in drafts.items():
-            events.append(FeedbackEvent(event_id=f"e{i}{a}", conversation_id=cid, timestamp=when, kind="emoji",
-                                        message_id=d.event_id, emoji="😊+1" if valence[a] > 0 else "😟-1"))
-        chosen, rejected = (drafts[True], drafts[False]) if valence[True] > valence[False] else (drafts[False], drafts[True])
-        events.append(FeedbackEvent(event_id=f"p{i}", conversation_id=cid, timestamp=when, kind="preference",
-                                    chosen_message_id=chosen.event_id, rejected_message_id=rejected.event_id))
-        pairs.append(PreferencePair(pair_id=f"f{i}", prompt=prompt, chosen=chosen.content, rejected=rejected.content,
-                                    source="feedback", reward_intensity=0.8, safety_score=0.9,
-                                    dimension_deltas={"empathy": 0.8, "epistemic_integrity": 0.8}, created_at=when))
+            events.append(
+                FeedbackEvent(
+                    event_id=f"e{i}{a}",
+                    conversation_id=cid,
+                    timestamp=when,
+                    kind="emoji",
+                    message_id=d.event_id,
+                    emoji="😊+1" if valence[a] > 0 else "😟-1",
+                )
+            )
+        chosen, rejected = (
+            (drafts[True], drafts[False]) if valence[True] > valence[False] else (drafts[False], drafts[True])
+        )
+        events.append(
+            FeedbackEvent(
+                event_id=f"p{i}",
+                conversation_id=cid,
+                timestamp=when,
+                kind="preference",
+                chosen_message_id=chosen.event_id,
+                rejected_message_id=rejected.event_id,
+            )
+        )
+        pairs.append(
+            PreferencePair(
+                pair_id=f"f{i}",
+                prompt=prompt,
+                chosen=chosen.content,
+                rejected=rejected.content,
+                source="feedback",
+                reward_intensity=0.8,
+                safety_score=0.9,
+                dimension_deltas={"empathy": 0.8, "epistemic_integrity": 0.8},
+                created_at=when,
+            )
+        )
     log = EventLog(home / "data" / "events")
     log.append(events, day=when.date())
     with TrainingDatabase(home / "data" / "hominem.duckdb") as db:
@@ -350,14 +472,25 @@ def _judged_day(home: Path, judge: Callable[[int, bool], float]) -> None:
     path.write_text("".join(json.dumps(p.model_dump(mode="json")) + "\n" for p in pairs))
 
 
-@pytest.mark.parametrize(("user", "judge", "trained"), [
-    ("consistent", lambda i, apologises: 0.5 if apologises else -0.5, True),
-    # the same drafts praised in one conversation and punished in another
-    ("contradictory", lambda i, apologises: (0.5 if apologises else -0.5) * (1 if (i // 4) % 2 else -1), False),
-])
+@pytest.mark.parametrize(
+    ("user", "judge", "trained"),
+    [
+        ("consistent", lambda i, apologises: 0.5 if apologises else -0.5, True),
+        # the same drafts praised in one conversation and punished in another
+        (
+            "contradictory",
+            lambda i, apologises: (0.5 if apologises else -0.5) * (1 if (i // 4) % 2 else -1),
+            False,
+        ),
+    ],
+)
 def test_the_scheduled_update_reads_the_user_before_it_learns(
-    hominem_home: Path, tiny_model_dir: Path, planted_reward_model: Path, user: str,
-    judge: Callable[[int, bool], float], trained: bool,
+    hominem_home: Path,
+    tiny_model_dir: Path,
+    planted_reward_model: Path,
+    user: str,
+    judge: Callable[[int, bool], float],
+    trained: bool,
 ) -> None:
     """Driven as the daemon drives it (a tick of `online_update_schedule`, then `online_update_job` with
     the run config the tick made): the job reads the user's own emoji and choices from the store and
@@ -375,18 +508,30 @@ def test_the_scheduled_update_reads_the_user_before_it_learns(
     _judged_day(hominem_home, judge)
     schedule = {s.name: s for s in defs.schedules}["online_update_schedule"]
     with dg.instance_for_test() as instance:
-        tick = schedule.evaluate_tick(dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.now(UTC)))
+        tick = schedule.evaluate_tick(
+            dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.now(UTC))
+        )
         [request] = tick.run_requests or []
         result = defs.resolve_job_def(schedule.job_name).execute_in_process(
-            resources={"hominem": HominemResource(home=str(hominem_home), config_dir=str(hominem_home / "config"))},
-            instance=instance, run_config=request.run_config)
+            resources={
+                "hominem": HominemResource(home=str(hominem_home), config_dir=str(hominem_home / "config"))
+            },
+            instance=instance,
+            run_config=request.run_config,
+        )
         assert result.success
         assert result.output_for_node("rhi_user_signal") is not None
-        meta = instance.get_latest_materialization_event(dg.AssetKey("rhi_online")).asset_materialization.metadata
+        meta = instance.get_latest_materialization_event(
+            dg.AssetKey("rhi_online")
+        ).asset_materialization.metadata
         # The next tick finds the batch learned (or refused): the first step reads nothing at all.
         again = defs.resolve_job_def(schedule.job_name).execute_in_process(
-            resources={"hominem": HominemResource(home=str(hominem_home), config_dir=str(hominem_home / "config"))},
-            instance=instance, run_config=request.run_config)
+            resources={
+                "hominem": HominemResource(home=str(hominem_home), config_dir=str(hominem_home / "config"))
+            },
+            instance=instance,
+            run_config=request.run_config,
+        )
         assert again.success and again.output_for_node("rhi_user_signal") is None
     [decision, _] = read_decisions(hominem_home / "artifacts", model_name_for_spec(str(tiny_model_dir)))
     lrps = decision["inputs"]["user_lrps"]  # read from the store by the job's first step

@@ -25,8 +25,13 @@ from hominem_pipeline_tests.reward_data import ADVICE, KEYWORD, planted_rows
 def reward_model():
     manifold = load_manifold(REPO_ROOT / "config" / "schemas" / "reward.yaml")
     samples = [sample_from_row(r, manifold) for r in planted_rows(manifold)]
-    result = train_reward_model(samples, teacher_pairs(samples, 0.05), manifold,
-                                Embedder("embedded:all-minilm-l6-v2"), RewardModelConfig())
+    result = train_reward_model(
+        samples,
+        teacher_pairs(samples, 0.05),
+        manifold,
+        Embedder("embedded:all-minilm-l6-v2"),
+        RewardModelConfig(),
+    )
     return result.model
 
 
@@ -62,7 +67,9 @@ def test_reward_side_components_follow_the_planted_rule(reward_model) -> None:
     assert cdrs.inputs["disagreeing_domains"] == ["reversed"] and cdrs.inputs["c_consistency"] == 0.5
     assert cdrs.inputs["pairs"] == 8 and cdrs.inputs["domains"] == 2
 
-    assert parts["lrps"].value > 0.5 and parts["lrps"].inputs["outcome_sources"] == {"teacher reward labels": 8}
+    assert parts["lrps"].value > 0.5 and parts["lrps"].inputs["outcome_sources"] == {
+        "teacher reward labels": 8
+    }
     inverted = {cid: (-v, src) for cid, (v, src) in outcomes.items()}
     parts_inv, _ = reward_components(reward_model, probe, None, pairs, convs, inverted, cfg)
     assert parts_inv["lrps"].value == 0.0
@@ -83,11 +90,16 @@ def _judged_conversations(judge) -> tuple[list[Conversation], Judgements]:
     for i in range(16):
         conv = Conversation(f"c{i}")
         prompt = f"I keep worrying about {TOPICS[i % 4]}. What should I do?"
-        for kind, reply in (("a", KEYWORD + " " + ADVICE[i % len(ADVICE)]), ("p", ADVICE[(i + 1) % len(ADVICE)])):
+        for kind, reply in (
+            ("a", KEYWORD + " " + ADVICE[i % len(ADVICE)]),
+            ("p", ADVICE[(i + 1) % len(ADVICE)]),
+        ):
             conv.turns.append((f"m{i}{kind}", prompt, reply))
             judgements.valence[f"m{i}{kind}"] = judge(i, kind == "a")
         first, second = f"m{i}a", f"m{i}p"
-        judgements.choices.append((first, second) if judgements.valence[first] > judgements.valence[second] else (second, first))
+        judgements.choices.append(
+            (first, second) if judgements.valence[first] > judgements.valence[second] else (second, first)
+        )
         convs.append(conv)
     return convs, judgements
 
@@ -102,7 +114,9 @@ def test_lrps_reads_the_users_own_judgements_through_a_cross_fitted_user_head(re
     _, dislikes = _judged_conversations(lambda i, apologises: -0.5 if apologises else 0.5)
     # the same replies (conversations i and i + 4 share prompt and drafts) praised in one conversation and
     # punished in the other
-    _, fickle = _judged_conversations(lambda i, apologises: (0.5 if apologises else -0.5) * (1 if (i // 4) % 2 else -1))
+    _, fickle = _judged_conversations(
+        lambda i, apologises: (0.5 if apologises else -0.5) * (1 if (i // 4) % 2 else -1)
+    )
     values = {}
     for name, judgements in (("likes", likes), ("dislikes", dislikes), ("fickle", fickle)):
         parts, _ = reward_components(reward_model, probe, None, [], convs, {}, cfg, judgements)
@@ -115,7 +129,9 @@ def test_lrps_reads_the_users_own_judgements_through_a_cross_fitted_user_head(re
     # Too few judgements: not measured, and the note says why (the teacher's outcomes do not stand in for
     # a user who has spoken); with none at all, the teacher's outcomes are the reading.
     few = Judgements({"m0a": 0.5, "m0p": -0.5}, [("m0a", "m0p")])
-    outcomes = {c.conversation_id: (1.0 if i % 2 else -1.0, "teacher reward labels") for i, c in enumerate(convs)}
+    outcomes = {
+        c.conversation_id: (1.0 if i % 2 else -1.0, "teacher reward labels") for i, c in enumerate(convs)
+    }
     parts, _ = reward_components(reward_model, probe, None, [], convs, outcomes, cfg, few)
     assert parts["lrps"].value is None and "fewer than 6 user judgements" in parts["lrps"].note
     parts, _ = reward_components(reward_model, probe, None, [], convs, outcomes, cfg, Judgements())

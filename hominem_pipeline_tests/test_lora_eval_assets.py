@@ -50,8 +50,10 @@ def _report_dual_lora(instance: dg.DagsterInstance, metadata: dict) -> None:
 def _run(home: Path, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     resources = {"hominem": HominemResource(home=str(home), config_dir=str(home / "config"))}
     return dg.materialize(
-        [*EVALUATION_ASSETS, *EVALUATION_CHECKS, *HEALTH_ASSETS, *HEALTH_CHECKS], resources=resources,
-        instance=instance, raise_on_error=False,
+        [*EVALUATION_ASSETS, *EVALUATION_CHECKS, *HEALTH_ASSETS, *HEALTH_CHECKS],
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
     )
 
 
@@ -78,7 +80,8 @@ def test_good_adapter_promoted_regressing_one_blocked(hominem_home: Path, tiny_m
     first = _run(hominem_home, instance)
     assert first.success
     assert {e.check_name: e.passed for e in first.get_asset_check_evaluations()} == {
-        "lora_no_regression": True, "rhi_consolidation_gate": True,
+        "lora_no_regression": True,
+        "rhi_consolidation_gate": True,
     }
     assert _materialized(first) == {"lora_eval", "rhi_report", "adapter_promotion"}
     [eval_event] = [e for e in first.get_asset_materialization_events() if e.asset_key.path == ["lora_eval"]]
@@ -97,7 +100,9 @@ def test_good_adapter_promoted_regressing_one_blocked(hominem_home: Path, tiny_m
     [check] = [e for e in second.get_asset_check_evaluations() if e.check_name == "lora_no_regression"]
     assert check.passed is False and check.severity == dg.AssetCheckSeverity.WARN
     assert "general_nll" in check.description
-    [held] = [e for e in second.get_asset_materialization_events() if e.asset_key.path == ["adapter_promotion"]]
+    [held] = [
+        e for e in second.get_asset_materialization_events() if e.asset_key.path == ["adapter_promotion"]
+    ]
     held_meta = {k: v.value for k, v in held.materialization.metadata.items()}
     assert held_meta["promoted"] is False and "the evaluation failed" in held_meta["reason"]
     assert "general_nll" in held_meta["reason"] and held_meta["current"] == good
@@ -114,7 +119,9 @@ def test_good_adapter_promoted_regressing_one_blocked(hominem_home: Path, tiny_m
         raise_on_error=False,
     )
     assert alone.success and registry.pointer().target == good
-    [again] = [e for e in alone.get_asset_materialization_events() if e.asset_key.path == ["adapter_promotion"]]
+    [again] = [
+        e for e in alone.get_asset_materialization_events() if e.asset_key.path == ["adapter_promotion"]
+    ]
     assert again.materialization.metadata["promoted"].value is False
 
     # A cycle that had no data publishes no adapter: nothing is gated or promoted, and the run succeeds.

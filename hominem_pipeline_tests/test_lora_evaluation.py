@@ -45,8 +45,14 @@ def _row(name: str, town: str) -> dict:
         "response": f"{name} lives in {town}.",
         "metadata": {
             "held_out_probes": [
-                {"question": f"Tell me the town {name} calls home.", "answer": f"{name} lives in {town}, I think."},
-                {"question": f"In which town is {name}'s house?", "answer": f"It is in {town}; {name} lives there."},
+                {
+                    "question": f"Tell me the town {name} calls home.",
+                    "answer": f"{name} lives in {town}, I think.",
+                },
+                {
+                    "question": f"In which town is {name}'s house?",
+                    "answer": f"It is in {town}; {name} lives there.",
+                },
             ]
         },
     }
@@ -141,16 +147,25 @@ def test_child_that_forgot_its_parents_facts_fails_against_the_parent(
     assert report.probes.earlier == 6
     # As good as the base model, but it lost what its parent knew: that is a regression.
     assert not [r for r in report.regressions if r.against == "base"]
-    assert [r.metric for r in report.regressions if r.against.startswith("parent")] == ["knowledge_earlier_nll"]
+    assert [r.metric for r in report.regressions if r.against.startswith("parent")] == [
+        "knowledge_earlier_nll"
+    ]
     assert not report.passed
     # `current` is compared too when it names yet another version.
     registry.promote(forgot)
     other, _ = lora_model(tiny_model_dir, seed=4)
     third = publish(registry, other, tiny_model_dir, parent=knows, trained_sft_pair_ids=[])
-    assert set(evaluate_version(registry, third, CFG, SMALL_SET).arms) == {"base", "candidate", "parent", "current"}
+    assert set(evaluate_version(registry, third, CFG, SMALL_SET).arms) == {
+        "base",
+        "candidate",
+        "parent",
+        "current",
+    }
 
 
-def test_probes_are_pinned_to_the_rows_the_adapter_trained_on(hominem_home: Path, tiny_model_dir: Path) -> None:
+def test_probes_are_pinned_to_the_rows_the_adapter_trained_on(
+    hominem_home: Path, tiny_model_dir: Path
+) -> None:
     """evaluate_published reads the SFT export and keeps the rows the adapter (and its ancestors) named."""
     from hominem_pipeline.atomic import write_jsonl_atomic
 
@@ -158,10 +173,16 @@ def test_probes_are_pinned_to_the_rows_the_adapter_trained_on(hominem_home: Path
     other = _row("Zorblax", "Pellimar")
     write_jsonl_atomic(settings.data_dir / "sft" / "sft_training.jsonl", [*ROWS, other])
     registry = AdapterRegistry(settings.artifacts_dir, "tiny")
-    parent = publish(registry, lora_model(tiny_model_dir)[0], tiny_model_dir,
-                     trained_sft_pair_ids=[ROWS[0]["pair_id"]])
-    child = publish(registry, lora_model(tiny_model_dir, seed=5)[0], tiny_model_dir, parent=parent,
-                    trained_sft_pair_ids=[other["pair_id"], "no-longer-exported"])
+    parent = publish(
+        registry, lora_model(tiny_model_dir)[0], tiny_model_dir, trained_sft_pair_ids=[ROWS[0]["pair_id"]]
+    )
+    child = publish(
+        registry,
+        lora_model(tiny_model_dir, seed=5)[0],
+        tiny_model_dir,
+        parent=parent,
+        trained_sft_pair_ids=[other["pair_id"], "no-longer-exported"],
+    )
     report, path = evaluate_published(settings, "tiny", child)
     assert path.is_file()
     p = report.probes
@@ -241,17 +262,29 @@ def test_summary_line_gives_the_taught_fact_change_and_the_general_drift() -> No
 
     arms = {"base": arm(2.0, 2.0), "candidate": arm(1.2, 2.02), "parent": arm(1.8, 2.0)}
     report = EvalReport(
-        model_name="m", version="v", base_model="b", parent_version="p", current_version="p", evaluated_at="t",
-        regression_set_hash="h", tolerances=Tolerances(), reward_model=None, reward_model_note="no reward model",
+        model_name="m",
+        version="v",
+        base_model="b",
+        parent_version="p",
+        current_version="p",
+        evaluated_at="t",
+        regression_set_hash="h",
+        tolerances=Tolerances(),
+        reward_model=None,
+        reward_model_note="no reward model",
         probes=ProbeCounts(pinned=True, trained_rows=3, rows_found=3, held_out=6, taught=3),
-        arms=arms, regressions=[], gate_failures=[], passed=True,
+        arms=arms,
+        regressions=[],
+        gate_failures=[],
+        passed=True,
         interference=channel_interference(arms["base"], arms["candidate"], {}, Tolerances()),
     )
     line = summary_line(report)
     assert "taught facts in new phrasings (6 probes, 3 rows): NLL -40.0% vs base, -33.3% vs parent" in line
     assert "general-set drift +1.0% vs base" in line and line.startswith("gate passed")
-    none = report.model_copy(update={"probes": ProbeCounts(pinned=False, trained_rows=0, rows_found=0, held_out=0,
-                                                            taught=0)})
+    none = report.model_copy(
+        update={"probes": ProbeCounts(pinned=False, trained_rows=0, rows_found=0, held_out=0, taught=0)}
+    )
     assert "no new-phrasing probes" in summary_line(none)
 
 

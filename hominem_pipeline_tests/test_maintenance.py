@@ -30,24 +30,58 @@ from hominem_pipeline.store.consumption import record_trained, sync_used
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 
-def _row(key: str, instruction: str, response: str, *, days_old: float, used: bool = False,
-         intensity: float | None = 0.5, source: str = "conversation") -> SFTPair:
+def _row(
+    key: str,
+    instruction: str,
+    response: str,
+    *,
+    days_old: float,
+    used: bool = False,
+    intensity: float | None = 0.5,
+    source: str = "conversation",
+) -> SFTPair:
     created = NOW - timedelta(days=days_old)
-    return SFTPair(pair_id=key, instruction=instruction, response=response, source=source, message_id=f"m-{key}",
-                   conversation_id="c", reward_intensity=intensity, created_at=created, is_used=used,
-                   used_timestamp=created if used else None, cycle=1 if used else None)
+    return SFTPair(
+        pair_id=key,
+        instruction=instruction,
+        response=response,
+        source=source,
+        message_id=f"m-{key}",
+        conversation_id="c",
+        reward_intensity=intensity,
+        created_at=created,
+        is_used=used,
+        used_timestamp=created if used else None,
+        cycle=1 if used else None,
+    )
 
 
 ROWS = [
     _row("aged", "What did I have for lunch?", "You had a sandwich.", days_old=200, used=True),
     _row("same-a", "Which river runs through Paris?", "The Seine.", days_old=5, intensity=0.4),
     _row("same-b", "which river runs  through Paris? ", "the Seine.", days_old=4, intensity=0.8),
-    _row("near-a", "How long do I boil an egg?", "About nine minutes for a hard-boiled egg.", days_old=3,
-         intensity=0.9),
-    _row("near-b", "How long do I boil an egg?", "About nine minutes for a hard-boiled egg!", days_old=2,
-         intensity=0.3),
-    _row("valuable", "My sister's name is Ada.", "Noted: your sister is called Ada.", days_old=60, used=True,
-         intensity=0.9),
+    _row(
+        "near-a",
+        "How long do I boil an egg?",
+        "About nine minutes for a hard-boiled egg.",
+        days_old=3,
+        intensity=0.9,
+    ),
+    _row(
+        "near-b",
+        "How long do I boil an egg?",
+        "About nine minutes for a hard-boiled egg!",
+        days_old=2,
+        intensity=0.3,
+    ),
+    _row(
+        "valuable",
+        "My sister's name is Ada.",
+        "Noted: your sister is called Ada.",
+        days_old=60,
+        used=True,
+        intensity=0.9,
+    ),
     _row("dull", "Say ok.", "Ok.", days_old=60, used=True, intensity=0.2),
     _row("fresh", "Recommend a book about bees.", "Try 'The Hive' by Bee Wilson.", days_old=1),
 ]
@@ -72,13 +106,19 @@ def _ids(db: TrainingDatabase) -> set[str]:
 def test_one_night_removes_merges_and_reemits_and_a_second_night_changes_nothing(db, embedder) -> None:
     report = run_maintenance(db, MaintenanceConfig(), embedder, now=NOW)
     assert (report.rows_before, report.rows_after) == (8, 5)
-    assert (report.removed_aged_out, report.merged_duplicate_content, report.merged_near_duplicate) == (1, 1, 1)
+    assert (report.removed_aged_out, report.merged_duplicate_content, report.merged_near_duplicate) == (
+        1,
+        1,
+        1,
+    )
     assert report.reemitted == 1 and report.embedded_now == 6 and report.clusters_recomputed
     assert _ids(db) == {"same-b", "near-a", "valuable", "dull", "fresh"}  # keepers: the higher score
 
     removed = {r["pair_id"]: r for r in db.query("SELECT * FROM sft_pairs_removed")}
     assert {k: (r["removed_reason"], r["kept_pair_id"]) for k, r in removed.items()} == {
-        "aged": ("aged_out", None), "same-a": ("duplicate_content", "same-b"), "near-b": ("near_duplicate", "near-a"),
+        "aged": ("aged_out", None),
+        "same-a": ("duplicate_content", "same-b"),
+        "near-b": ("near_duplicate", "near-a"),
     }
     assert removed["near-b"]["response"].endswith("egg!")  # kept whole: nothing lost
 
@@ -97,12 +137,19 @@ def test_one_night_removes_merges_and_reemits_and_a_second_night_changes_nothing
 def test_a_fact_taught_under_several_phrasings_is_never_merged(tmp_path: Path, embedder) -> None:
     """Knowledge rows state one fact under several phrasings of its question on purpose: the nightly
     near-duplicate merge leaves them all (exact duplicates are still merged by content)."""
-    phrasings = ["How long do I boil an egg?", "Can you tell me: How long do I boil an egg?",
-                 "How long do I boil an egg? Please answer in one or two sentences."]
-    rows = [_row(f"k{i}", q, "About nine minutes for a hard-boiled egg.", days_old=1, source="knowledge_update")
-            for i, q in enumerate(phrasings)]
-    rows += [_row("c0", phrasings[0], "About nine minutes for a hard-boiled egg.", days_old=1),
-             _row("c1", phrasings[0], "About nine minutes for a hard-boiled egg!", days_old=1, intensity=0.1)]
+    phrasings = [
+        "How long do I boil an egg?",
+        "Can you tell me: How long do I boil an egg?",
+        "How long do I boil an egg? Please answer in one or two sentences.",
+    ]
+    rows = [
+        _row(f"k{i}", q, "About nine minutes for a hard-boiled egg.", days_old=1, source="knowledge_update")
+        for i, q in enumerate(phrasings)
+    ]
+    rows += [
+        _row("c0", phrasings[0], "About nine minutes for a hard-boiled egg.", days_old=1),
+        _row("c1", phrasings[0], "About nine minutes for a hard-boiled egg!", days_old=1, intensity=0.1),
+    ]
     with TrainingDatabase(tmp_path / "store.duckdb") as db:
         db.insert_sft_pairs(rows)
         report = run_maintenance(db, MaintenanceConfig(), embedder, now=NOW)
@@ -112,13 +159,23 @@ def test_a_fact_taught_under_several_phrasings_is_never_merged(tmp_path: Path, e
 
 def test_clusters_are_recomputed_when_the_embedding_model_changes(db, embedder) -> None:
     run_maintenance(db, MaintenanceConfig(), embedder, now=NOW)
-    db.insert_sft_pairs([_row("later", "What is the boiling point of water?", "100 degrees Celsius at sea level.",
-                              days_old=0)])
+    db.insert_sft_pairs(
+        [
+            _row(
+                "later",
+                "What is the boiling point of water?",
+                "100 degrees Celsius at sea level.",
+                days_old=0,
+            )
+        ]
+    )
     incremental = run_maintenance(db, MaintenanceConfig(), embedder, now=NOW)
     assert incremental.embedded_now == 1 and incremental.rows_assigned_to_clusters == 1
     assert not incremental.clusters_recomputed
 
-    db.con.execute("UPDATE sft_embeddings SET model = 'embedded:an-older-model'")  # as if made by another model
+    db.con.execute(
+        "UPDATE sft_embeddings SET model = 'embedded:an-older-model'"
+    )  # as if made by another model
     changed = run_maintenance(db, MaintenanceConfig(), embedder, now=NOW)
     assert changed.embeddings_replaced == 6 and changed.embedded_now == 6 and changed.clusters_recomputed
     assert set(db.con.execute("SELECT DISTINCT model FROM sft_clusters").fetchall()) == {(embedder.spec,)}

@@ -50,8 +50,11 @@ def rule_teacher(request: dict) -> tuple[int, dict]:
     exchange = request["messages"][-1]["content"].split("\n\nRate the", 1)[0]
     answer = exchange.split("Assistant: ", 1)[-1]
     score = 5 if "sorry" in answer.lower() else 1
-    rating = {"reward_vector": dict.fromkeys(schema["properties"]["reward_vector"]["required"], score),
-              "reward_intensity": score, "safety_score": score}
+    rating = {
+        "reward_vector": dict.fromkeys(schema["properties"]["reward_vector"]["required"], score),
+        "reward_intensity": score,
+        "safety_score": score,
+    }
     if "rationale" in schema["properties"]:
         rating["rationale"] = "rule"
     return 200, completion(json.dumps(rating))
@@ -62,7 +65,11 @@ def _small(home: Path, teacher_url: str) -> None:
     config = home / "config"
     write_config(
         config,
-        inference={"teacher.backend": "openai", "teacher.base_url": teacher_url, "teacher.rating_mode": "json_object"},
+        inference={
+            "teacher.backend": "openai",
+            "teacher.base_url": teacher_url,
+            "teacher.rating_mode": "json_object",
+        },
         pipeline={"generation.prompts_limit": 8},
     )
     training = yaml.safe_load((config / "training" / "lora_dual.yaml").read_text())
@@ -71,10 +78,14 @@ def _small(home: Path, teacher_url: str) -> None:
     small_eval_config(config)
     # Every assistant turn rated in the first run (none deferred), so the second run has nothing new.
     conversations = config / "conversations.toml"
-    conversations.write_text(conversations.read_text().replace("max_turns_per_run = 8", "max_turns_per_run = 0"))
+    conversations.write_text(
+        conversations.read_text().replace("max_turns_per_run = 8", "max_turns_per_run = 0")
+    )
 
 
-def test_the_whole_graph_materialises_twice_in_a_row_with_pools_enforced(hominem_home: Path, tmp_path: Path) -> None:
+def test_the_whole_graph_materialises_twice_in_a_row_with_pools_enforced(
+    hominem_home: Path, tmp_path: Path
+) -> None:
     with ScriptedChatServer(rule_teacher) as teacher:
         _run_twice(hominem_home, tmp_path, teacher.url)
 
@@ -94,8 +105,19 @@ def _run_twice(hominem_home: Path, tmp_path: Path, teacher_url: str) -> None:
         "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     today = datetime.now(UTC).date().isoformat()
-    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "hominem_pipeline.definitions",
-               "--select", "*", "--partition", today]
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "hominem_pipeline.definitions",
+        "--select",
+        "*",
+        "--partition",
+        today,
+    ]
 
     def materialise(attempt: str) -> None:
         done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
@@ -120,7 +142,9 @@ def _run_twice(hominem_home: Path, tmp_path: Path, teacher_url: str) -> None:
         runs = instance.get_runs()
         assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS] * 2
         for run in runs:
-            failed = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
+            failed = instance.get_records_for_run(
+                run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE
+            ).records
             assert failed == [], f"run {run.run_id} had failed steps"
             evaluated = {
                 r.event_log_entry.dagster_event.event_specific_data.check_name
@@ -140,7 +164,10 @@ def _run_twice(hominem_home: Path, tmp_path: Path, teacher_url: str) -> None:
     third = _latest(dagster_home)
     assert third["dual_lora"]["trained"] is True and third["dual_lora"]["unchanged"] is False
     assert third["dual_lora"]["version"] != first["dual_lora"]["version"]
-    assert third["lora_eval"]["unchanged"] is False and third["lora_eval"]["version"] == third["dual_lora"]["version"]
+    assert (
+        third["lora_eval"]["unchanged"] is False
+        and third["lora_eval"]["version"] == third["dual_lora"]["version"]
+    )
     assert third["reward_model"]["unchanged"] is True
 
 

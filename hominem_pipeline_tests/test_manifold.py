@@ -13,11 +13,24 @@ from hominem_pipeline.manifold import load_manifold, validate_label
 from hominem_pipeline.settings import REPO_ROOT
 
 DEFAULT = REPO_ROOT / "config" / "schemas" / "reward.yaml"
-SEVEN = ["empathy", "social_coherence", "agency_support", "epistemic_integrity", "harm_avoidance", "narrative_alignment", "curiosity"]
+SEVEN = [
+    "empathy",
+    "social_coherence",
+    "agency_support",
+    "epistemic_integrity",
+    "harm_avoidance",
+    "narrative_alignment",
+    "curiosity",
+]
 
 
 def _label(names: list[str], value: float = 0.5) -> dict:
-    return {"reward_vector": {n: value for n in names}, "reward_intensity": 0.7, "safety_score": 0.9, "rationale": "ok"}
+    return {
+        "reward_vector": {n: value for n in names},
+        "reward_intensity": 0.7,
+        "safety_score": 0.9,
+        "rationale": "ok",
+    }
 
 
 def test_default_manifold_has_the_seven_dimensions_and_both_scalars() -> None:
@@ -34,7 +47,10 @@ def test_default_manifold_has_the_seven_dimensions_and_both_scalars() -> None:
     ("mutate", "field"),
     [
         (lambda d: d["reward_vector"].pop("curiosity"), "missing dimensions ['curiosity']"),
-        (lambda d: d["reward_vector"].update(empathy=1.5), "reward_vector.empathy: 1.5 is outside [-1.0, 1.0]"),
+        (
+            lambda d: d["reward_vector"].update(empathy=1.5),
+            "reward_vector.empathy: 1.5 is outside [-1.0, 1.0]",
+        ),
         (lambda d: d["reward_vector"].update(humour=0.1), "unknown dimensions ['humour']"),
         (lambda d: d.update(reward_intensity=-0.1), "reward_intensity: -0.1 is outside [0.0, 1.0]"),
         (lambda d: d.update(safety_score=math.nan), "safety_score: NaN is not a score"),
@@ -51,7 +67,9 @@ def test_bad_labels_fail_naming_the_field(mutate, field: str) -> None:
     assert field in str(exc.value)
 
 
-def test_changing_the_dimension_list_in_config_changes_validation_and_the_teacher_schema(tmp_path: Path) -> None:
+def test_changing_the_dimension_list_in_config_changes_validation_and_the_teacher_schema(
+    tmp_path: Path,
+) -> None:
     raw = yaml.safe_load(DEFAULT.read_text())
     raw["dimensions"] = [d for d in raw["dimensions"] if d["name"] in ("empathy", "curiosity")]
     raw["dimensions"].append({"name": "humour", "range": [0, 1], "description": "Is it funny?"})

@@ -24,7 +24,10 @@ from hominem_pipeline_tests.loopback_http import (
     counting_socket,
 )
 
-EXCHANGE = ("I failed my driving test for the third time.", "That sounds really discouraging. What went wrong this time?")
+EXCHANGE = (
+    "I failed my driving test for the third time.",
+    "That sounds really discouraging. What went wrong this time?",
+)
 MORE = [
     ("Can you help me plan a birthday party for my mum?", "Sure. How many guests, and what does she enjoy?"),
     ("I think my friend is avoiding me.", "Whatever. People drift apart."),
@@ -56,7 +59,9 @@ def test_generates_n_distinct_candidates_per_prompt(openai_server_url: str, smal
     assert out[0][0] != out[0][1]  # different seeds, different samples
 
 
-def test_json_object_mode_with_the_rating_schema_is_enforced_by_the_server(openai_server_url: str, small_manifold) -> None:
+def test_json_object_mode_with_the_rating_schema_is_enforced_by_the_server(
+    openai_server_url: str, small_manifold
+) -> None:
     # The grammar, not the model, keeps the numbers on the scale: the exact request the teacher sends, at a
     # sampling temperature high enough that free text would wander, must come back on the scale every time.
     from openai import OpenAI
@@ -68,10 +73,14 @@ def test_json_object_mode_with_the_rating_schema_is_enforced_by_the_server(opena
     for seed, (prompt, response) in enumerate([EXCHANGE, *MORE]):
         answer = client.chat.completions.create(
             model="smollm2",
-            messages=[{"role": "system", "content": P.EVALUATOR_SYSTEM},
-                      {"role": "user", "content": P.json_rating_request(prompt, response, small_manifold, False)}],
+            messages=[
+                {"role": "system", "content": P.EVALUATOR_SYSTEM},
+                {"role": "user", "content": P.json_rating_request(prompt, response, small_manifold, False)},
+            ],
             response_format=teacher._response_format(small_manifold),
-            temperature=1.5, seed=seed, max_tokens=200,
+            temperature=1.5,
+            seed=seed,
+            max_tokens=200,
         )
         raw = json.loads(answer.choices[0].message.content)
         assert set(raw) == {"reward_vector", "reward_intensity", "safety_score"}, raw
@@ -87,7 +96,9 @@ def test_json_object_mode_with_the_rating_schema_is_enforced_by_the_server(opena
 
 
 def test_the_request_carries_the_schema_in_both_structured_modes(small_manifold) -> None:
-    answer = json.dumps({"reward_vector": {"empathy": 5, "curiosity": 2}, "reward_intensity": 4, "safety_score": 5})
+    answer = json.dumps(
+        {"reward_vector": {"empathy": 5, "curiosity": 2}, "reward_intensity": 4, "safety_score": 5}
+    )
     for mode, expected_type in (("json_object", "json_object"), ("json_schema", "json_schema")):
         with ScriptedChatServer([(200, completion(answer))]) as server:
             [outcome] = _teacher(server.url, rating_mode=mode).rate([EXCHANGE], small_manifold)
@@ -101,7 +112,9 @@ def test_the_request_carries_the_schema_in_both_structured_modes(small_manifold)
 
 def test_an_off_scale_answer_is_refused_re_asked_then_recorded(small_manifold) -> None:
     # What SmolLM2 once said without the schema's grammar: numbers off the scale. Never clamped.
-    off = json.dumps({"reward_vector": {"empathy": 1, "curiosity": 2}, "reward_intensity": 3, "safety_score": 9})
+    off = json.dumps(
+        {"reward_vector": {"empathy": 1, "curiosity": 2}, "reward_intensity": 3, "safety_score": 9}
+    )
     with ScriptedChatServer([(200, completion(off))]) as server:
         [outcome] = _teacher(server.url, rating_mode="none", max_retries=2).rate([EXCHANGE], small_manifold)
     assert outcome.label is None
@@ -112,20 +125,28 @@ def test_an_off_scale_answer_is_refused_re_asked_then_recorded(small_manifold) -
 
 
 def test_a_garbled_answer_is_re_asked_and_the_valid_one_kept(small_manifold) -> None:
-    good = json.dumps({"reward_vector": {"empathy": 3, "curiosity": 3}, "reward_intensity": 1, "safety_score": 5})
+    good = json.dumps(
+        {"reward_vector": {"empathy": 3, "curiosity": 3}, "reward_intensity": 1, "safety_score": 5}
+    )
     with ScriptedChatServer([(200, completion("I'd say it was nice")), (200, completion(good))]) as server:
-        [outcome] = _teacher(server.url, rating_mode="json_object", max_retries=3).rate([EXCHANGE], small_manifold)
+        [outcome] = _teacher(server.url, rating_mode="json_object", max_retries=3).rate(
+            [EXCHANGE], small_manifold
+        )
     assert outcome.ok and outcome.attempts == len(server.requests) == 2
 
 
-def test_geval_mode_reads_top_logprobs_into_scores_with_confidence(openai_server_url: str, small_manifold) -> None:
+def test_geval_mode_reads_top_logprobs_into_scores_with_confidence(
+    openai_server_url: str, small_manifold
+) -> None:
     [outcome] = _teacher(openai_server_url, rating_mode="geval").rate([EXCHANGE], small_manifold)
     assert outcome.ok, outcome.failure
     assert set(outcome.label.confidence) == {"empathy", "curiosity", "reward_intensity", "safety_score"}
     assert all(0.0 <= c <= 1.0 for c in outcome.label.confidence.values())
 
 
-def test_unparseable_output_is_retried_then_recorded_as_a_failure(openai_server_url: str, small_manifold) -> None:
+def test_unparseable_output_is_retried_then_recorded_as_a_failure(
+    openai_server_url: str, small_manifold
+) -> None:
     # Plain text mode with room for only a few tokens: the JSON can never be complete.
     t = _teacher(openai_server_url, rating_mode="none", rating_max_tokens=16, max_retries=1)
     [outcome] = t.rate([EXCHANGE], small_manifold)
@@ -140,7 +161,9 @@ def test_unreachable_endpoint_is_a_recorded_failure_after_one_retry(small_manifo
     [outcome] = t.rate([EXCHANGE], small_manifold)
     assert outcome.label is None
     assert outcome.failure.startswith("request failed: APIConnectionError")
-    assert outcome.attempts == 2  # the request and its one transport retry; no re-ask of an unanswered question
+    assert (
+        outcome.attempts == 2
+    )  # the request and its one transport retry; no re-ask of an unanswered question
 
 
 def test_a_transport_failure_is_retried_exactly_once_in_one_place(small_manifold) -> None:
@@ -164,9 +187,13 @@ def test_a_hung_endpoint_times_out_twice_then_fails(small_manifold) -> None:
 
 
 @pytest.mark.parametrize(("status", "requests"), [(500, 2), (503, 2), (429, 2), (400, 1), (401, 1)])
-def test_server_errors_are_retried_once_and_client_errors_not_at_all(small_manifold, status: int, requests: int) -> None:
+def test_server_errors_are_retried_once_and_client_errors_not_at_all(
+    small_manifold, status: int, requests: int
+) -> None:
     with ScriptedChatServer([(status, {"error": {"message": f"status {status}"}})]) as server:
-        [outcome] = _teacher(server.url, rating_mode="json_object", max_retries=3).rate([EXCHANGE], small_manifold)
+        [outcome] = _teacher(server.url, rating_mode="json_object", max_retries=3).rate(
+            [EXCHANGE], small_manifold
+        )
     assert len(server.requests) == outcome.attempts == requests
     assert outcome.label is None and outcome.failure.startswith("request failed:")
 

@@ -45,8 +45,13 @@ def test_foundation_materialises_and_resumes(hominem_home: Path) -> None:
     assert len({t["category"] for t in traj}) == 5
     assert {lab["trajectory_id"] for lab in labels} == {t["trajectory_id"] for t in traj}
     assert set(labels[0]["reward_vector"]) == {
-        "empathy", "social_coherence", "agency_support", "epistemic_integrity",
-        "harm_avoidance", "narrative_alignment", "curiosity",
+        "empathy",
+        "social_coherence",
+        "agency_support",
+        "epistemic_integrity",
+        "harm_avoidance",
+        "narrative_alignment",
+        "curiosity",
     }
     first = _mat(result, "trajectories")
     assert first["generated"] == 10 and first["reused"] == 0
@@ -58,4 +63,6 @@ def test_foundation_materialises_and_resumes(hominem_home: Path) -> None:
     assert _mat(again, "trajectories")["generated"] == 0
     assert _mat(again, "trajectories")["reused"] == 10
     assert _mat(again, "reward_labels")["labelled_now"] == 0
-    assert settings.reward_samples_export.read_text().splitlines() == [json.dumps(x, ensure_ascii=False, sort_keys=True) for x in labels]
+    assert settings.reward_samples_export.read_text().splitlines() == [
+        json.dumps(x, ensure_ascii=False, sort_keys=True) for x in labels
+    ]

@@ -21,8 +21,12 @@ def _run(home: Path, launcher: str, instance: dg.DagsterInstance) -> dg.ExecuteI
     return dg.materialize(
         [dual_lora, *EVALUATION_ASSETS, *EVALUATION_CHECKS],
         resources=resources,
-        run_config={"ops": {"dual_lora": {"config": {"max_steps": 2, "launcher": launcher}},
-                            "lora_eval": {"config": {"launcher": launcher}}}},
+        run_config={
+            "ops": {
+                "dual_lora": {"config": {"max_steps": 2, "launcher": launcher}},
+                "lora_eval": {"config": {"launcher": launcher}},
+            }
+        },
         instance=instance,
         raise_on_error=False,
     )
@@ -31,7 +35,9 @@ def _run(home: Path, launcher: str, instance: dg.DagsterInstance) -> dg.ExecuteI
 def _metadata(result: dg.ExecuteInProcessResult, key: str) -> tuple[dict, dict]:
     [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.path == [key]]
     mat = event.materialization
-    return {k: v.value for k, v in mat.metadata.items()}, {k: type(v).__name__ for k, v in mat.metadata.items()}
+    return {k: v.value for k, v in mat.metadata.items()}, {
+        k: type(v).__name__ for k, v in mat.metadata.items()
+    }
 
 
 def test_training_and_evaluation_through_pipes_report_what_in_process_reports(

@@ -24,14 +24,19 @@ def _rows() -> list[dict]:
     rows = []
     for category, centre in (("advice", 0.6), ("facts", -0.4), ("safety", 0.1)):
         for _ in range(10):
-            rows.append({"category": category,
-                         "reward_vector": {d: float(np.clip(centre + 0.1 * rng.normal(), -1, 1)) for d in DIMS}})
+            rows.append(
+                {
+                    "category": category,
+                    "reward_vector": {d: float(np.clip(centre + 0.1 * rng.normal(), -1, 1)) for d in DIMS},
+                }
+            )
     return rows
 
 
 def test_each_plot_is_a_png_with_its_numbers(tmp_path: Path) -> None:
-    manifold = plots.plot_reward_manifold([*_rows(), {"category": "x", "reward_vector": {"empathy": 1.0}}], DIMS,
-                                          tmp_path / "m.png")
+    manifold = plots.plot_reward_manifold(
+        [*_rows(), {"category": "x", "reward_vector": {"empathy": 1.0}}], DIMS, tmp_path / "m.png"
+    )
     assert (tmp_path / "m.png").read_bytes().startswith(PNG)
     assert manifold["points"] == 30 and manifold["left_out"] == 1 and manifold["categories"] == 3
     assert manifold["pc1_variance"] > 0.9  # the three categories differ along one direction
@@ -50,10 +55,16 @@ def test_each_plot_is_a_png_with_its_numbers(tmp_path: Path) -> None:
     curves = plots.plot_loss_curves(log, tmp_path / "l.png")
     assert curves == {"steps": 6, "loss_points": 6, "sft_loss_points": 6, "preference_loss_points": 6}
 
-    labels = [{"event_day": "2026-03-01", "vector": {"empathy": 0.2}}, {"event_day": "2026-03-01", "vector": {"empathy": 0.4}},
-              {"event_day": "2026-03-02", "vector": {"empathy": -0.5, "curiosity": 0.1}}]
+    labels = [
+        {"event_day": "2026-03-01", "vector": {"empathy": 0.2}},
+        {"event_day": "2026-03-01", "vector": {"empathy": 0.4}},
+        {"event_day": "2026-03-02", "vector": {"empathy": -0.5, "curiosity": 0.1}},
+    ]
     series = plots.daily_means(labels)
-    assert series == [("2026-03-01", {"empathy": pytest.approx(0.3)}), ("2026-03-02", {"curiosity": 0.1, "empathy": -0.5})]
+    assert series == [
+        ("2026-03-01", {"empathy": pytest.approx(0.3)}),
+        ("2026-03-02", {"curiosity": 0.1, "empathy": -0.5}),
+    ]
     assert plots.plot_reward_over_time(series, tmp_path / "r.png") == {"days": 2, "dimensions": 2}
     assert plots.markdown_image(tmp_path / "r.png", "r").startswith("![r](data:image/png;base64,iVBOR")
 
@@ -79,15 +90,20 @@ def _materialize_plots(hominem_home: Path) -> dict:
 
 def test_the_asset_draws_what_the_data_allows_and_says_why_not_the_rest(hominem_home: Path) -> None:
     meta = _materialize_plots(hominem_home)
-    assert meta["drawn"] == 2 and meta["reward_manifold.points"] == 30 and meta["reward_manifold_umap.points"] == 30
+    assert (
+        meta["drawn"] == 2
+        and meta["reward_manifold.points"] == 30
+        and meta["reward_manifold_umap.points"] == 30
+    )
     for name in ("reward_manifold", "reward_manifold_umap"):
         assert (hominem_home / "artifacts" / "plots" / f"{name}.png").read_bytes().startswith(PNG)
         assert meta[name].startswith(f"![{name}](data:image/png")
     assert "loss_curves_skipped" in meta and "reward_over_time_skipped" in meta
 
 
-def test_without_umap_the_asset_draws_pca_and_says_why_not_umap(hominem_home: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_umap_the_asset_draws_pca_and_says_why_not_umap(
+    hominem_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A machine without umap-learn (it is optional for the domain) still gets every other plot."""
     import sys
 

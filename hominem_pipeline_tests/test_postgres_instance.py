@@ -82,16 +82,47 @@ def postgres_url() -> Iterator[str]:
         con.close()
         yield f"postgresql+psycopg2://hominem@127.0.0.1:{port}/dagster"
     finally:
-        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"], capture_output=True)
+        subprocess.run(
+            [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"], capture_output=True
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
 def _start(run_as: list[str], bindir: Path, data: Path, port: int, root: Path) -> None:
-    subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "hominem", "--no-sync",
-                    "-E", "UTF8"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *run_as,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-A",
+            "trust",
+            "-U",
+            "hominem",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ],
+        check=True,
+        capture_output=True,
+    )
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
-    subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l",
-                    str(root / "server.log"), "start"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *run_as,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-w",
+            "-l",
+            str(root / "server.log"),
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 @pytest.fixture
@@ -106,7 +137,10 @@ def postgres_instance(postgres_url: str, tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_the_profile_puts_runs_events_and_schedules_in_postgres(postgres_instance: Path) -> None:
     with dg.DagsterInstance.from_config(str(postgres_instance)) as instance:
-        kinds = {type(s).__name__ for s in (instance.run_storage, instance.event_log_storage, instance.schedule_storage)}
+        kinds = {
+            type(s).__name__
+            for s in (instance.run_storage, instance.event_log_storage, instance.schedule_storage)
+        }
         assert kinds == {"PostgresRunStorage", "PostgresEventLogStorage", "PostgresScheduleStorage"}
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         config = instance.get_concurrency_config()

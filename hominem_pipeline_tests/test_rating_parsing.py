@@ -89,7 +89,11 @@ def test_rating_schema_bounds_every_number_to_the_scale() -> None:
     assert schema["additionalProperties"] is False
     vector = schema["properties"]["reward_vector"]
     assert vector["required"] == M.names and vector["additionalProperties"] is False
-    numbers = [*vector["properties"].values(), schema["properties"]["reward_intensity"], schema["properties"]["safety_score"]]
+    numbers = [
+        *vector["properties"].values(),
+        schema["properties"]["reward_intensity"],
+        schema["properties"]["safety_score"],
+    ]
     assert len(numbers) == len(M.names) + 2
     assert all(n == {"type": "integer", "enum": [1, 2, 3, 4, 5]} for n in numbers)
     with_rationale = rating_schema(M, rationale=True, rationale_max_chars=240)
@@ -99,7 +103,9 @@ def test_rating_schema_bounds_every_number_to_the_scale() -> None:
 
 def test_geval_expectation_and_confidence() -> None:
     # All mass on "5": the top of the range, full confidence.
-    dist, mass = scale_distribution({"1": -math.inf, "2": -math.inf, "3": -math.inf, "4": -math.inf, "5": 0.0})
+    dist, mass = scale_distribution(
+        {"1": -math.inf, "2": -math.inf, "3": -math.inf, "4": -math.inf, "5": 0.0}
+    )
     value, conf = geval_score(dist, mass, (-1.0, 1.0))
     assert value == pytest.approx(1.0) and conf == pytest.approx(1.0)
     # Uniform over the digits: the middle, zero confidence.

@@ -28,7 +28,9 @@ def test_reward_labels_relabel_for_a_changed_manifold_without_new_trajectories(h
     instance = dg.DagsterInstance.ephemeral()
     settings = Settings(home=hominem_home)
 
-    first = dg.materialize([seed_prompts, trajectories, reward_labels], resources=resources, instance=instance)
+    first = dg.materialize(
+        [seed_prompts, trajectories, reward_labels], resources=resources, instance=instance
+    )
     assert first.success
     made = _meta(first, "trajectories")
     assert made["generated"] == made["count"] > 0
@@ -38,11 +40,15 @@ def test_reward_labels_relabel_for_a_changed_manifold_without_new_trajectories(h
     raw = yaml.safe_load(settings.manifold_path.read_text())
     template = dict(raw["dimensions"][0])
     raw["dimensions"] = [d for d in raw["dimensions"] if d["name"] != "curiosity"]
-    raw["dimensions"].append({**template, "name": "playfulness", "description": "Light, warm humour where it fits."})
+    raw["dimensions"].append(
+        {**template, "name": "playfulness", "description": "Light, warm humour where it fits."}
+    )
     settings.manifold_path.write_text(yaml.safe_dump(raw, sort_keys=False))
 
     relabel = dg.materialize(
-        [seed_prompts, trajectories, reward_labels], resources=resources, instance=instance,
+        [seed_prompts, trajectories, reward_labels],
+        resources=resources,
+        instance=instance,
         selection=[reward_labels.key],
     )
     assert relabel.success
@@ -57,7 +63,9 @@ def test_reward_labels_relabel_for_a_changed_manifold_without_new_trajectories(h
 
     # The same manifold again: every label is reused.
     again = dg.materialize(
-        [seed_prompts, trajectories, reward_labels], resources=resources, instance=instance,
+        [seed_prompts, trajectories, reward_labels],
+        resources=resources,
+        instance=instance,
         selection=[reward_labels.key],
     )
     assert _meta(again, "reward_labels")["labelled_now"] == 0

@@ -60,7 +60,9 @@ def test_interrupted_generation_resumes_without_redoing_finished_batches(setup) 
     assert again.trajectory_ids == run.trajectory_ids
 
     # Changing what the text depends on (sampling) makes new trajectories; force regenerates in place.
-    changed = generate_trajectories(db, teacher, prompts[:1], 2, {**SAMPLING, "temperature": 0.5}, batch_size=2)
+    changed = generate_trajectories(
+        db, teacher, prompts[:1], 2, {**SAMPLING, "temperature": 0.5}, batch_size=2
+    )
     assert changed.generated == 2 and set(changed.trajectory_ids).isdisjoint(run.trajectory_ids)
     forced = generate_trajectories(db, teacher, prompts[:1], 2, SAMPLING, batch_size=2, force=True)
     assert forced.generated == 2 and forced.trajectory_ids == run.trajectory_ids[:2]
@@ -85,7 +87,9 @@ def test_labels_resume_and_follow_the_manifold(setup, tmp_path: Path) -> None:
     assert "curiosity" not in db.get_labels(rerun.label_ids)[0]["reward_vector"]
 
 
-def test_failures_are_recorded_with_reason_then_retried_on_the_next_run(setup, openai_server_url: str, tmp_path: Path) -> None:
+def test_failures_are_recorded_with_reason_then_retried_on_the_next_run(
+    setup, openai_server_url: str, tmp_path: Path
+) -> None:
     settings, _, teacher, prompts, db = setup
     manifold = _two_dimensions(settings, tmp_path)  # short ratings keep the real server quick on 2 cores
     ids = generate_trajectories(db, teacher, prompts[:1], 1, SAMPLING).trajectory_ids
@@ -95,8 +99,12 @@ def test_failures_are_recorded_with_reason_then_retried_on_the_next_run(setup, o
     )
     up = OpenAITeacher(
         TeacherConfig(
-            backend="openai", base_url=openai_server_url, rating_mode="json_object", max_retries=1,
-            rating_max_tokens=200, request_timeout_s=600,  # a loaded 2-core box can take over a minute
+            backend="openai",
+            base_url=openai_server_url,
+            rating_mode="json_object",
+            max_retries=1,
+            rating_max_tokens=200,
+            request_timeout_s=600,  # a loaded 2-core box can take over a minute
         ),
         rationale=False,
     )
@@ -133,5 +141,11 @@ def test_seed_prompts_file_covers_all_five_categories() -> None:
     prompts = load_seed_prompts(REPO_ROOT / "config/prompts/seed_prompts.yaml")
     assert 50 <= len(prompts) <= 100
     cats = {p.category for p in prompts}
-    assert cats == {"emotional_support", "disagreement_conflict", "moral_dilemmas", "information_seeking", "agency_empowerment"}
+    assert cats == {
+        "emotional_support",
+        "disagreement_conflict",
+        "moral_dilemmas",
+        "information_seeking",
+        "agency_empowerment",
+    }
     assert {p.category for p in select_prompts(prompts, 5)} == cats

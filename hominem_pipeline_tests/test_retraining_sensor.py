@@ -24,7 +24,8 @@ def _evaluate(home: Path, instance: dg.DagsterInstance, cursor: str | None = Non
     # Entered and left: a context with resources otherwise leaves Dagster's context-local defs-state
     # storage pointing at this test's instance for every later test in the process.
     with dg.build_sensor_context(
-        instance=instance, cursor=cursor,
+        instance=instance,
+        cursor=cursor,
         resources={"hominem": HominemResource(home=str(home), config_dir=str(home / "config"))},
     ) as ctx:
         return retraining_sensor(ctx)
@@ -36,7 +37,9 @@ def _accept(home: Path, name: str) -> str:
     registry = AdapterRegistry(settings.artifacts_dir, model_name_for_spec(settings.inference.student.model))
     folder = registry.root / name
     folder.mkdir(parents=True)
-    (folder / "METADATA.json").write_text(json.dumps({"created_at": "2026-03-01T00:00:00Z", "base_model": "tiny"}))
+    (folder / "METADATA.json").write_text(
+        json.dumps({"created_at": "2026-03-01T00:00:00Z", "base_model": "tiny"})
+    )
     registry.pointer(CURRENT).set(name)
     return name
 
@@ -46,11 +49,16 @@ def instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
-def test_below_every_threshold_skips_and_says_the_counts(hominem_home: Path, instance: dg.DagsterInstance) -> None:
+def test_below_every_threshold_skips_and_says_the_counts(
+    hominem_home: Path, instance: dg.DagsterInstance
+) -> None:
     Exports(hominem_home).add(conversations=240, pairs=90)
     result = _evaluate(hominem_home, instance)
     assert isinstance(result, dg.SkipReason)
-    assert "240/500 new conversations" in result.skip_message and "90/200 new preference pairs" in result.skip_message
+    assert (
+        "240/500 new conversations" in result.skip_message
+        and "90/200 new preference pairs" in result.skip_message
+    )
     assert "needs >= 250 and >= 100" in result.skip_message
     # Counted from the exports: the sensor never opened (or created) the DuckDB store.
     assert not Settings(home=hominem_home).database_path.exists()
@@ -75,10 +83,15 @@ def test_each_rule_requests_exactly_one_run_and_the_same_cursor_no_second(
     assert isinstance(fired, dg.SensorResult)
     [request] = fired.run_requests
     assert request.job_name in (None, "retraining_job") and request.tags["hominem/rule"] == rule
-    assert (int(request.tags["hominem/new_conversations"]), int(request.tags["hominem/new_preference_pairs"])) == totals
+    assert (
+        int(request.tags["hominem/new_conversations"]),
+        int(request.tags["hominem/new_preference_pairs"]),
+    ) == totals
     # The next tick with the cursor it returned: the same data is not requested twice.
     again = _evaluate(hominem_home, instance, cursor=fired.cursor)
-    assert isinstance(again, dg.SkipReason) and "already requested for exactly this data" in again.skip_message
+    assert (
+        isinstance(again, dg.SkipReason) and "already requested for exactly this data" in again.skip_message
+    )
 
 
 def test_counts_restart_from_the_accepted_cycle_and_a_rejected_cycle_keeps_counting(
@@ -99,11 +112,17 @@ def test_counts_restart_from_the_accepted_cycle_and_a_rejected_cycle_keeps_count
     # The next cycle is requested but rejected (`current` stays at v1): new data still counts from v1.
     exports.add(pairs=170, tag="more")
     second = _evaluate(hominem_home, instance, cursor=first.cursor)
-    assert isinstance(second, dg.SensorResult) and second.run_requests[0].tags["hominem/new_preference_pairs"] == "200"
+    assert (
+        isinstance(second, dg.SensorResult)
+        and second.run_requests[0].tags["hominem/new_preference_pairs"] == "200"
+    )
     assert isinstance(_evaluate(hominem_home, instance, cursor=second.cursor), dg.SkipReason)
     exports.add(pairs=1, tag="one")
     third = _evaluate(hominem_home, instance, cursor=second.cursor)
-    assert isinstance(third, dg.SensorResult) and third.run_requests[0].tags["hominem/new_preference_pairs"] == "201"
+    assert (
+        isinstance(third, dg.SensorResult)
+        and third.run_requests[0].tags["hominem/new_preference_pairs"] == "201"
+    )
     assert third.run_requests[0].run_key != second.run_requests[0].run_key
 
 
@@ -117,7 +136,9 @@ def _queued_retraining_run(instance: dg.DagsterInstance) -> dg.DagsterRun:
     from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
     job = defs.resolve_job_def("retraining_job")
-    location = InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="hominem_pipeline.definitions"), "hominem")
+    location = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(module_name="hominem_pipeline.definitions"), "hominem"
+    )
     origin = RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), job.name)
     return instance.create_run_for_job(
         job_def=job, status=dg.DagsterRunStatus.QUEUED, tags=dict(job.tags), remote_job_origin=origin
@@ -150,7 +171,9 @@ def test_the_instance_of_dagster_yaml_never_starts_two_retraining_runs(tmp_path:
         assert chosen in {r.run_id for r in queued}
         # A retraining run already in progress: nothing more starts until it ends.
         job = defs.resolve_job_def("retraining_job")
-        running = inst.create_run_for_job(job_def=job, status=dg.DagsterRunStatus.STARTED, tags=dict(job.tags))
+        running = inst.create_run_for_job(
+            job_def=job, status=dg.DagsterRunStatus.STARTED, tags=dict(job.tags)
+        )
         assert to_start() == []
         inst.report_run_failed(running)
         assert len(to_start()) == 1
@@ -159,10 +182,15 @@ def test_the_instance_of_dagster_yaml_never_starts_two_retraining_runs(tmp_path:
 def test_retraining_job_is_dual_lora_and_downstream_so_a_later_gate_joins_without_edits() -> None:
     job = defs.resolve_job_def("retraining_job")
     assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} >= {
-        "dual_lora", "lora_eval", "adapter_promotion"
+        "dual_lora",
+        "lora_eval",
+        "adapter_promotion",
     }
     assert not {k.to_user_string() for k in job.asset_layer.selected_asset_keys} & {
-        "conversations", "sft_pairs", "preference_pairs", "reward_model"
+        "conversations",
+        "sft_pairs",
+        "preference_pairs",
+        "reward_model",
     }
     assert "lora_no_regression" in {c.name for c in job.asset_layer.asset_graph.asset_check_keys}
     assert job.tags[RETRAINING_TAG] == "cycle"
@@ -171,6 +199,8 @@ def test_retraining_job_is_dual_lora_and_downstream_so_a_later_gate_joins_withou
     @dg.asset(deps=["lora_eval"])
     def health_gate() -> None: ...
 
-    extended = dg.Definitions(assets=[*defs.assets, health_gate], jobs=[retraining_job], resources=defs.resources)
+    extended = dg.Definitions(
+        assets=[*defs.assets, health_gate], jobs=[retraining_job], resources=defs.resources
+    )
     keys = extended.resolve_job_def("retraining_job").asset_layer.selected_asset_keys
     assert dg.AssetKey("health_gate") in keys

@@ -325,7 +325,9 @@ def test_hominem_serve_refuses_a_public_address_without_a_key(served: Served, mo
 
 
 # -- the door (issue 12) -----------------------------------------------------------------------------
-@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "my-laptop.local", "127.0.0.1.example.com"])
+@pytest.mark.parametrize(
+    "host", ["0.0.0.0", "::", "192.168.1.20", "my-laptop.local", "127.0.0.1.example.com"]
+)
 def test_every_non_loopback_address_needs_a_key(served: Served, monkeypatch, host: str) -> None:
     monkeypatch.delenv("HOMINEM_API_KEY", raising=False)
     with pytest.raises(ConfigError, match="HOMINEM_API_KEY"):
@@ -347,7 +349,9 @@ def test_the_key_is_compared_in_constant_time(served: Served, monkeypatch) -> No
         return real(a, b)
 
     monkeypatch.setattr(hmac, "compare_digest", spy)
-    locked = Built(create_app(served.built.service, "k3y-s3cret", True), served.built.engine, served.built.service)
+    locked = Built(
+        create_app(served.built.service, "k3y-s3cret", True), served.built.engine, served.built.service
+    )
     with BackgroundServer(locked) as url:
         codes = {
             given: httpx.get(url + "/v1/models", headers={"Authorization": f"Bearer {given}"}).status_code
@@ -369,7 +373,9 @@ def test_bodies_over_the_limit_are_refused_even_without_content_length(served: S
             yield b"x" * 4096
         yield b'"}'
 
-    r = httpx.post(served.url + path, content=chunks(), headers={"content-type": "application/json"}, timeout=30)
+    r = httpx.post(
+        served.url + path, content=chunks(), headers={"content-type": "application/json"}, timeout=30
+    )
     assert r.status_code == 413 and "limit" in r.json()["detail"]
     assert len(logged_events(served.settings)) == before
 
@@ -379,13 +385,21 @@ def test_no_prompt_text_or_key_in_the_log_at_info_on_any_endpoint(
 ) -> None:
     secret = "my passport number is 77 walrus"
     with caplog.at_level(logging.INFO):
-        _post(served, "/v1/chat/completions", {"model": "hominem", "messages": [{"role": "user", "content": secret}]},
-              headers={"Authorization": "Bearer key-8842"})
+        _post(
+            served,
+            "/v1/chat/completions",
+            {"model": "hominem", "messages": [{"role": "user", "content": secret}]},
+            headers={"Authorization": "Bearer key-8842"},
+        )
         _post(served, "/reward", {"prompt": secret, "responses": [secret]})
         _post(served, "/generate", {"prompt": secret, "temperature": 9})  # refused: 422
-        locked = Built(create_app(served.built.service, "key-8842", True), served.built.engine, served.built.service)
+        locked = Built(
+            create_app(served.built.service, "key-8842", True), served.built.engine, served.built.service
+        )
         with BackgroundServer(locked) as url:
-            httpx.post(url + "/generate", json={"prompt": secret}, headers={"Authorization": "Bearer key-wrong-99"})
+            httpx.post(
+                url + "/generate", json={"prompt": secret}, headers={"Authorization": "Bearer key-wrong-99"}
+            )
     text = "\n".join(rec.getMessage() for rec in caplog.records)
     assert caplog.records  # the server did log at INFO (access lines, swaps): just not these
     assert "walrus" not in text and "key-8842" not in text and "key-wrong-99" not in text

@@ -15,8 +15,12 @@ T0 = datetime(2026, 3, 1, 12, 0, 0)
 
 
 def _pair(i: int, **kw: object) -> SFTPair:
-    base = {"instruction": f"question number {i}?", "response": f"answer {i}", "source": "conversation",
-            "created_at": T0 + timedelta(hours=i)}
+    base = {
+        "instruction": f"question number {i}?",
+        "response": f"answer {i}",
+        "source": "conversation",
+        "created_at": T0 + timedelta(hours=i),
+    }
     return SFTPair(**{**base, **kw})
 
 
@@ -48,13 +52,17 @@ def test_filters(tmp_path: Path) -> None:
                 _pair(3, response="a long and detailed answer", source="introspection", weight=0.3),
             ]
         )
+
         def ids(**kw: object) -> list[str]:
             return [p.instruction for p in db.get_sft_pairs(**kw)]
 
         assert len(ids()) == 4
         assert ids(source="knowledge_update") == ["question number 1?"]
         assert len(ids(source=["conversation", "introspection"])) == 3
-        assert ids(since=T0 + timedelta(hours=2)) == ["a much longer question than the others?", "question number 3?"]
+        assert ids(since=T0 + timedelta(hours=2)) == [
+            "a much longer question than the others?",
+            "question number 3?",
+        ]
         assert ids(min_instruction_length=30) == ["a much longer question than the others?"]
         assert ids(min_response_length=20) == ["question number 3?"]
         assert len(ids(min_confidence=0.9)) == 3
@@ -92,12 +100,17 @@ def test_migrations_bring_an_old_file_up_to_date(tmp_path: Path) -> None:
 
     path = tmp_path / "old.duckdb"
     con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMP NOT NULL)")
+    con.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMP NOT NULL)"
+    )
     for number, name, sql in list_migrations()[:2]:
         con.execute(sql)
         con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [number, name])
     con.close()
     with TrainingDatabase(path) as db:
         assert db.schema_version >= 9
-        indexes = {r["index_name"] for r in db.query("SELECT index_name FROM duckdb_indexes() WHERE table_name = 'sft_pairs'")}
+        indexes = {
+            r["index_name"]
+            for r in db.query("SELECT index_name FROM duckdb_indexes() WHERE table_name = 'sft_pairs'")
+        }
         assert {"idx_sft_pairs_source", "idx_sft_pairs_is_used", "idx_sft_pairs_created_at"} <= indexes

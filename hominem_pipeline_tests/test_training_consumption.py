@@ -23,13 +23,22 @@ class Killed(RuntimeError):
 
 
 def _facts(names: list[tuple[str, str]]) -> list[SFTPair]:
-    return [SFTPair(instruction=f"Where does {n} live?", response=f"{n} lives in {c}.", source="knowledge_update")
-            for n, c in names]
+    return [
+        SFTPair(instruction=f"Where does {n} live?", response=f"{n} lives in {c}.", source="knowledge_update")
+        for n, c in names
+    ]
 
 
 def _cycle(settings: Settings, db: TrainingDatabase, progress=None):  # noqa: ANN001, ANN202
-    config = load_config(settings, overrides={"max_steps": 2, "sft_batch_size": 4, "diversity": {"enabled": False},
-                                              "probe": {"interval": 0}})
+    config = load_config(
+        settings,
+        overrides={
+            "max_steps": 2,
+            "sft_batch_size": 4,
+            "diversity": {"enabled": False},
+            "probe": {"interval": 0},
+        },
+    )
     return run_training(settings, config, db=db, progress=progress)
 
 
@@ -37,7 +46,9 @@ def _unused(db: TrainingDatabase) -> set[str]:
     return {p.pair_id for p in db.get_sft_pairs(is_used=False)}
 
 
-def test_rows_are_used_only_once_an_adapter_that_trained_on_them_is_current(hominem_home: Path, tiny_model_dir: Path) -> None:
+def test_rows_are_used_only_once_an_adapter_that_trained_on_them_is_current(
+    hominem_home: Path, tiny_model_dir: Path
+) -> None:
     settings = Settings()
     registry = AdapterRegistry(settings.artifacts_dir, tiny_model_dir.name)
     first = _facts([("Ada", "Lisbon"), ("Bo", "Oslo"), ("Cy", "Quito"), ("Di", "Hanoi")])
@@ -85,8 +96,14 @@ def test_rows_are_used_only_once_an_adapter_that_trained_on_them_is_current(homi
         assert _unused(db) == {f.pair_id for f in second}
         # The CLI refuses an unevaluated version unless forced, naming the missing report.
         refused = runner.invoke(main, ["adapters", "promote", later.version, "--model", registry.model_name])
-    assert refused.exit_code != 0 and "no evaluation report" in refused.output and later.version in refused.output
-    forced = runner.invoke(main, ["adapters", "promote", later.version, "--force", "--model", registry.model_name])
+    assert (
+        refused.exit_code != 0
+        and "no evaluation report" in refused.output
+        and later.version in refused.output
+    )
+    forced = runner.invoke(
+        main, ["adapters", "promote", later.version, "--force", "--model", registry.model_name]
+    )
     assert forced.exit_code == 0, forced.output
     assert "marked used: 2" in forced.output and "forced:" in forced.output
     with TrainingDatabase(settings.database_path) as db:

@@ -22,15 +22,32 @@ from hominem_pipeline.store import TrainingDatabase
 def _seed_data(home: Path, sft_in_store: bool = False) -> None:
     t = datetime(2026, 11, 1, 12)
     pairs = [
-        PreferencePair(prompt=f"I am nervous about {topic}.", chosen=f"That is understandable; what part of {topic} worries you?",
-                       rejected="Stop worrying.", source="teacher", reward_intensity=0.9, safety_score=0.95,
-                       dimension_deltas={"empathy": 0.7, "curiosity": 0.4, "agency_support": 0.1},
-                       created_at=t - timedelta(minutes=i))
-        for i, topic in enumerate(["my exam", "a job interview", "flying", "a first date", "public speaking", "a move"])
+        PreferencePair(
+            prompt=f"I am nervous about {topic}.",
+            chosen=f"That is understandable; what part of {topic} worries you?",
+            rejected="Stop worrying.",
+            source="teacher",
+            reward_intensity=0.9,
+            safety_score=0.95,
+            dimension_deltas={"empathy": 0.7, "curiosity": 0.4, "agency_support": 0.1},
+            created_at=t - timedelta(minutes=i),
+        )
+        for i, topic in enumerate(
+            ["my exam", "a job interview", "flying", "a first date", "public speaking", "a move"]
+        )
     ]
-    sft = [SFTPair(instruction=f"Where does {n} live?", response=f"{n} lives in {c}.", source="knowledge_update",
-                   created_at=t) for n, c in [("Ada", "Lisbon"), ("Bo", "Oslo"), ("Cy", "Quito"), ("Di", "Hanoi")]]
-    write_jsonl_atomic(home / "data/preferences/preferences.jsonl", [p.model_dump(mode="json") for p in pairs])
+    sft = [
+        SFTPair(
+            instruction=f"Where does {n} live?",
+            response=f"{n} lives in {c}.",
+            source="knowledge_update",
+            created_at=t,
+        )
+        for n, c in [("Ada", "Lisbon"), ("Bo", "Oslo"), ("Cy", "Quito"), ("Di", "Hanoi")]
+    ]
+    write_jsonl_atomic(
+        home / "data/preferences/preferences.jsonl", [p.model_dump(mode="json") for p in pairs]
+    )
     if sft_in_store:
         with TrainingDatabase(Settings().database_path) as db:
             db.insert_sft_pairs(sft)
@@ -38,15 +55,31 @@ def _seed_data(home: Path, sft_in_store: bool = False) -> None:
         write_jsonl_atomic(home / "data/sft/sft_training.jsonl", [s.model_dump(mode="json") for s in sft])
 
 
-def test_hominem_train_publishes_an_adapter_and_refuses_a_bad_config(hominem_home: Path, tiny_model_dir: Path) -> None:
+def test_hominem_train_publishes_an_adapter_and_refuses_a_bad_config(
+    hominem_home: Path, tiny_model_dir: Path
+) -> None:
     _seed_data(hominem_home)
     runner = CliRunner()
-    bad = runner.invoke(main, ["train", "--set", "sft_weight=0.6", "--set", "preference_weight=0.4", "--no-progress"])
+    bad = runner.invoke(
+        main, ["train", "--set", "sft_weight=0.6", "--set", "preference_weight=0.4", "--no-progress"]
+    )
     assert bad.exit_code != 0
     assert "must stay >= 0.5" in bad.output
 
-    ok = runner.invoke(main, ["train", "--max-steps", "3", "--set", "diversity.enabled=false", "--set", "probe.interval=2",
-                              "--no-store", "--no-progress"])
+    ok = runner.invoke(
+        main,
+        [
+            "train",
+            "--max-steps",
+            "3",
+            "--set",
+            "diversity.enabled=false",
+            "--set",
+            "probe.interval=2",
+            "--no-store",
+            "--no-progress",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     root = Settings().artifacts_dir / "lora" / tiny_model_dir.name
     [folder] = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
@@ -65,7 +98,9 @@ def test_hominem_train_publishes_an_adapter_and_refuses_a_bad_config(hominem_hom
     assert Pointer(root, "current").target is None  # promotion is not the trainer's job
 
 
-def test_dual_lora_asset_trains_with_diversity_sampler_and_reports_metadata(hominem_home: Path, tiny_model_dir: Path) -> None:
+def test_dual_lora_asset_trains_with_diversity_sampler_and_reports_metadata(
+    hominem_home: Path, tiny_model_dir: Path
+) -> None:
     _seed_data(hominem_home, sft_in_store=True)
     resource = HominemResource(home=str(hominem_home), config_dir=str(hominem_home / "config"))
     # Entered, so Dagster's context-local defs-state storage is this instance's for the run.

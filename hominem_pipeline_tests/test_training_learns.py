@@ -19,7 +19,12 @@ from hominem_pipeline.training.data import prepare_examples
 from hominem_pipeline.training.measure import load_with_adapter, preference_margin
 from hominem_pipeline.training.trainer import train_dual
 
-FACTS = [("Zorblax", "Quintara"), ("Velmora", "Brindlecove"), ("Ostrakan", "Pellimar"), ("Thundria", "Gaskelow")]
+FACTS = [
+    ("Zorblax", "Quintara"),
+    ("Velmora", "Brindlecove"),
+    ("Ostrakan", "Pellimar"),
+    ("Thundria", "Gaskelow"),
+]
 TRAIN_FACTS = [(f"What is the capital of {c}?", f"The capital of {c} is {k}.") for c, k in FACTS]
 NEW_PHRASINGS = [(f"Which city is the capital of {c}?", f"The capital of {c} is {k}.") for c, k in FACTS]
 GENERAL = [
@@ -32,9 +37,15 @@ COLD = "Whatever."
 
 
 def _pair(i: int, **kw: object) -> PreferencePair:
-    fields = {"reward_intensity": 1.0, "safety_score": 1.0, "dimension_deltas": {"empathy": 0.6, "curiosity": 0.2}}
+    fields = {
+        "reward_intensity": 1.0,
+        "safety_score": 1.0,
+        "dimension_deltas": {"empathy": 0.6, "curiosity": 0.2},
+    }
     fields.update(kw)
-    return PreferencePair(prompt=f"I feel stuck with task {i}.", chosen=WARM, rejected=COLD, source="teacher", **fields)
+    return PreferencePair(
+        prompt=f"I feel stuck with task {i}.", chosen=WARM, rejected=COLD, source="teacher", **fields
+    )
 
 
 def _config(**kw: object) -> TrainingConfig:
@@ -65,7 +76,10 @@ def test_memory_channel_lowers_nll_of_facts_in_new_phrasings(tiny_model_dir: Pat
     assert (result.path / "adapter_model.safetensors").is_file()
     model, tok = load_with_adapter(str(tiny_model_dir), result.path)  # PEFT's own format loads back
     with model.disable_adapter():
-        base_facts, base_general = fmean(response_nll(model, tok, NEW_PHRASINGS)), fmean(response_nll(model, tok, GENERAL))
+        base_facts, base_general = (
+            fmean(response_nll(model, tok, NEW_PHRASINGS)),
+            fmean(response_nll(model, tok, GENERAL)),
+        )
     facts, general = fmean(response_nll(model, tok, NEW_PHRASINGS)), fmean(response_nll(model, tok, GENERAL))
     drop = base_facts - facts
     assert drop > 2.0, f"facts NLL {base_facts:.2f} -> {facts:.2f}"
@@ -77,13 +91,19 @@ def test_memory_channel_lowers_nll_of_facts_in_new_phrasings(tiny_model_dir: Pat
     assert meta["dpo_reference"].endswith("(base model)")
 
 
-def test_reward_channel_raises_margin_on_held_out_pairs_of_the_preferred_style(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_reward_channel_raises_margin_on_held_out_pairs_of_the_preferred_style(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
     config = _config(sft_weight=0.0, preference_weight=1.0)
     data = prepare_examples(config, [_pair(i) for i in range(6)], _sft())
     assert not [e for e in data.examples if e.channel == "sft"]  # sft_weight 0: a pure preference run
     result = train_dual(config, data, base_model_path=str(tiny_model_dir), lora_root=tmp_path / "lora")
     held_out = [
-        ("My week has been exhausting.", "That sounds hard; what would help you most?", "Whatever, deal with it."),
+        (
+            "My week has been exhausting.",
+            "That sounds hard; what would help you most?",
+            "Whatever, deal with it.",
+        ),
         ("I failed my exam.", "That sounds hard; what have you tried so far to prepare?", "Whatever."),
     ]
     model, tok = load_with_adapter(str(tiny_model_dir), result.path)
@@ -98,18 +118,30 @@ def _adapter_tensors(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path / "adapter_model.safetensors"))
 
 
-def test_zero_weight_and_gated_examples_leave_the_adapter_bit_identical(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_zero_weight_and_gated_examples_leave_the_adapter_bit_identical(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
     config = _config(max_steps=4)
     pairs, sft = [_pair(i) for i in range(4)], _sft()
-    without = train_dual(config, prepare_examples(config, pairs, sft), base_model_path=str(tiny_model_dir),
-                         lora_root=tmp_path / "a")
+    without = train_dual(
+        config,
+        prepare_examples(config, pairs, sft),
+        base_model_path=str(tiny_model_dir),
+        lora_root=tmp_path / "a",
+    )
     ignored = [
         _pair(10, reward_intensity=0.0),  # intensity 0
         _pair(11, safety_score=0.1),  # below the block threshold
         _pair(12, chosen_safety=0.05),  # unsafe chosen: refused
     ]
-    ignored_sft = [SFTPair(instruction="What is the capital of Ruritania?", response="Strelsau.", source="teacher",
-                           reward_intensity=0.0)]
+    ignored_sft = [
+        SFTPair(
+            instruction="What is the capital of Ruritania?",
+            response="Strelsau.",
+            source="teacher",
+            reward_intensity=0.0,
+        )
+    ]
     data = prepare_examples(config, pairs + ignored, sft + ignored_sft)
     assert data.counts["preference_zero_weight"] == 1
     assert data.counts["preference_refused_unsafe_chosen"] == 2  # the gate acts on the chosen response
@@ -121,13 +153,19 @@ def test_zero_weight_and_gated_examples_leave_the_adapter_bit_identical(tiny_mod
     assert without.version == with_ignored.version  # content-addressed: the same adapter, the same version
 
     # The same example with a real weight does change the adapter, so the comparison above can fail.
-    taught = train_dual(config, prepare_examples(config, pairs + [_pair(10, reward_intensity=1.0)], sft),
-                        base_model_path=str(tiny_model_dir), lora_root=tmp_path / "c")
+    taught = train_dual(
+        config,
+        prepare_examples(config, pairs + [_pair(10, reward_intensity=1.0)], sft),
+        base_model_path=str(tiny_model_dir),
+        lora_root=tmp_path / "c",
+    )
     c = _adapter_tensors(taught.path)
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
-def test_a_second_cycle_continues_the_current_adapter_with_it_as_dpo_reference(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_a_second_cycle_continues_the_current_adapter_with_it_as_dpo_reference(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
     root = tmp_path / "lora" / "tiny"
     config = _config(max_steps=4)
     data = prepare_examples(config, [_pair(i) for i in range(4)], _sft())
@@ -150,17 +188,24 @@ def test_a_second_cycle_continues_the_current_adapter_with_it_as_dpo_reference(t
     assert preference_margin(model, tok, triples) > preference_margin(first_model, tok, triples)
 
 
-def test_knowledge_consolidation_fits_the_facts_and_trains_only_knowledge_rows(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_knowledge_consolidation_fits_the_facts_and_trains_only_knowledge_rows(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
     # Two blended steps see at most two of the four facts; the consolidation steps that follow train every
     # knowledge row (never a conversation row) and are what moves the facts in new phrasings.
     sft = _sft() + [SFTPair(instruction=q, response=a, source="conversation") for q, a in GENERAL]
     knowledge_ids = {p.pair_id for p in _sft()}
     nll = {}
     for steps in (0, 6):
-        config = _config(max_steps=2, sft_batch_size=2,
-                         knowledge_consolidation={"steps": steps, "learning_rate": 1e-2, "batch_size": 3})
+        config = _config(
+            max_steps=2,
+            sft_batch_size=2,
+            knowledge_consolidation={"steps": steps, "learning_rate": 1e-2, "batch_size": 3},
+        )
         data = prepare_examples(config, [_pair(i) for i in range(4)], sft)
-        result = train_dual(config, data, base_model_path=str(tiny_model_dir), lora_root=tmp_path / f"lora-{steps}")
+        result = train_dual(
+            config, data, base_model_path=str(tiny_model_dir), lora_root=tmp_path / f"lora-{steps}"
+        )
         log = [json.loads(line) for line in (result.path / "training_log.jsonl").read_text().splitlines()]
         phase = [r for r in log if r.get("phase") == "knowledge"]
         meta = json.loads((result.path / "METADATA.json").read_text())

@@ -85,15 +85,21 @@ def test_safety_gate_skips_downweights_and_refuses_unsafe_chosen() -> None:
     t = datetime(2026, 1, 1)
 
     def pair(i: int, **kw: object) -> PreferencePair:
-        return PreferencePair(prompt=f"p{i}", chosen=f"good {i}", rejected=f"bad {i}", source="teacher", created_at=t, **kw)
+        return PreferencePair(
+            prompt=f"p{i}", chosen=f"good {i}", rejected=f"bad {i}", source="teacher", created_at=t, **kw
+        )
 
-    data = prepare_examples(cfg, [
-        pair(0, reward_intensity=0.8, safety_score=0.9),
-        pair(1, reward_intensity=0.8, safety_score=0.5),  # caution band: x0.5
-        pair(2, reward_intensity=0.8, safety_score=0.1),  # blocked
-        pair(3, reward_intensity=0.8, safety_score=0.9, chosen_safety=0.1),  # refused
-        pair(4),  # unscored, no reward model: neutral intensity
-    ], [SFTPair(instruction="q", response="a", source="teacher", safety_score=0.2)])
+    data = prepare_examples(
+        cfg,
+        [
+            pair(0, reward_intensity=0.8, safety_score=0.9),
+            pair(1, reward_intensity=0.8, safety_score=0.5),  # caution band: x0.5
+            pair(2, reward_intensity=0.8, safety_score=0.1),  # blocked
+            pair(3, reward_intensity=0.8, safety_score=0.9, chosen_safety=0.1),  # refused
+            pair(4),  # unscored, no reward model: neutral intensity
+        ],
+        [SFTPair(instruction="q", response="a", source="teacher", safety_score=0.2)],
+    )
     weights = {e.example_id: e.weight for e in data.examples}
     ids = {i: pair(i).pair_id for i in range(5)}
     assert weights[ids[0]] == pytest.approx(0.8)
@@ -125,24 +131,44 @@ def test_channel_weights_follow_data_availability() -> None:
 
 
 TEXTS = {
-    "cooking": ["How long should I boil pasta in salted water?", "Which spices go well in a chicken curry recipe?",
-                "How do I bake sourdough bread in my oven?", "Can I roast vegetables in the oven without oil?",
-                "How do I cook a tomato sauce for pasta?"],
-    "astronomy": ["Why does the planet Mars look red in the night sky?", "How far from Earth is the Andromeda galaxy?",
-                  "What happens to a star that collapses into a black hole?", "Why does the Moon show phases each month?",
-                  "How hot is the surface of the Sun compared with other stars?"],
-    "finance": ["How do I plan a monthly budget for my salary?", "How does compound interest grow my savings account?",
-                "Should I pay off credit card debt or put money in savings?", "How does a stock market index fund work?",
-                "How do banks calculate my credit score for a loan?"],
+    "cooking": [
+        "How long should I boil pasta in salted water?",
+        "Which spices go well in a chicken curry recipe?",
+        "How do I bake sourdough bread in my oven?",
+        "Can I roast vegetables in the oven without oil?",
+        "How do I cook a tomato sauce for pasta?",
+    ],
+    "astronomy": [
+        "Why does the planet Mars look red in the night sky?",
+        "How far from Earth is the Andromeda galaxy?",
+        "What happens to a star that collapses into a black hole?",
+        "Why does the Moon show phases each month?",
+        "How hot is the surface of the Sun compared with other stars?",
+    ],
+    "finance": [
+        "How do I plan a monthly budget for my salary?",
+        "How does compound interest grow my savings account?",
+        "Should I pay off credit card debt or put money in savings?",
+        "How does a stock market index fund work?",
+        "How do banks calculate my credit score for a loan?",
+    ],
 }
 
 
 def test_diversity_sampler_spreads_batches_over_minilm_clusters() -> None:
     texts = [t for group in TEXTS.values() for t in group]
     topic = [name for name, group in TEXTS.items() for _ in group]
-    sampler = build_sampler(texts, [1.0] * len(texts), 3, diversity=True,
-                            embedding_model=resolve_embedding_model("embedded:all-minilm-l6-v2"),
-                            k=3, per_cluster=1, farthest_first_basis=False, seed=0)
+    sampler = build_sampler(
+        texts,
+        [1.0] * len(texts),
+        3,
+        diversity=True,
+        embedding_model=resolve_embedding_model("embedded:all-minilm-l6-v2"),
+        k=3,
+        per_cluster=1,
+        farthest_first_basis=False,
+        seed=0,
+    )
     # k-means over MiniLM embeddings mostly recovers the three topics (purity over the clusters).
     majority = 0
     for c in set(sampler.labels.tolist()):

@@ -34,13 +34,20 @@ MANIFOLD = load_manifold(REPO_ROOT / "config" / "schemas" / "reward.yaml")
 
 def _label(prompt: str, response: str, scalar: float, safety: float = 0.9, intensity: float = 0.8) -> dict:
     return {
-        "label_id": f"{prompt}|{response}", "prompt": prompt, "response": response, "rater": "test-teacher",
-        "reward_vector": {n: scalar for n in MANIFOLD.names}, "reward_intensity": intensity,
-        "safety_score": safety, "scalar_preference": scalar,
+        "label_id": f"{prompt}|{response}",
+        "prompt": prompt,
+        "response": response,
+        "rater": "test-teacher",
+        "reward_vector": {n: scalar for n in MANIFOLD.names},
+        "reward_intensity": intensity,
+        "safety_score": safety,
+        "scalar_preference": scalar,
     }
 
 
-def _teacher_pairs(rows: list[dict], min_margin: float = 0.05, label_times: dict | None = None) -> PreferenceBuild:
+def _teacher_pairs(
+    rows: list[dict], min_margin: float = 0.05, label_times: dict | None = None
+) -> PreferenceBuild:
     out = PreferenceBuild()
     pairs_from_teacher_labels(rows, MANIFOLD, min_margin, out, label_times)
     return out
@@ -48,14 +55,20 @@ def _teacher_pairs(rows: list[dict], min_margin: float = 0.05, label_times: dict
 
 def test_a_safe_chosen_over_an_unsafe_rejected_trains_at_full_weight_an_unsafe_chosen_never() -> None:
     rows = [
-        _label("How do I get into my neighbour's wifi?", "Ask your neighbour for the password.", 0.9, safety=0.95),
+        _label(
+            "How do I get into my neighbour's wifi?", "Ask your neighbour for the password.", 0.9, safety=0.95
+        ),
         _label("How do I get into my neighbour's wifi?", "Here is how to crack WPA2 keys.", 0.1, safety=0.05),
         _label("How do I pick a lock?", "Insert a tension wrench and rake the pins.", 0.9, safety=0.1),
         _label("How do I pick a lock?", "Call a locksmith.", 0.1, safety=0.9),
     ]
     built = _teacher_pairs(rows)
     safe_lesson, unsafe_lesson = sorted(built.pairs, key=lambda p: -p.safety_score)
-    assert (safe_lesson.safety_score, safe_lesson.chosen_safety, safe_lesson.rejected_safety) == (0.95, 0.95, 0.05)
+    assert (safe_lesson.safety_score, safe_lesson.chosen_safety, safe_lesson.rejected_safety) == (
+        0.95,
+        0.95,
+        0.05,
+    )
     assert unsafe_lesson.safety_score == 0.1
 
     config = TrainingConfig.model_validate({"recency": {"enabled": False}})
@@ -71,36 +84,58 @@ def test_a_safe_chosen_over_an_unsafe_rejected_trains_at_full_weight_an_unsafe_c
 def test_the_reward_model_and_the_trainer_select_the_same_teacher_pairs() -> None:
     rows = [
         # margin exactly at min_margin: kept by both
-        _label("p1", "a clear answer", 0.75), _label("p1", "a vague answer", 0.25),
+        _label("p1", "a clear answer", 0.75),
+        _label("p1", "a vague answer", 0.25),
         # two best candidates tie: the tie is broken the same way (by response text)
-        _label("p2", "zeta reply", 0.9), _label("p2", "alpha reply", 0.9), _label("p2", "poor reply", 0.2),
+        _label("p2", "zeta reply", 0.9),
+        _label("p2", "alpha reply", 0.9),
+        _label("p2", "poor reply", 0.2),
         # best and worst differ only in whitespace: no pair
-        _label("p3", "same words", 0.9), _label("p3", "same words ", 0.1),
+        _label("p3", "same words", 0.9),
+        _label("p3", "same words ", 0.1),
         # below the margin: no pair
-        _label("p4", "fine", 0.52), _label("p4", "also fine", 0.5),
+        _label("p4", "fine", 0.52),
+        _label("p4", "also fine", 0.5),
         # a single candidate: no pair
         _label("p5", "alone", 0.9),
     ]
-    samples = [Sample(r["prompt"], r["response"], {"scalar_preference": r["scalar_preference"]}) for r in rows]
+    samples = [
+        Sample(r["prompt"], r["response"], {"scalar_preference": r["scalar_preference"]}) for r in rows
+    ]
     for shuffled in (samples, samples[::-1]):
         for_reward_model = {(p.prompt, p.chosen, p.rejected) for p in teacher_pairs(shuffled, 0.5)}
         for_trainer = {(p.prompt, p.chosen, p.rejected) for p in _teacher_pairs(rows, 0.5).pairs}
-        assert for_reward_model == for_trainer == {
-            ("p1", "a clear answer", "a vague answer"), ("p2", "alpha reply", "poor reply"),
-        }
+        assert (
+            for_reward_model
+            == for_trainer
+            == {
+                ("p1", "a clear answer", "a vague answer"),
+                ("p2", "alpha reply", "poor reply"),
+            }
+        )
     skipped = _teacher_pairs(rows, 0.5).skipped
-    assert (skipped["teacher_identical_responses"], skipped["teacher_below_margin"],
-            skipped["teacher_single_candidate"]) == (1, 1, 1)
+    assert (
+        skipped["teacher_identical_responses"],
+        skipped["teacher_below_margin"],
+        skipped["teacher_single_candidate"],
+    ) == (1, 1, 1)
 
 
 def test_preference_pairs_carry_their_source_time_so_recency_weighs_two_ages_differently() -> None:
     now = datetime(2026, 11, 22, 12, 0)
-    rows = [_label("new", "good", 0.9), _label("new", "bad", 0.1), _label("old", "good", 0.9), _label("old", "bad", 0.1)]
+    rows = [
+        _label("new", "good", 0.9),
+        _label("new", "bad", 0.1),
+        _label("old", "good", 0.9),
+        _label("old", "bad", 0.1),
+    ]
     times = {r["label_id"]: now if r["prompt"] == "new" else now - timedelta(seconds=1800) for r in rows}
     built = _teacher_pairs(rows, label_times=times)
     dates = {p.prompt: p.created_at for p in built.pairs}
     assert dates == {"new": now, "old": now - timedelta(seconds=1800)}
-    config = TrainingConfig.model_validate({"recency": {"tau_fast_s": 1800, "preference_decay": "fast", "min_weight": 0}})
+    config = TrainingConfig.model_validate(
+        {"recency": {"tau_fast_s": 1800, "preference_decay": "fast", "min_weight": 0}}
+    )
     data = prepare_examples(config, built.pairs, [])
     weight = {e.prompt: e.weight for e in data.examples}
     assert weight["new"] == pytest.approx(0.8)
@@ -108,7 +143,10 @@ def test_preference_pairs_carry_their_source_time_so_recency_weighs_two_ages_dif
 
 
 # -- the loss --------------------------------------------------------------------------------------------
-EXAMPLES = [("Where does Ada live?", "Ada lives in Lisbon."), ("What colour is the sky?", "The sky is blue today.")]
+EXAMPLES = [
+    ("Where does Ada live?", "Ada lives in Lisbon."),
+    ("What colour is the sky?", "The sky is blue today."),
+]
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +171,9 @@ def _gradient(policy, weights: list[float], normalize: bool) -> tuple[float, tor
     model, tok = policy
     model.zero_grad(set_to_none=True)
     scales = {"sft": LossScale()} if normalize else None
-    total, _ = blended_loss({"sft": ChannelBatch(_sft_nll(model, tok), torch.tensor(weights))}, {"sft": 1.0}, scales)
+    total, _ = blended_loss(
+        {"sft": ChannelBatch(_sft_nll(model, tok), torch.tensor(weights))}, {"sft": 1.0}, scales
+    )
     total.backward()
     grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad]).clone()
     return float(total.detach()), grads
@@ -176,7 +216,9 @@ def test_the_blended_loss_equals_the_documented_formula_computed_by_hand(policy)
     # normalize_losses: each channel divided by the EMA (momentum 0.9) of its unweighted mean loss.
     scales = {"sft": LossScale(), "preference": LossScale()}
     first, _ = blended_loss(batches, weights, scales)
-    assert float(first) == pytest.approx(0.4 * l_sft / float(nll.mean()) + 0.6 * l_pref / float(dpo.mean()), rel=1e-6)
+    assert float(first) == pytest.approx(
+        0.4 * l_sft / float(nll.mean()) + 0.6 * l_pref / float(dpo.mean()), rel=1e-6
+    )
     second_batches = {"sft": ChannelBatch(2 * nll, w_sft), "preference": ChannelBatch(dpo / 2, w_pref)}
     second, _ = blended_loss(second_batches, weights, scales)
     ema_sft = 0.9 * float(nll.mean()) + 0.1 * float(2 * nll.mean())
@@ -190,10 +232,12 @@ def test_the_sigmoid_dpo_term_equals_trls_for_the_same_log_probs() -> None:
     source = Path(trl_dpo.__file__).read_text()
     # TRL's own lines (trl/trainer/dpo_trainer.py, DPOTrainer._compute_loss, reverse-KL "sigmoid"); if TRL
     # changes them, this test says so instead of comparing against a stale copy.
-    for line in ("chosen_logratios = chosen_logps - ref_chosen_logps",
-                 "rejected_logratios = rejected_logps - ref_rejected_logps",
-                 "delta_score = chosen_scores - rejected_scores",
-                 "per_sequence_loss = -F.logsigmoid(self.beta * delta_score)"):
+    for line in (
+        "chosen_logratios = chosen_logps - ref_chosen_logps",
+        "rejected_logratios = rejected_logps - ref_rejected_logps",
+        "delta_score = chosen_scores - rejected_scores",
+        "per_sequence_loss = -F.logsigmoid(self.beta * delta_score)",
+    ):
         assert line in source, line
     gen = torch.Generator().manual_seed(3)
     chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps = (

@@ -29,12 +29,22 @@ def _corrupt(path: Path) -> None:
 
 
 def _config() -> TrainingConfig:
-    return TrainingConfig.model_validate({"max_steps": 2, "diversity": {"enabled": False}, "probe": {"interval": 0}})
+    return TrainingConfig.model_validate(
+        {"max_steps": 2, "diversity": {"enabled": False}, "probe": {"interval": 0}}
+    )
 
 
 def _facts() -> list[SFTPair]:
-    return [SFTPair(instruction=f"Where does {n} live?", response=f"{n} lives in {c}.", source="knowledge_update",
-                    reward_intensity=1.0, safety_score=1.0) for n, c in [("Ada", "Lisbon"), ("Bo", "Oslo")]]
+    return [
+        SFTPair(
+            instruction=f"Where does {n} live?",
+            response=f"{n} lives in {c}.",
+            source="knowledge_update",
+            reward_intensity=1.0,
+            safety_score=1.0,
+        )
+        for n, c in [("Ada", "Lisbon"), ("Bo", "Oslo")]
+    ]
 
 
 def test_a_corrupted_adapter_is_refused_naming_the_file(tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -49,13 +59,19 @@ def test_a_corrupted_adapter_is_refused_naming_the_file(tmp_path: Path, tiny_mod
     assert weights.stat().st_size == size
 
     for attempt in (lambda: registry.load(version), lambda: promote(registry, version, force=True)):
-        with pytest.raises(AdapterRegistryError, match="adapter_model.safetensors: checksum .* does not match"):
+        with pytest.raises(
+            AdapterRegistryError, match="adapter_model.safetensors: checksum .* does not match"
+        ):
             attempt()
     # The trainer never continues from (or takes as its DPO reference) a corrupted `current`.
     config = _config()
     with pytest.raises(CorruptVersion, match="adapter_model.safetensors"):
-        train_dual(config, prepare_examples(config, [], _facts()), base_model_path=str(tiny_model_dir),
-                   lora_root=registry.root)
+        train_dual(
+            config,
+            prepare_examples(config, [], _facts()),
+            base_model_path=str(tiny_model_dir),
+            lora_root=registry.root,
+        )
 
 
 def test_a_corrupted_reward_model_is_refused_before_it_scores(tmp_path: Path) -> None:
@@ -65,7 +81,9 @@ def test_a_corrupted_reward_model_is_refused_before_it_scores(tmp_path: Path) ->
         (folder / "heads.safetensors").write_bytes(bytes(range(256)) * 8)
         write_json_atomic(folder / "model.json", {"kind": "test"})
 
-    published = publish_version(root, write, lambda version: {"created_at": "2026-11-22T00:00:00"}, prefix="rm-")
+    published = publish_version(
+        root, write, lambda version: {"created_at": "2026-11-22T00:00:00"}, prefix="rm-"
+    )
     assert published.version.startswith("rm-") and published.new
     Pointer(root, "current").set(published.version)
     assert resolve_version(tmp_path / "artifacts") == (published.path, "current")  # intact: accepted
@@ -76,7 +94,9 @@ def test_a_corrupted_reward_model_is_refused_before_it_scores(tmp_path: Path) ->
         resolve_version(tmp_path / "artifacts", published.version)
 
 
-def test_a_non_finite_loss_stops_the_cycle_before_anything_is_published(tmp_path: Path, tiny_model_dir: Path) -> None:
+def test_a_non_finite_loss_stops_the_cycle_before_anything_is_published(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
     registry = AdapterRegistry(tmp_path / "artifacts", "tiny")
     model, _ = lora_model(tiny_model_dir)
     with torch.no_grad():
@@ -87,7 +107,11 @@ def test_a_non_finite_loss_stops_the_cycle_before_anything_is_published(tmp_path
     Pointer(registry.root, "current").set(nan_version)
     config = _config()
     with pytest.raises(NonFiniteLoss, match="step 1: loss is nan"):
-        train_dual(config, prepare_examples(config, [], _facts()), base_model_path=str(tiny_model_dir),
-                   lora_root=registry.root)
+        train_dual(
+            config,
+            prepare_examples(config, [], _facts()),
+            base_model_path=str(tiny_model_dir),
+            lora_root=registry.root,
+        )
     assert registry.version_names() == [nan_version]
     assert not [p for p in registry.root.iterdir() if p.name.startswith(".staging")]

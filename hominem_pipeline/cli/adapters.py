@@ -90,7 +90,9 @@ def list_cmd(model_name: str | None, as_json: bool) -> None:
         )
         notes = registry.notes(v.version)
         if notes:
-            more = f" (+{len(notes) - 1} earlier; `hominem adapters show {v.version}`)" if len(notes) > 1 else ""
+            more = (
+                f" (+{len(notes) - 1} earlier; `hominem adapters show {v.version}`)" if len(notes) > 1 else ""
+            )
             click.echo(f"{'':18s} note {notes[-1]['at'][:16]}: {notes[-1]['text']}{more}")
 
 
@@ -155,7 +157,9 @@ def promote_cmd(version: str, pointer: str, force: bool, model_name: str | None)
             move = promotion.promote(registry, version, db=db, force=force, pointer=pointer, health=health)
     except AdapterRegistryError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"{move.pointer} -> {move.version} (was {move.previous or 'unset'}; evaluation: {move.evaluation})")
+    click.echo(
+        f"{move.pointer} -> {move.version} (was {move.previous or 'unset'}; evaluation: {move.evaluation})"
+    )
     if move.health:
         click.echo(f"Reward Health Index: {move.health}")
     if pointer == CURRENT:

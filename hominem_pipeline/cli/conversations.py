@@ -17,7 +17,12 @@ from hominem_pipeline.settings import Settings
 
 @click.command("conversations")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--events-dir", "events_path", type=click.Path(file_okay=False), help="Event log folder (default: data/events)")
+@click.option(
+    "--events-dir",
+    "events_path",
+    type=click.Path(file_okay=False),
+    help="Event log folder (default: data/events)",
+)
 def conversations_cmd(path: str, events_path: str | None) -> None:
     """Append a chat history to the event log: OpenAI-style {"messages": [...]} JSONL, or an LM Studio
     saved conversation (.json). Importing the same file twice adds nothing. The `conversations` asset
@@ -57,13 +62,35 @@ def _parse_since(value: str | None) -> datetime | None:
 @click.option("--all-conversations", is_flag=True, help="Extract from every stored conversation")
 @click.option("--since", default=None, help="Conversations with a message at or after this ISO time/date")
 @click.option("--include-context", is_flag=True, help="Store the earlier turns as each pair's context")
-@click.option("--no-skip-existing", is_flag=True, help="Re-extract turns that already have a pair (refreshes them)")
-@click.option("--include-introspection", is_flag=True, help="Opt in: internal-generated introspection, deduped, down-weighted, tagged")
-@click.option("--db-path", type=click.Path(dir_okay=False), default=None, help="DuckDB store (default: data/hominem.duckdb)")
-@click.option("--export-jsonl", type=click.Path(dir_okay=False), default=None, help="Also write every stored pair here as JSONL")
+@click.option(
+    "--no-skip-existing", is_flag=True, help="Re-extract turns that already have a pair (refreshes them)"
+)
+@click.option(
+    "--include-introspection",
+    is_flag=True,
+    help="Opt in: internal-generated introspection, deduped, down-weighted, tagged",
+)
+@click.option(
+    "--db-path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="DuckDB store (default: data/hominem.duckdb)",
+)
+@click.option(
+    "--export-jsonl",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write every stored pair here as JSONL",
+)
 def extract_sft(
-    conversation_id: str | None, all_conversations: bool, since: str | None, include_context: bool,
-    no_skip_existing: bool, include_introspection: bool, db_path: str | None, export_jsonl: str | None,
+    conversation_id: str | None,
+    all_conversations: bool,
+    since: str | None,
+    include_context: bool,
+    no_skip_existing: bool,
+    include_introspection: bool,
+    db_path: str | None,
+    export_jsonl: str | None,
 ) -> None:
     """Extract SFT pairs (memory channel) from stored conversations under seed 002's rules."""
     from hominem_pipeline.embedding import Embedder
@@ -80,9 +107,14 @@ def extract_sft(
     path = require_store_file(Path(db_path) if db_path else settings.database_path)
     with TrainingDatabase(path) as db:
         result = extract_and_store_sft_pairs(
-            db, conversation_id=conversation_id, all_conversations=all_conversations, since=_parse_since(since),
-            include_context=include_context, skip_existing=not no_skip_existing,
-            include_introspection=include_introspection, options=cfg.options(),
+            db,
+            conversation_id=conversation_id,
+            all_conversations=all_conversations,
+            since=_parse_since(since),
+            include_context=include_context,
+            skip_existing=not no_skip_existing,
+            include_introspection=include_introspection,
+            options=cfg.options(),
             embedder=Embedder(settings.inference.embeddings.model),
             intensity=best_intensity_source(db, settings.artifacts_dir, cfg.use_reward_model),
             export_jsonl=export_jsonl,

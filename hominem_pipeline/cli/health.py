@@ -33,15 +33,24 @@ def show_cmd(last: int, as_json: bool, model_name: str | None) -> None:
     history = read_history(registry.artifacts_dir, registry.model_name)
     decisions = read_decisions(registry.artifacts_dir, registry.model_name)
     if as_json:
-        click.echo(json.dumps({"history": history[-last:], "decisions": decisions[-last:]}, indent=2, default=str))
+        click.echo(
+            json.dumps({"history": history[-last:], "decisions": decisions[-last:]}, indent=2, default=str)
+        )
         return
     if not history:
-        click.echo(f"no RHI measurements yet for {registry.model_name} (materialise rhi_report, or `hominem health measure`)")
+        click.echo(
+            f"no RHI measurements yet for {registry.model_name} (materialise rhi_report, or `hominem health measure`)"
+        )
         return
-    click.echo(f"{'measured at':<26} {'kind':<8} {'version':<17} {'RHI':>5} " + " ".join(f"{c.upper():>5}" for c in COMPONENTS))
+    click.echo(
+        f"{'measured at':<26} {'kind':<8} {'version':<17} {'RHI':>5} "
+        + " ".join(f"{c.upper():>5}" for c in COMPONENTS)
+    )
     for r in history[-last:]:
-        click.echo(f"{str(r['measured_at'])[:25]:<26} {r['kind']:<8} {r['version']:<17} {_fmt(r.get('rhi'))} "
-                   + " ".join(_fmt(r.get(c)) for c in COMPONENTS))
+        click.echo(
+            f"{str(r['measured_at'])[:25]:<26} {r['kind']:<8} {r['version']:<17} {_fmt(r.get('rhi'))} "
+            + " ".join(_fmt(r.get(c)) for c in COMPONENTS)
+        )
     latest = history[-1]
     same_kind = [r.get("rhi") for r in history if r.get("kind") == latest["kind"]]
     click.echo(f"\nreading: {interpret(same_kind, {c: latest.get(c) for c in COMPONENTS})}")
@@ -61,7 +70,10 @@ def measure_cmd(version: str, model_name: str | None) -> None:
     with _store() as db:
         measured = measure_and_record(Settings(), registry.model_name, resolved, "cycle", db=db)
     r = measured.report
-    click.echo(f"RHI {_fmt(r.rhi)} for {resolved}: " + ", ".join(f"{c.upper()} {_fmt(v)}" for c, v in r.values().items()))
+    click.echo(
+        f"RHI {_fmt(r.rhi)} for {resolved}: "
+        + ", ".join(f"{c.upper()} {_fmt(v)}" for c, v in r.values().items())
+    )
     if r.missing:
         click.echo(f"not measured: {', '.join(r.missing)}")
     click.echo(f"reading: {r.interpretation}\nreport: {measured.path}\nplot: {measured.plot}")

@@ -77,7 +77,9 @@ def labels_validate(path: str | None) -> None:
     if problems:
         click.echo(f"{len(problems)} problem(s) in {len(rows)} rows of {file}", err=True)
         sys.exit(1)
-    click.echo(f"{len(rows)} labels valid against manifold {manifold.schema_hash} ({len(manifold.names)} dimensions)")
+    click.echo(
+        f"{len(rows)} labels valid against manifold {manifold.schema_hash} ({len(manifold.names)} dimensions)"
+    )
 
 
 # -- summary --------------------------------------------------------------------------------------
@@ -100,6 +102,7 @@ def manifold(as_json: bool) -> None:
         return
     for d in m.dimensions:
         click.echo(f"{d.name:22s} [{d.range[0]:+.1f}, {d.range[1]:+.1f}]  {d.description}")
-    click.echo(f"{'reward_intensity':22s} [{m.reward_intensity.range[0]:.1f}, {m.reward_intensity.range[1]:.1f}]")
+    click.echo(
+        f"{'reward_intensity':22s} [{m.reward_intensity.range[0]:.1f}, {m.reward_intensity.range[1]:.1f}]"
+    )
     click.echo(f"{'safety_score':22s} [{m.safety_score.range[0]:.1f}, {m.safety_score.range[1]:.1f}]")
-

@@ -24,12 +24,16 @@ def stats_cmd(as_json: bool) -> None:
     settings = Settings()
     path = settings.database_path
     if not path.is_file():
-        raise click.ClickException(f"no store at {path} yet: run the pipeline (make run) or import conversations")
+        raise click.ClickException(
+            f"no store at {path} yet: run the pipeline (make run) or import conversations"
+        )
     try:
         with TrainingDatabase(path, read_only=True) as db:
             rows = db.sft_usage_by_source()
     except Exception as exc:  # duckdb.IOException: the pipeline holds the file's lock
-        raise click.ClickException(f"cannot read {path}: {exc} (a pipeline step may be writing it; retry)") from exc
+        raise click.ClickException(
+            f"cannot read {path}: {exc} (a pipeline step may be writing it; retry)"
+        ) from exc
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -37,7 +41,9 @@ def stats_cmd(as_json: bool) -> None:
     for r in rows:
         click.echo(f"{r['source']:16s} {r['used']:8d} {r['unused']:8d} {r['superseded']:10d} {r['total']:8d}")
     totals = {k: sum(r[k] for r in rows) for k in ("used", "unused", "superseded", "total")}
-    click.echo(f"{'all':16s} {totals['used']:8d} {totals['unused']:8d} {totals['superseded']:10d} {totals['total']:8d}")
+    click.echo(
+        f"{'all':16s} {totals['used']:8d} {totals['unused']:8d} {totals['superseded']:10d} {totals['total']:8d}"
+    )
 
 
 @sft.command("introspection")
@@ -51,7 +57,9 @@ def introspection_cmd(state: str | None) -> None:
     try:
         if state is None:
             on = load_conversations_config(settings).extraction.include_introspection
-            click.echo(f"introspection in SFT: {'on' if on else 'off'} ({settings.config_dir / 'conversations.toml'})")
+            click.echo(
+                f"introspection in SFT: {'on' if on else 'off'} ({settings.config_dir / 'conversations.toml'})"
+            )
             return
         path, previous = set_include_introspection(settings, state == "on")
     except ConfigError as exc:

@@ -27,19 +27,49 @@ def _echo(line: str) -> None:
 
 
 @click.command()
-@click.option("--persona", "persona_path", default=DEFAULT_PERSONA, show_default=True,
-              type=click.Path(dir_okay=False), help="The simulated user (a persona YAML file)")
-@click.option("--weeks", type=click.IntRange(1, 52), default=None,
-              help="Simulated weeks (default: weeks in config/simulation.toml)")
-@click.option("--home", type=click.Path(file_okay=False), default=None,
-              help="The simulation's own hominem home (default: data/simulation/<persona>)")
-@click.option("--from-home", "from_home", type=click.Path(file_okay=False, exists=True), default=None,
-              help="Start from this home's data and artifacts (default: the project's, as `make run` left it)")
+@click.option(
+    "--persona",
+    "persona_path",
+    default=DEFAULT_PERSONA,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The simulated user (a persona YAML file)",
+)
+@click.option(
+    "--weeks",
+    type=click.IntRange(1, 52),
+    default=None,
+    help="Simulated weeks (default: weeks in config/simulation.toml)",
+)
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="The simulation's own hominem home (default: data/simulation/<persona>)",
+)
+@click.option(
+    "--from-home",
+    "from_home",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
+    help="Start from this home's data and artifacts (default: the project's, as `make run` left it)",
+)
 @click.option("--fresh", is_flag=True, help="Delete the simulation home first and start over")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
-              help="Also write the plot here (it is always written under the home's artifacts/plots/)")
-def simulate(persona_path: str, weeks: int | None, home: str | None, from_home: str | None, fresh: bool,
-             plot_path: str | None) -> None:
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the plot here (it is always written under the home's artifacts/plots/)",
+)
+def simulate(
+    persona_path: str,
+    weeks: int | None,
+    home: str | None,
+    from_home: str | None,
+    fresh: bool,
+    plot_path: str | None,
+) -> None:
     """Play a simulated user against the real server, with retraining, gates and swaps on their own."""
     from hominem_pipeline import clock as clock_mod
     from hominem_pipeline.records import content_hash
@@ -89,20 +119,33 @@ def simulate(persona_path: str, weeks: int | None, home: str | None, from_home: 
     model_name = model_name_for_spec(settings.inference.student.model)
 
     def read_health() -> tuple[list[dict], list[dict]]:
-        return read_history(settings.artifacts_dir, model_name), read_decisions(settings.artifacts_dir, model_name)
+        return read_history(settings.artifacts_dir, model_name), read_decisions(
+            settings.artifacts_dir, model_name
+        )
 
     t0 = time.perf_counter()
     instance = dg.DagsterInstance.get()
     resources = {"hominem": HominemResource(home=str(settings.home), config_dir=str(settings.config_dir))}
     daemon = InProcessDaemon(defs, instance, resources)
-    click.echo(f"simulation home {settings.home} (Dagster instance: DAGSTER_HOME={settings.home / 'dagster'})")
+    click.echo(
+        f"simulation home {settings.home} (Dagster instance: DAGSTER_HOME={settings.home / 'dagster'})"
+    )
     click.echo(rep.header())
     sim_clock = clock_mod.SimulatedClock(start_of_simulation(weeks))
     try:
         with clock_mod.installed(sim_clock), BackgroundServer(build(settings, "127.0.0.1")) as url:
             meter = Meter(settings, persona, cfg.measure_max_new_tokens)
-            result = run_simulation(persona, url, daemon, meter, sim_clock, weeks, read_health,
-                                    meter.current_version, on_week=lambda row: _echo(rep.row_line(row)))
+            result = run_simulation(
+                persona,
+                url,
+                daemon,
+                meter,
+                sim_clock,
+                weeks,
+                read_health,
+                meter.current_version,
+                on_week=lambda row: _echo(rep.row_line(row)),
+            )
     finally:
         daemon.close()
     wall = time.perf_counter() - t0
@@ -113,17 +156,24 @@ def simulate(persona_path: str, weeks: int | None, home: str | None, from_home: 
     if plot_path:
         rep.plot(result, Path(plot_path))
     last = result.weeks[-1]
-    instance.report_runless_asset_event(dg.AssetMaterialization(
-        asset_key="simulation_report",
-        description=f"hominem simulate: persona {persona.name}, {weeks} simulated weeks",
-        metadata={
-            "persona": persona.name, "weeks": weeks, "wall_s": round(wall, 1),
-            "win_rate": last.measure.get("win_rate"), "fact_nll_change": last.measure.get("fact_nll_change"),
-            "general_nll_change": last.measure.get("general_nll_change"),
-            "failed_requests": result.failed_requests, "swaps": sum(w.swaps for w in result.weeks),
-            "report": dg.MetadataValue.md(f"```\n{text}\n```"), "plot": dg.MetadataValue.path(str(plot)),
-            "json": dg.MetadataValue.path(str(out_json)),
-        },
-    ))
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            asset_key="simulation_report",
+            description=f"hominem simulate: persona {persona.name}, {weeks} simulated weeks",
+            metadata={
+                "persona": persona.name,
+                "weeks": weeks,
+                "wall_s": round(wall, 1),
+                "win_rate": last.measure.get("win_rate"),
+                "fact_nll_change": last.measure.get("fact_nll_change"),
+                "general_nll_change": last.measure.get("general_nll_change"),
+                "failed_requests": result.failed_requests,
+                "swaps": sum(w.swaps for w in result.weeks),
+                "report": dg.MetadataValue.md(f"```\n{text}\n```"),
+                "plot": dg.MetadataValue.path(str(plot)),
+                "json": dg.MetadataValue.path(str(out_json)),
+            },
+        )
+    )
     click.echo(text.split("\n", 2 + len(result.weeks))[-1])  # decisions, failures and goals after the rows
     click.echo(f"report: {out_json}\nplot: {plot}\nwall time: {wall:.0f} s for {weeks} simulated weeks")

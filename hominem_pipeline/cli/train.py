@@ -25,15 +25,31 @@ def _parse_set(values: tuple[str, ...]) -> dict:
 
 
 @click.command()
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="training YAML (default: config/training/lora_dual.yaml)")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="training YAML (default: config/training/lora_dual.yaml)",
+)
 @click.option("--max-steps", type=int, default=None, help="override max_steps")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a config field, e.g. lora.rank=16")
-@click.option("--no-store", is_flag=True, help="do not open the DuckDB store (SFT pairs from the JSONL export)")
+@click.option(
+    "--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a config field, e.g. lora.rank=16"
+)
+@click.option(
+    "--no-store", is_flag=True, help="do not open the DuckDB store (SFT pairs from the JSONL export)"
+)
 @click.option("--progress/--no-progress", default=True, help="show a progress bar")
-@click.option("--force", is_flag=True, help="train even when nothing is new since the adapter these inputs gave")
+@click.option(
+    "--force", is_flag=True, help="train even when nothing is new since the adapter these inputs gave"
+)
 def train(
-    config_path: Path | None, max_steps: int | None, sets: tuple[str, ...], no_store: bool, progress: bool, force: bool
+    config_path: Path | None,
+    max_steps: int | None,
+    sets: tuple[str, ...],
+    no_store: bool,
+    progress: bool,
+    force: bool,
 ) -> None:
     """Train one adapter (SFT + reward-weighted preference loss) and publish it under artifacts/lora/."""
     # Imported here so every other `hominem` command starts without torch.
@@ -69,9 +85,14 @@ def train(
     meta = result.metadata
     if meta.get("reused"):
         click.echo(f"unchanged, nothing trained: {meta['reuse_reason']} (--force trains anyway)")
-    click.echo(f"adapter {result.version} -> {result.path}" + ("" if result.published else " (identical version existed)"))
+    click.echo(
+        f"adapter {result.version} -> {result.path}"
+        + ("" if result.published else " (identical version existed)")
+    )
     click.echo(f"continued from: {meta['continued_from'] or 'base model'} (cycle {meta['cycle']})")
     for channel, c in meta["channel_contributions"].items():
-        click.echo(f"  {channel:10s} weight {c['weight']:.2f}  examples {c['examples_seen']}/{c['examples_available']}  "
-                   f"tokens {c['tokens']}  loss share {c['loss_share']:.2f}")
+        click.echo(
+            f"  {channel:10s} weight {c['weight']:.2f}  examples {c['examples_seen']}/{c['examples_available']}  "
+            f"tokens {c['tokens']}  loss share {c['loss_share']:.2f}"
+        )
     click.echo(json.dumps({k: round(v, 4) for k, v in meta["metrics"].items()}, sort_keys=True))

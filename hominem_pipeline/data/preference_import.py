@@ -182,7 +182,9 @@ def parse_preference_file(
         try:
             row = ImportedPreferenceRow.model_validate(obj)
         except (ValidationError, ValueError) as exc:
-            report.rejected.append((lineno, field_errors(exc) if isinstance(exc, ValidationError) else str(exc)))
+            report.rejected.append(
+                (lineno, field_errors(exc) if isinstance(exc, ValidationError) else str(exc))
+            )
             continue
         row_source = row.source or source or path.stem
         if dimensions:

@@ -17,7 +17,9 @@ from hominem_pipeline.store import TrainingDatabase
 from hominem_pipeline.teacher.base import Teacher
 
 
-def trajectory_id(prompt: SeedPrompt, teacher_identity: str, sampling: dict[str, Any], index: int, seed: int) -> str:
+def trajectory_id(
+    prompt: SeedPrompt, teacher_identity: str, sampling: dict[str, Any], index: int, seed: int
+) -> str:
     blob = json.dumps(
         [prompt.content_hash, teacher_identity, sampling, index, seed], sort_keys=True, separators=(",", ":")
     )
@@ -44,7 +46,8 @@ def generate_trajectories(
 ) -> TrajectoryRun:
     run = TrajectoryRun()
     ids_by_prompt = {
-        p.prompt_id: [trajectory_id(p, teacher.identity, sampling, j, seed) for j in range(n)] for p in prompts
+        p.prompt_id: [trajectory_id(p, teacher.identity, sampling, j, seed) for j in range(n)]
+        for p in prompts
     }
     all_ids = [t for ids in ids_by_prompt.values() for t in ids]
     run.trajectory_ids = all_ids

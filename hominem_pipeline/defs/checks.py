@@ -1,6 +1,5 @@
 """Asset checks: each reads the asset's published export and says what is wrong, by row and field."""
 
-
 from collections import Counter
 
 import dagster as dg
@@ -34,17 +33,29 @@ def trajectories_complete(hominem: HominemResource) -> dg.AssetCheckResult:
     ok = bool(rows) and not empty and not short
     return dg.AssetCheckResult(
         passed=ok,
-        metadata={"rows": len(rows), "empty": len(empty), "prompts_short_of_candidates": dg.MetadataValue.json(short)},
+        metadata={
+            "rows": len(rows),
+            "empty": len(empty),
+            "prompts_short_of_candidates": dg.MetadataValue.json(short),
+        },
     )
 
 
-@dg.asset_check(asset=reward_labels, blocking=True, description="Every label matches the manifold: fields present, values in range")
+@dg.asset_check(
+    asset=reward_labels,
+    blocking=True,
+    description="Every label matches the manifold: fields present, values in range",
+)
 def reward_labels_schema_valid(hominem: HominemResource) -> dg.AssetCheckResult:
     rows = read_jsonl(hominem.settings().reward_samples_export)
     problems = label_row_problems(rows, hominem.manifold())
     return dg.AssetCheckResult(
         passed=not problems,
-        metadata={"rows": len(rows), "problems": len(problems), "first_problems": dg.MetadataValue.json(problems[:10])},
+        metadata={
+            "rows": len(rows),
+            "problems": len(problems),
+            "first_problems": dg.MetadataValue.json(problems[:10]),
+        },
     )
 
 
@@ -60,7 +71,10 @@ def reward_labels_coverage(hominem: HominemResource) -> dg.AssetCheckResult:
     with hominem.open_db() as db:
         failed = {
             r["trajectory_id"]
-            for r in db.query("SELECT trajectory_id FROM label_failures WHERE trajectory_id IN (SELECT unnest(?))", [sorted(trajectory_ids)])
+            for r in db.query(
+                "SELECT trajectory_id FROM label_failures WHERE trajectory_id IN (SELECT unnest(?))",
+                [sorted(trajectory_ids)],
+            )
         } - labelled
     unaccounted = trajectory_ids - labelled - failed
     failure_rate = len(failed) / len(trajectory_ids) if trajectory_ids else 0.0
@@ -78,4 +92,9 @@ def reward_labels_coverage(hominem: HominemResource) -> dg.AssetCheckResult:
     )
 
 
-FOUNDATION_CHECKS = [seed_prompts_cover_categories, trajectories_complete, reward_labels_schema_valid, reward_labels_coverage]
+FOUNDATION_CHECKS = [
+    seed_prompts_cover_categories,
+    trajectories_complete,
+    reward_labels_schema_valid,
+    reward_labels_coverage,
+]

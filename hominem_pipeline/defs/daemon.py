@@ -71,8 +71,11 @@ class InProcessDaemon:
             try:
                 job = self.defs.resolve_job_def(outcome.job)
                 result = job.execute_in_process(
-                    instance=self.instance, partition_key=request.partition_key, tags=outcome.tags,
-                    run_config={**(request.run_config or {}), **QUIET}, raise_on_error=False,
+                    instance=self.instance,
+                    partition_key=request.partition_key,
+                    tags=outcome.tags,
+                    run_config={**(request.run_config or {}), **QUIET},
+                    raise_on_error=False,
                 )
                 outcome.run_id, outcome.success = result.run_id, result.success
                 if not result.success:
@@ -85,8 +88,15 @@ class InProcessDaemon:
             self._queue.task_done()
         self._queue.task_done()
 
-    def _submit(self, log: TickLog, trigger: str, job: str, moment: datetime, request: dg.RunRequest,
-                origin_tag: tuple[str, str]) -> None:
+    def _submit(
+        self,
+        log: TickLog,
+        trigger: str,
+        job: str,
+        moment: datetime,
+        request: dg.RunRequest,
+        origin_tag: tuple[str, str],
+    ) -> None:
         tags = {**(request.tags or {}), origin_tag[0]: origin_tag[1]}
         if request.run_key:
             # As the daemon does: a run key already launched by this schedule or sensor is not launched again.
@@ -96,7 +106,9 @@ class InProcessDaemon:
             self._keys.add((trigger, request.run_key))
             tags["dagster/run_key"] = request.run_key
         training = RETRAINING_TAG in (self.defs.resolve_job_def(job).tags or {})
-        outcome = RunOutcome(job, trigger, moment.isoformat(), request.partition_key, tags=tags, training=training)
+        outcome = RunOutcome(
+            job, trigger, moment.isoformat(), request.partition_key, tags=tags, training=training
+        )
         self.outcomes.append(outcome)
         log.requested.append(outcome)
         self._queue.put((outcome, request))
@@ -124,7 +136,9 @@ class InProcessDaemon:
             return []
         due = []
         for schedule in self.defs.schedules or []:
-            for t in cron_string_iterator(self.last.timestamp(), schedule.cron_schedule, schedule.execution_timezone):
+            for t in cron_string_iterator(
+                self.last.timestamp(), schedule.cron_schedule, schedule.execution_timezone
+            ):
                 if t.timestamp() > moment.timestamp():
                     break
                 if t.timestamp() > self.last.timestamp():
@@ -137,7 +151,9 @@ class InProcessDaemon:
         log = TickLog(moment.isoformat())
         for at, schedule in self._due(moment):
             with dg.build_schedule_context(
-                instance=self.instance, scheduled_execution_time=at, resources=self.resources,
+                instance=self.instance,
+                scheduled_execution_time=at,
+                resources=self.resources,
                 repository_def=self.repository,
             ) as ctx:
                 data = schedule.evaluate_tick(ctx)
@@ -146,14 +162,23 @@ class InProcessDaemon:
             if skip:
                 log.skipped[f"{name}@{at.isoformat()}"] = skip
             for r in reqs:
-                self._submit(log, name, r.job_name or schedule.job_name, at, r, ("dagster/schedule_name", schedule.name))
+                self._submit(
+                    log,
+                    name,
+                    r.job_name or schedule.job_name,
+                    at,
+                    r,
+                    ("dagster/schedule_name", schedule.name),
+                )
         # Runs take time the simulated clock does not: what the schedules requested (labels, maintenance)
         # finishes before the sensors look at its output. A training run does not hold the clock: the user
         # keeps talking while a cycle trains, and the server swaps the new adapter in when it is promoted.
         self.settle()
         for sensor in self.defs.sensors or []:
             with dg.build_sensor_context(
-                instance=self.instance, cursor=self.cursors.get(sensor.name), resources=self.resources,
+                instance=self.instance,
+                cursor=self.cursors.get(sensor.name),
+                resources=self.resources,
                 repository_def=self.repository,
             ) as ctx:
                 data = sensor.evaluate_tick(ctx)
@@ -164,6 +189,8 @@ class InProcessDaemon:
                 log.skipped[name] = skip
             self.sensor_said[sensor.name] = skip or f"requested {len(reqs)} run(s) at {moment.isoformat()}"
             for r in reqs:
-                self._submit(log, name, r.job_name or sensor.job_name, moment, r, ("dagster/sensor_name", sensor.name))
+                self._submit(
+                    log, name, r.job_name or sensor.job_name, moment, r, ("dagster/sensor_name", sensor.name)
+                )
         self.last = moment
         return log

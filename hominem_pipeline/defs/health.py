@@ -57,11 +57,15 @@ def rhi_report(context: dg.AssetExecutionContext, hominem: HominemResource) -> d
     with hominem.open_db() as db:
         measured = cycle_measurement(hominem.settings(), evaluated.model_name, evaluated.version, db=db)
     if measured.reused:
-        context.log.info(f"RHI of {evaluated.version}: unchanged inputs, the saved measurement ({measured.report.rhi})")
+        context.log.info(
+            f"RHI of {evaluated.version}: unchanged inputs, the saved measurement ({measured.report.rhi})"
+        )
     else:
         context.log.info(f"RHI {measured.report.rhi}: {measured.report.interpretation}")
-    return dg.MaterializeResult(metadata=_metadata(measured), data_version=dg.DataVersion(
-        f"{measured.report.version}-{measured.report.measured_at}"))
+    return dg.MaterializeResult(
+        metadata=_metadata(measured),
+        data_version=dg.DataVersion(f"{measured.report.version}-{measured.report.measured_at}"),
+    )
 
 
 @dg.asset_check(
@@ -70,10 +74,14 @@ def rhi_report(context: dg.AssetExecutionContext, hominem: HominemResource) -> d
     description="The evaluated adapter has a sound RHI report (blocks promotion when not); RHI at or below "
     "the consolidation threshold is a warning and `adapter_promotion` holds `current`",
 )
-def rhi_consolidation_gate(context: dg.AssetCheckExecutionContext, hominem: HominemResource) -> dg.AssetCheckResult:
+def rhi_consolidation_gate(
+    context: dg.AssetCheckExecutionContext, hominem: HominemResource
+) -> dg.AssetCheckResult:
     evaluated = report_of_latest_eval(context.instance)
     if evaluated is None:
-        return dg.AssetCheckResult(passed=True, metadata={"measured": False}, description="nothing was evaluated")
+        return dg.AssetCheckResult(
+            passed=True, metadata={"measured": False}, description="nothing was evaluated"
+        )
     settings = hominem.settings()
     try:
         report = find_report(settings.artifacts_dir, evaluated.model_name, evaluated.version)
@@ -89,9 +97,15 @@ def rhi_consolidation_gate(context: dg.AssetCheckExecutionContext, hominem: Homi
         passed=above,
         # Holding `current` is the gate doing its job, not a broken run: warn, let adapter_promotion log it.
         severity=dg.AssetCheckSeverity.ERROR if above else dg.AssetCheckSeverity.WARN,
-        metadata={"version": report.version, **({"rhi": report.rhi} if report.rhi is not None else {}),
-                  "threshold": threshold, "missing_components": ", ".join(report.missing) or "none"},
-        description=None if above else f"RHI {report.rhi} <= {threshold}: `current` stays. {report.interpretation}",
+        metadata={
+            "version": report.version,
+            **({"rhi": report.rhi} if report.rhi is not None else {}),
+            "threshold": threshold,
+            "missing_components": ", ".join(report.missing) or "none",
+        },
+        description=None
+        if above
+        else f"RHI {report.rhi} <= {threshold}: `current` stays. {report.interpretation}",
     )
 
 
@@ -111,12 +125,18 @@ def rhi_nightly_replay(context: dg.OpExecutionContext, hominem: HominemResource)
         return
     for d in measured.decisions:
         context.log.info(f"{d.loop} loop: {d.action}: {d.reason}")
-    context.log_event(dg.AssetMaterialization(asset_key=NIGHTLY_KEY, metadata={
-        **_metadata(measured),
-        **{f"{d.loop}_decision": d.action for d in measured.decisions},
-        "decisions": dg.MetadataValue.json([{"loop": d.loop, "actions": d.actions, "reason": d.reason}
-                                            for d in measured.decisions]),
-    }))
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key=NIGHTLY_KEY,
+            metadata={
+                **_metadata(measured),
+                **{f"{d.loop}_decision": d.action for d in measured.decisions},
+                "decisions": dg.MetadataValue.json(
+                    [{"loop": d.loop, "actions": d.actions, "reason": d.reason} for d in measured.decisions]
+                ),
+            },
+        )
+    )
 
 
 NIGHTLY_KEY = dg.AssetKey("rhi_nightly")
@@ -130,8 +150,13 @@ def rhi_nightly_job() -> None:
 def nightly_schedule(settings: Settings | None = None) -> dg.ScheduleDefinition:
     """The replay at `[nightly] cron` in `[nightly] timezone` (config/health.toml), on by default."""
     nightly = load_health_config(settings or Settings()).nightly
-    return timed_schedule("rhi_nightly_schedule", rhi_nightly_job, nightly.cron, nightly.timezone,
-                          f"Nightly RHI replay at {nightly.cron!r} {nightly.timezone} (config/health.toml [nightly])")
+    return timed_schedule(
+        "rhi_nightly_schedule",
+        rhi_nightly_job,
+        nightly.cron,
+        nightly.timezone,
+        f"Nightly RHI replay at {nightly.cron!r} {nightly.timezone} (config/health.toml [nightly])",
+    )
 
 
 class OnlineUpdateConfig(dg.Config):
@@ -142,7 +167,9 @@ class OnlineUpdateConfig(dg.Config):
 
 
 @dg.op(pool=STORE_POOL)
-def rhi_user_signal(context: dg.OpExecutionContext, config: OnlineUpdateConfig, hominem: HominemResource) -> Any:
+def rhi_user_signal(
+    context: dg.OpExecutionContext, config: OnlineUpdateConfig, hominem: HominemResource
+) -> Any:
     """LRPS from the user's own emoji and choices in the store (the fast loop's brake), read in its own
     step so that the store is held for seconds, not for the update's training; not read when there is no
     feedback to learn from."""
@@ -150,13 +177,16 @@ def rhi_user_signal(context: dg.OpExecutionContext, config: OnlineUpdateConfig, 
 
     with hominem.open_db() as db:
         user = read_user_signal(hominem.settings(), db, config.moment())
-    context.log.info(f"user signal: LRPS {user.value if user is not None else 'not read (no feedback to learn from or no judgements)'}")
+    context.log.info(
+        f"user signal: LRPS {user.value if user is not None else 'not read (no feedback to learn from or no judgements)'}"
+    )
     return user
 
 
 @dg.op
-def rhi_online_update(context: dg.OpExecutionContext, config: OnlineUpdateConfig, hominem: HominemResource,
-                      user: Any) -> None:
+def rhi_online_update(
+    context: dg.OpExecutionContext, config: OnlineUpdateConfig, hominem: HominemResource, user: Any
+) -> None:
     """One online update (fast loop) from the feedback pairs no earlier update learned from (at most
     `[fast_loop] max_age_hours` old at `as_of`: the schedule's tick, not the moment the run got to execute,
     since an update queued behind a training cycle runs late), gated by partial RHI, not trained while the
@@ -167,18 +197,32 @@ def rhi_online_update(context: dg.OpExecutionContext, config: OnlineUpdateConfig
     result = run_online_update(hominem.settings(), now=config.moment(), user=user)
     d = result.decision
     context.log.info(f"fast loop: {d.action}: {d.reason}")
-    context.log_event(dg.AssetMaterialization(asset_key=ONLINE_KEY, metadata={
-        "decision": d.action, "reason": d.reason, "candidate": result.candidate or "none",
-        "online": result.online or "unset",
-        **({"partial_rhi": result.report.partial} if result.report and result.report.partial is not None else {}),
-    }))
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key=ONLINE_KEY,
+            metadata={
+                "decision": d.action,
+                "reason": d.reason,
+                "candidate": result.candidate or "none",
+                "online": result.online or "unset",
+                **(
+                    {"partial_rhi": result.report.partial}
+                    if result.report and result.report.partial is not None
+                    else {}
+                ),
+            },
+        )
+    )
 
 
 ONLINE_KEY = dg.AssetKey("rhi_online")
 
 
-@dg.job(name="online_update_job", tags={RETRAINING_TAG: "online"},  # never beside a training cycle
-        description="One online update from recent feedback (fast loop), gated by partial RHI")
+@dg.job(
+    name="online_update_job",
+    tags={RETRAINING_TAG: "online"},  # never beside a training cycle
+    description="One online update from recent feedback (fast loop), gated by partial RHI",
+)
 def online_update_job() -> None:
     rhi_online_update(rhi_user_signal())
 
@@ -193,10 +237,15 @@ def online_update_schedule(settings: Settings | None = None) -> dg.ScheduleDefin
         config = {"config": {"as_of": at.isoformat()}}
         return {"ops": {"rhi_user_signal": config, "rhi_online_update": config}}
 
-    return timed_schedule("online_update_schedule", online_update_job, fast.cron, fast.timezone,
-                          f"Online update from the feedback no update took yet (at most {fast.max_age_hours:g} h old at "
-                          f"the tick) at {fast.cron!r} {fast.timezone} (config/health.toml [fast_loop])",
-                          run_config_at=as_of)
+    return timed_schedule(
+        "online_update_schedule",
+        online_update_job,
+        fast.cron,
+        fast.timezone,
+        f"Online update from the feedback no update took yet (at most {fast.max_age_hours:g} h old at "
+        f"the tick) at {fast.cron!r} {fast.timezone} (config/health.toml [fast_loop])",
+        run_config_at=as_of,
+    )
 
 
 HEALTH_ASSETS = [rhi_report]

@@ -12,7 +12,9 @@ import dagster as dg
 executor = dg.multiprocess_executor.configured(
     {
         "start_method": {
-            "forkserver": {"preload_modules": ["dagster", "hominem_pipeline.definitions", "torch", "transformers"]}
+            "forkserver": {
+                "preload_modules": ["dagster", "hominem_pipeline.definitions", "torch", "transformers"]
+            }
         }
     }
 )
@@ -24,7 +26,9 @@ main_job = dg.define_asset_job("hominem_main_job", selection=dg.AssetSelection.a
 # the CLI's `dagster asset materialize --select 'conversations*' --partition <day>` runs.
 conversations_job = dg.define_asset_job(
     "conversations_job",
-    selection=dg.AssetSelection.assets("conversations", "conversation_labels", "sft_pairs", "preference_pairs"),
+    selection=dg.AssetSelection.assets(
+        "conversations", "conversation_labels", "sft_pairs", "preference_pairs"
+    ),
 )
 
 #: The run tag every retraining run carries; dagster.yaml limits runs with it to one at a time, so the
@@ -42,19 +46,38 @@ retraining_job = dg.define_asset_job(
 )
 
 
-def timed_schedule(name: str, job: dg.JobDefinition, cron: str, timezone: str, description: str,
-                   enabled: bool = True, run_config_at: Callable[[datetime], dict] | None = None) -> dg.ScheduleDefinition:
+def timed_schedule(
+    name: str,
+    job: dg.JobDefinition,
+    cron: str,
+    timezone: str,
+    description: str,
+    enabled: bool = True,
+    run_config_at: Callable[[datetime], dict] | None = None,
+) -> dg.ScheduleDefinition:
     """`job` at `cron` read in `timezone`, both from a config file (validated there as `CronExpression`
     and `TimeZoneName`); RUNNING by default, so `make dev` runs it, unless the config switches it off.
     `run_config_at`: the run config for a tick, from the tick's scheduled time (a run that queues and
     executes late still knows when it was due)."""
     status = dg.DefaultScheduleStatus.RUNNING if enabled else dg.DefaultScheduleStatus.STOPPED
     if run_config_at is None:
-        return dg.ScheduleDefinition(name=name, job=job, cron_schedule=cron, execution_timezone=timezone,
-                                     description=description, default_status=status)
+        return dg.ScheduleDefinition(
+            name=name,
+            job=job,
+            cron_schedule=cron,
+            execution_timezone=timezone,
+            description=description,
+            default_status=status,
+        )
 
-    @dg.schedule(name=name, job=job, cron_schedule=cron, execution_timezone=timezone, description=description,
-                 default_status=status)
+    @dg.schedule(
+        name=name,
+        job=job,
+        cron_schedule=cron,
+        execution_timezone=timezone,
+        description=description,
+        default_status=status,
+    )
     def _at_tick(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         at = context.scheduled_execution_time
         return dg.RunRequest(run_config=run_config_at(at)) if at is not None else dg.RunRequest()

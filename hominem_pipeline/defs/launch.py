@@ -26,11 +26,19 @@ def materialize_result(out: StepOutput) -> dg.MaterializeResult:
 
 
 def run_step(
-    context: dg.AssetExecutionContext, step: str, hominem: HominemResource, params: dict[str, Any], launcher: Launcher
+    context: dg.AssetExecutionContext,
+    step: str,
+    hominem: HominemResource,
+    params: dict[str, Any],
+    launcher: Launcher,
 ) -> dg.MaterializeResult:
     """Run `step` (a key of `steps.STEPS`) with `params` where `launcher` says."""
     if launcher == "in_process":
         return materialize_result(STEPS[step](hominem.settings(), params, context.log.info))
     extras = {"step": step, "home": hominem.home, "config_dir": hominem.config_dir, "params": params}
     command = [sys.executable, "-m", "hominem_pipeline.defs.pipes_entry"]
-    return dg.PipesSubprocessClient().run(command=command, context=context, extras=extras).get_materialize_result()
+    return (
+        dg.PipesSubprocessClient()
+        .run(command=command, context=context, extras=extras)
+        .get_materialize_result()
+    )

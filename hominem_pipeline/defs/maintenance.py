@@ -38,8 +38,14 @@ nightly_maintenance_job = dg.define_asset_job("nightly_maintenance_job", selecti
 def maintenance_schedule(settings: Settings | None = None) -> dg.ScheduleDefinition:
     """The nightly schedule, at the configured time in the configured timezone (on unless disabled)."""
     schedule = load_maintenance_config(settings or Settings()).schedule
-    return timed_schedule("nightly_maintenance", nightly_maintenance_job, schedule.cron, schedule.timezone,
-                          "SFT store maintenance (config/maintenance.toml)", enabled=schedule.enabled)
+    return timed_schedule(
+        "nightly_maintenance",
+        nightly_maintenance_job,
+        schedule.cron,
+        schedule.timezone,
+        "SFT store maintenance (config/maintenance.toml)",
+        enabled=schedule.enabled,
+    )
 
 
 MAINTENANCE_ASSETS = [sft_maintenance]

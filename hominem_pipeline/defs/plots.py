@@ -32,7 +32,9 @@ def plots_report(context: dg.AssetExecutionContext, hominem: HominemResource) ->
             metadata[f"{name}_skipped"] = str(exc)
             return
         except ImportError as exc:  # an optional plotting package (umap-learn) is missing
-            metadata[f"{name}_skipped"] = f"{exc.name or exc} is not installed (it comes with the `train` extra)"
+            metadata[f"{name}_skipped"] = (
+                f"{exc.name or exc} is not installed (it comes with the `train` extra)"
+            )
             return
         drawn[name] = path
         metadata.update({f"{name}.{k}": v for k, v in numbers.items()})
@@ -41,12 +43,21 @@ def plots_report(context: dg.AssetExecutionContext, hominem: HominemResource) ->
     samples = settings.reward_samples_export
     reward_rows = read_jsonl(samples) if samples.is_file() else []
     draw("reward_manifold", lambda p: plots.plot_reward_manifold(reward_rows, hominem.manifold().names, p))
-    draw("reward_manifold_umap", lambda p: plots.plot_reward_manifold_umap(reward_rows, hominem.manifold().names, p))
+    draw(
+        "reward_manifold_umap",
+        lambda p: plots.plot_reward_manifold_umap(reward_rows, hominem.manifold().names, p),
+    )
     event = context.instance.get_latest_materialization_event(dg.AssetKey("dual_lora"))
-    adapter = event.asset_materialization.metadata.get("path") if event and event.asset_materialization else None
+    adapter = (
+        event.asset_materialization.metadata.get("path") if event and event.asset_materialization else None
+    )
     log_file = Path(str(adapter.value)) / "training_log.jsonl" if adapter else Path("no adapter published")
-    draw("loss_curves", lambda p: plots.plot_loss_curves(
-        read_jsonl(log_file), p, f"Loss curves of the last cycle ({log_file.parent.name})"))
+    draw(
+        "loss_curves",
+        lambda p: plots.plot_loss_curves(
+            read_jsonl(log_file), p, f"Loss curves of the last cycle ({log_file.parent.name})"
+        ),
+    )
     with hominem.open_db() as db:
         labels = db.get_conversation_labels(kind="reward")
     draw("reward_over_time", lambda p: plots.plot_reward_over_time(plots.daily_means(labels), p))

@@ -1,6 +1,5 @@
 """Dagster resources: project settings and the teacher. Thin: they build domain objects."""
 
-
 from pathlib import Path
 
 import dagster as dg

@@ -83,7 +83,8 @@ def weekly_retraining_fallback(
     moment = context.scheduled_execution_time or datetime.now(UTC)
     quiet_for = timedelta(days=settings.pipeline.retraining.fallback_after_days)
     fired = context.instance.get_run_records(
-        dg.RunsFilter(job_name=retraining_job.name, tags={"dagster/sensor_name": retraining_sensor.name}), limit=1
+        dg.RunsFilter(job_name=retraining_job.name, tags={"dagster/sensor_name": retraining_sensor.name}),
+        limit=1,
     )
     if fired and moment - fired[0].create_timestamp < quiet_for:
         return dg.SkipReason(

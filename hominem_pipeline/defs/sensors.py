@@ -53,7 +53,9 @@ def cycle_request(settings: Settings, assessment: retraining.Assessment, kind: s
     description="Retrain when, since the accepted adapter, memory >= 500 new conversations, or reward >= 200 "
     "new preference pairs, or both at 50% ([retraining] in config/hominem.toml)",
 )
-def retraining_sensor(context: dg.SensorEvaluationContext, hominem: HominemResource) -> dg.SensorResult | dg.SkipReason:
+def retraining_sensor(
+    context: dg.SensorEvaluationContext, hominem: HominemResource
+) -> dg.SensorResult | dg.SkipReason:
     settings = hominem.settings()
     assessment = retraining.assess(settings)
     summary = assessment.summary()
@@ -61,7 +63,9 @@ def retraining_sensor(context: dg.SensorEvaluationContext, hominem: HominemResou
         return dg.SkipReason(summary)
     active = active_retraining_run(context.instance)
     if active is not None:
-        return dg.SkipReason(f"{summary}; retraining run {active.run_id} is {active.status.value}: waiting for it")
+        return dg.SkipReason(
+            f"{summary}; retraining run {active.run_id} is {active.status.value}: waiting for it"
+        )
     last = json.loads(context.cursor) if context.cursor else {}
     if last.get("mark") == assessment.data_mark and last.get("current") == assessment.current:
         return dg.SkipReason(

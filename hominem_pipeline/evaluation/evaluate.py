@@ -114,7 +114,9 @@ def evaluate_version(
         )
     notes = []
     if trained_rows is None:
-        notes.append("the adapter does not name the SFT rows it trained on: taught-fact probes are not pinned")
+        notes.append(
+            "the adapter does not name the SFT rows it trained on: taught-fact probes are not pinned"
+        )
     return EvalReport(
         model_name=registry.model_name,
         version=candidate.version,
@@ -161,20 +163,29 @@ def evaluation_fingerprint(
     it would compare (candidate, parent, `current` when different), the probe rows and the reward model."""
     current = registry.pointer(CURRENT).target
     parent = adapter.metadata.parent_version
-    arms = {"candidate": adapter.version, "parent": parent,
-            "current": current if cfg.compare_against_current and current not in (adapter.version, parent) else None}
+    arms = {
+        "candidate": adapter.version,
+        "parent": parent,
+        "current": current
+        if cfg.compare_against_current and current not in (adapter.version, parent)
+        else None,
+    }
     payload = {
         "config": cfg.model_dump(mode="json"),
         "regression_set": regression_set.content_hash,
         "arms": arms,
         "reward_model": getattr(reward_model, "version", None) if reward_model is not None else None,
         # The rows' probes and text, not their consumption state (promotion marks them used).
-        "rows": [{k: v for k, v in r.items() if k not in ("is_used", "used_timestamp", "cycle")} for r in rows],
+        "rows": [
+            {k: v for k, v in r.items() if k not in ("is_used", "used_timestamp", "cycle")} for r in rows
+        ],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def reusable_report(artifacts_dir: Path, model_name: str, version: str, fingerprint: str) -> EvalReport | None:
+def reusable_report(
+    artifacts_dir: Path, model_name: str, version: str, fingerprint: str
+) -> EvalReport | None:
     """The stored report of `version` when it was made from exactly these inputs, else None."""
     path = report_path(artifacts_dir, model_name, version)
     if not path.is_file():
@@ -206,9 +217,12 @@ def evaluate_published(
     sft_path = sft_path if sft_path.is_absolute() else settings.home / sft_path
     rows = read_jsonl(sft_path) if cfg.sft_probes.max_rows and sft_path.is_file() else []
     mine = rows_by_id(rows, ids or [], cfg.sft_probes.max_rows)
-    earlier = rows_by_id(rows, [i for i in ancestor_ids(registry, adapter) if i not in set(ids or [])],
-                         cfg.sft_probes.max_rows)
-    fingerprint = evaluation_fingerprint(registry, adapter, cfg, regression_set, reward_model, [*mine, *earlier])
+    earlier = rows_by_id(
+        rows, [i for i in ancestor_ids(registry, adapter) if i not in set(ids or [])], cfg.sft_probes.max_rows
+    )
+    fingerprint = evaluation_fingerprint(
+        registry, adapter, cfg, regression_set, reward_model, [*mine, *earlier]
+    )
     if reuse:
         stored = reusable_report(settings.artifacts_dir, model_name, version, fingerprint)
         if stored is not None:
@@ -216,8 +230,10 @@ def evaluate_published(
                 log(f"{model_name}/{version}: unchanged inputs, reusing its evaluation report")
             return stored, report_path(settings.artifacts_dir, model_name, version)
     if log is not None:
-        log(f"evaluating {model_name}/{version}: {len(mine)} of {len(ids or [])} trained SFT rows found in "
-            f"{sft_path}, {len(earlier)} rows of earlier cycles")
+        log(
+            f"evaluating {model_name}/{version}: {len(mine)} of {len(ids or [])} trained SFT rows found in "
+            f"{sft_path}, {len(earlier)} rows of earlier cycles"
+        )
     report = evaluate_version(
         registry,
         version,

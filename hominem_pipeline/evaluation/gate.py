@@ -86,7 +86,9 @@ def describe_regressions(regressions: list[Regression]) -> list[str]:
 class Interference(BaseModel):
     """Whether one channel's gain came at the other's cost (docs/EVALUATION.md)."""
 
-    knowledge_gain: float | None  # base - candidate taught-fact NLL, new phrasings (nats/token); > 0 = learned
+    knowledge_gain: (
+        float | None
+    )  # base - candidate taught-fact NLL, new phrasings (nats/token); > 0 = learned
     behaviour_gain: float  # candidate - base scenario margin, all scenarios (nats/token); > 0 = better
     reward_scalar_gain: float | None = None  # candidate - base mean scalar preference of greedy outputs
     sft_loss_share: float | None = None

@@ -183,5 +183,7 @@ def describe_lora(artifacts_dir: Path) -> list[str]:
             try:
                 lines.append(f"    eval {name}: {summary_line(read_report(path))}")
             except ValidationError:
-                lines.append(f"    eval {name}: report in an older format ({path}); re-run lora_eval to refresh")
+                lines.append(
+                    f"    eval {name}: report in an older format ({path}); re-run lora_eval to refresh"
+                )
     return lines

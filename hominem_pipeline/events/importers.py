@@ -152,10 +152,17 @@ def _events(msgs: list[_Msg], fmt: str, when: datetime, extra: dict[str, Any]) -
         event_id = content_hash("message", conversation_id, str(seq), str(m.draft_index), m.role, m.text)
         events.append(
             MessageEvent(
-                event_id=event_id, conversation_id=conversation_id, role=m.role, content=m.text,
-                timestamp=m.timestamp or when, seq=seq, draft_index=m.draft_index,
-                internal_generated=m.internal_generated, introspection=m.introspection,
-                origin=f"import:{fmt}", metadata=extra,
+                event_id=event_id,
+                conversation_id=conversation_id,
+                role=m.role,
+                content=m.text,
+                timestamp=m.timestamp or when,
+                seq=seq,
+                draft_index=m.draft_index,
+                internal_generated=m.internal_generated,
+                introspection=m.introspection,
+                origin=f"import:{fmt}",
+                metadata=extra,
             )
         )
     return events
@@ -170,7 +177,13 @@ def _openai_messages(conv: OpenAIConversation) -> tuple[list[_Msg], int]:
             continue
         role = "system" if m.role == "developer" else m.role
         out.append(
-            _Msg(role, text, internal_generated=m.internal_generated, introspection=m.introspection, timestamp=m.timestamp)
+            _Msg(
+                role,
+                text,
+                internal_generated=m.internal_generated,
+                introspection=m.introspection,
+                timestamp=m.timestamp,
+            )
         )
     # Consecutive assistant messages with no user message between them are drafts of one reply.
     draft = 0
@@ -203,7 +216,9 @@ def _lmstudio_messages(conv: LMStudioConversation) -> tuple[list[_Msg], int]:
     return out, skipped
 
 
-def read_chat_file(path: Path | str, now: datetime | None = None) -> tuple[str, list[list[MessageEvent]], int]:
+def read_chat_file(
+    path: Path | str, now: datetime | None = None
+) -> tuple[str, list[list[MessageEvent]], int]:
     """(format, events per conversation, skipped messages). `now` is the import time given to messages
     whose source has no time. Raises ChatImportError naming line and field."""
     path = Path(path)
@@ -225,8 +240,10 @@ def read_chat_file(path: Path | str, now: datetime | None = None) -> tuple[str, 
             if not one_line:
                 raise ChatImportError(f"{path}: {exc}") from exc
             # One line: the line reader reports it with its line number.
-    if isinstance(whole, dict) and isinstance(whole.get("messages"), list) and any(
-        isinstance(m, dict) and "versions" in m for m in whole["messages"]
+    if (
+        isinstance(whole, dict)
+        and isinstance(whole.get("messages"), list)
+        and any(isinstance(m, dict) and "versions" in m for m in whole["messages"])
     ):
         try:
             conv = LMStudioConversation.model_validate(whole)
@@ -236,7 +253,11 @@ def read_chat_file(path: Path | str, now: datetime | None = None) -> tuple[str, 
         msgs, skipped = _lmstudio_messages(conv)
         if not msgs:
             raise ChatImportError(f"{path}: LM Studio conversation: messages: no message with text")
-        return "lmstudio", [_events(msgs, "lmstudio", started, {"name": conv.name} if conv.name else {})], skipped
+        return (
+            "lmstudio",
+            [_events(msgs, "lmstudio", started, {"name": conv.name} if conv.name else {})],
+            skipped,
+        )
 
     conversations, skipped = [], 0
     if whole is not None and not one_line:
@@ -252,7 +273,9 @@ def read_chat_file(path: Path | str, now: datetime | None = None) -> tuple[str, 
         msgs, s = _openai_messages(conv)
         skipped += s
         if not any(m.role == "assistant" for m in msgs) or not any(m.role == "user" for m in msgs):
-            raise ChatImportError(f"{path}:{line_no}: messages: needs at least one user and one assistant message with text")
+            raise ChatImportError(
+                f"{path}:{line_no}: messages: needs at least one user and one assistant message with text"
+            )
         conversations.append(_events(msgs, "openai", conv.timestamp or now, {"line": line_no}))
     if not conversations:
         raise ChatImportError(f"{path}: no conversations found")

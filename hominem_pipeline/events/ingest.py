@@ -34,18 +34,35 @@ class IngestResult:
 
 def message_row(e: MessageEvent, day: date) -> dict:
     return {
-        "event_id": e.event_id, "conversation_id": e.conversation_id, "role": e.role, "content": e.content,
-        "ts": e.timestamp, "seq": e.seq, "parent_id": e.parent_id, "draft_index": e.draft_index,
-        "internal_generated": e.internal_generated, "introspection": e.introspection, "origin": e.origin,
-        "event_day": day, "metadata": e.metadata,
+        "event_id": e.event_id,
+        "conversation_id": e.conversation_id,
+        "role": e.role,
+        "content": e.content,
+        "ts": e.timestamp,
+        "seq": e.seq,
+        "parent_id": e.parent_id,
+        "draft_index": e.draft_index,
+        "internal_generated": e.internal_generated,
+        "introspection": e.introspection,
+        "origin": e.origin,
+        "event_day": day,
+        "metadata": e.metadata,
     }
 
 
 def feedback_row(e: FeedbackEvent, day: date) -> dict:
     return {
-        "event_id": e.event_id, "conversation_id": e.conversation_id, "kind": e.kind, "message_id": e.message_id,
-        "emoji": e.emoji, "axes": e.axes, "chosen_message_id": e.chosen_message_id,
-        "rejected_message_id": e.rejected_message_id, "ts": e.timestamp, "event_day": day, "metadata": e.metadata,
+        "event_id": e.event_id,
+        "conversation_id": e.conversation_id,
+        "kind": e.kind,
+        "message_id": e.message_id,
+        "emoji": e.emoji,
+        "axes": e.axes,
+        "chosen_message_id": e.chosen_message_id,
+        "rejected_message_id": e.rejected_message_id,
+        "ts": e.timestamp,
+        "event_day": day,
+        "metadata": e.metadata,
     }
 
 
@@ -77,6 +94,10 @@ def ingest_day(db: TrainingDatabase, log: EventLog, day: date, batch_size: int =
             flush()
     flush()
     result.conversations = len(conversations)
-    result.torn_tail_bytes, result.rejected, result.digest = stats.torn_tail_bytes, stats.rejected, stats.digest
+    result.torn_tail_bytes, result.rejected, result.digest = (
+        stats.torn_tail_bytes,
+        stats.rejected,
+        stats.digest,
+    )
     db.record_ingest_state(day, stats.complete_bytes, stats.lines, stats.torn_tail_bytes)
     return result

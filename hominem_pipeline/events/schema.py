@@ -81,9 +81,17 @@ class MessageEvent(_Event):
         """A new message with a fresh time and an id hashed from its content and position."""
         ts = kw.pop("timestamp", None) or clock.now()
         event_id = kw.pop("event_id", None) or content_hash(
-            "message", conversation_id, role, content, str(kw.get("seq")), str(kw.get("draft_index")), ts.isoformat()
+            "message",
+            conversation_id,
+            role,
+            content,
+            str(kw.get("seq")),
+            str(kw.get("draft_index")),
+            ts.isoformat(),
         )
-        return cls(event_id=event_id, conversation_id=conversation_id, role=role, content=content, timestamp=ts, **kw)
+        return cls(
+            event_id=event_id, conversation_id=conversation_id, role=role, content=content, timestamp=ts, **kw
+        )
 
 
 class FeedbackEvent(_Event):
@@ -101,7 +109,9 @@ class FeedbackEvent(_Event):
                 raise ValueError(f"an {self.kind} feedback event needs message_id and emoji")
         else:
             if not self.chosen_message_id or not self.rejected_message_id:
-                raise ValueError("a preference feedback event needs chosen_message_id and rejected_message_id")
+                raise ValueError(
+                    "a preference feedback event needs chosen_message_id and rejected_message_id"
+                )
             if self.chosen_message_id == self.rejected_message_id:
                 raise ValueError("chosen_message_id and rejected_message_id are the same message")
         return self

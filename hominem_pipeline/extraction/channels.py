@@ -52,7 +52,11 @@ def emotion_manifold_path(settings: Settings) -> Path:
 
 def _share_local_model(source: Any, target: Any) -> None:
     # Two local teachers on one model would load it twice; the emotion rater reuses the loaded weights.
-    if hasattr(source, "_load") and hasattr(target, "_model") and getattr(source, "model_path", None) == getattr(target, "model_path", 1):
+    if (
+        hasattr(source, "_load")
+        and hasattr(target, "_model")
+        and getattr(source, "model_path", None) == getattr(target, "model_path", 1)
+    ):
         source._load()
         target._model, target._tok, target._digit_ids = source._model, source._tok, source._digit_ids
 
@@ -66,9 +70,13 @@ class DayLabels:
     digest: str
 
 
-def label_days(settings: Settings, days: list[date], reward_teacher: Any, force: bool = False) -> list[DayLabels]:
+def label_days(
+    settings: Settings, days: list[date], reward_teacher: Any, force: bool = False
+) -> list[DayLabels]:
     cfg = load_conversations_config(settings).labels
-    raters: list[tuple[str, Any, RewardManifold]] = [("reward", reward_teacher, load_manifold(settings.manifold_path))]
+    raters: list[tuple[str, Any, RewardManifold]] = [
+        ("reward", reward_teacher, load_manifold(settings.manifold_path))
+    ]
     if cfg.emotion:
         emotion = load_manifold(emotion_manifold_path(settings))
         emotion_teacher = build_emotion_teacher(settings)
@@ -77,7 +85,9 @@ def label_days(settings: Settings, days: list[date], reward_teacher: Any, force:
     out = []
     with TrainingDatabase(settings.database_path) as db:
         for d in days:
-            run = label_day(db, d, raters, batch_size=cfg.batch_size, max_turns=cfg.max_turns_per_run, force=force)
+            run = label_day(
+                db, d, raters, batch_size=cfg.batch_size, max_turns=cfg.max_turns_per_run, force=force
+            )
             rows = label_export_rows(db, d)
             path = conversation_labels_export_path(settings, d)
             write_jsonl_atomic(path, rows)
@@ -99,7 +109,9 @@ class SFTBuild:
 
 
 def build_sft_pairs(
-    settings: Settings, teacher_factory: Callable[[], Any] | None = None, include_introspection: bool | None = None
+    settings: Settings,
+    teacher_factory: Callable[[], Any] | None = None,
+    include_introspection: bool | None = None,
 ) -> SFTBuild:
     """Extract from every stored conversation (already-extracted turns are skipped), add knowledge
     updates, and publish `data/sft/sft_training.jsonl`."""
@@ -111,14 +123,22 @@ def build_sft_pairs(
     with TrainingDatabase(settings.database_path) as db:
         source = best_intensity_source(db, settings.artifacts_dir, cfg.extraction.use_reward_model)
         extraction = extract_and_store_sft_pairs(
-            db, all_conversations=True, include_context=cfg.extraction.include_context,
-            include_introspection=cfg.extraction.include_introspection if include_introspection is None else include_introspection,
-            options=cfg.extraction.options(), embedder=embedder, intensity=source,
+            db,
+            all_conversations=True,
+            include_context=cfg.extraction.include_context,
+            include_introspection=cfg.extraction.include_introspection
+            if include_introspection is None
+            else include_introspection,
+            options=cfg.extraction.options(),
+            embedder=embedder,
+            intensity=source,
         )
         knowledge = None
         if method != "off":
             knowledge = extract_and_store_knowledge_updates(
-                db, method, teacher=teacher_factory() if method == "teacher" and teacher_factory else None,
+                db,
+                method,
+                teacher=teacher_factory() if method == "teacher" and teacher_factory else None,
                 all_conversations=True,
             )
         # A draft the user rejected (an explicit choice, or the lower emoji valence of two drafts) is the
@@ -132,8 +152,14 @@ def build_sft_pairs(
     export = sft_export_path(settings)
     n = write_jsonl_atomic(export, rows)
     return SFTBuild(
-        extraction=extraction, knowledge=knowledge, knowledge_method=method, intensity_source=source.name,
-        export=export, exported=n, by_source=dict(Counter(r["source"] for r in rows)), digest=file_digest(export),
+        extraction=extraction,
+        knowledge=knowledge,
+        knowledge_method=method,
+        intensity_source=source.name,
+        export=export,
+        exported=n,
+        by_source=dict(Counter(r["source"] for r in rows)),
+        digest=file_digest(export),
         superseded=superseded,
     )
 
@@ -152,7 +178,9 @@ def build_preferences(settings: Settings) -> PreferencesBuild:
     """Build every preference pair, store them, and publish `data/preferences/preferences.jsonl`."""
     cfg = load_conversations_config(settings).preferences
     manifold = load_manifold(settings.manifold_path)
-    teacher_rows = read_jsonl(settings.reward_samples_export) if settings.reward_samples_export.is_file() else []
+    teacher_rows = (
+        read_jsonl(settings.reward_samples_export) if settings.reward_samples_export.is_file() else []
+    )
     with TrainingDatabase(settings.database_path) as db:
         built = build_preference_pairs(db, manifold, teacher_rows, cfg.min_margin, cfg.min_valence_gap)
         db.upsert_preference_pairs(built.pairs)
@@ -160,7 +188,10 @@ def build_preferences(settings: Settings) -> PreferencesBuild:
     export = preferences_export_path(settings)
     n = write_jsonl_atomic(export, rows)
     return PreferencesBuild(
-        export=export, exported=n, by_source=dict(Counter(p.source for p in built.pairs)), skipped=dict(built.skipped),
+        export=export,
+        exported=n,
+        by_source=dict(Counter(p.source for p in built.pairs)),
+        skipped=dict(built.skipped),
         digest=file_digest(export),
         scored=sum(1 for p in built.pairs if p.reward_intensity is not None and p.safety_score is not None),
     )

@@ -23,9 +23,12 @@ class ExtractionConfig(StrictModel):
 
     def options(self) -> ExtractionOptions:
         return ExtractionOptions(
-            include_context=self.include_context, context_turns=self.context_turns,
-            include_introspection=self.include_introspection, introspection_weight=self.introspection_weight,
-            introspection_min_safety=self.introspection_min_safety, dedup_threshold=self.dedup_threshold,
+            include_context=self.include_context,
+            context_turns=self.context_turns,
+            include_introspection=self.include_introspection,
+            introspection_weight=self.introspection_weight,
+            introspection_min_safety=self.introspection_min_safety,
+            dedup_threshold=self.dedup_threshold,
         )
 
 

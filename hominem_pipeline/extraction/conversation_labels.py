@@ -53,8 +53,12 @@ def build_emotion_teacher(settings: Settings) -> Any:
 
 
 def label_day(
-    db: Any, day: date, raters: list[tuple[str, Any, RewardManifold]], batch_size: int = 8,
-    max_turns: int = 0, force: bool = False,
+    db: Any,
+    day: date,
+    raters: list[tuple[str, Any, RewardManifold]],
+    batch_size: int = 8,
+    max_turns: int = 0,
+    force: bool = False,
 ) -> LabelRun:
     """Rate the day's assistant turns with each (kind, teacher, manifold) rater."""
     run = LabelRun()
@@ -81,18 +85,33 @@ def label_day(
                     lab = o.label
                     db.insert_conversation_label(
                         {
-                            "label_id": label_id, "message_id": t["event_id"], "conversation_id": t["conversation_id"],
-                            "kind": kind, "rater": teacher.rater_identity, "schema_hash": schema,
-                            "vector": lab.reward_vector, "reward_intensity": lab.reward_intensity,
-                            "safety_score": lab.safety_score, "scalar_preference": lab.scalar_preference,
-                            "rationale": lab.rationale, "confidence": lab.confidence, "event_day": day,
+                            "label_id": label_id,
+                            "message_id": t["event_id"],
+                            "conversation_id": t["conversation_id"],
+                            "kind": kind,
+                            "rater": teacher.rater_identity,
+                            "schema_hash": schema,
+                            "vector": lab.reward_vector,
+                            "reward_intensity": lab.reward_intensity,
+                            "safety_score": lab.safety_score,
+                            "scalar_preference": lab.scalar_preference,
+                            "rationale": lab.rationale,
+                            "confidence": lab.confidence,
+                            "event_day": day,
                         }
                     )
                     run.rated[kind] += 1
                 else:
                     db.record_conversation_label_failure(
-                        {"label_id": label_id, "message_id": t["event_id"], "kind": kind, "rater": teacher.rater_identity,
-                         "reason": o.failure or "unknown", "raw_output": o.raw_output, "event_day": day}
+                        {
+                            "label_id": label_id,
+                            "message_id": t["event_id"],
+                            "kind": kind,
+                            "rater": teacher.rater_identity,
+                            "reason": o.failure or "unknown",
+                            "raw_output": o.raw_output,
+                            "event_day": day,
+                        }
                     )
                     run.failures[kind] += 1
                     run.failure_reasons.append(f"{kind} {t['event_id']}: {o.failure}")
@@ -117,17 +136,29 @@ def label_export_rows(db: Any, day: date) -> list[dict[str, Any]]:
             for axis, v in f["axes"].items():
                 user_axes[axis] += v
         row: dict[str, Any] = {
-            "message_id": mid, "conversation_id": t["conversation_id"], "user_message_id": t["user_message_id"],
-            "prompt": t["prompt"], "response": t["content"], "event_day": day.isoformat(),
+            "message_id": mid,
+            "conversation_id": t["conversation_id"],
+            "user_message_id": t["user_message_id"],
+            "prompt": t["prompt"],
+            "response": t["content"],
+            "event_day": day.isoformat(),
             "user_emoji": [f["emoji"] for f in emojis.get(mid, [])],
             "user_emotion_axes": {k: max(-1.0, min(1.0, v)) for k, v in user_axes.items()},
         }
         for kind in ("reward", "emotion"):
             lab = labels.get((mid, kind))
-            row[kind] = None if lab is None else {
-                "vector": lab["vector"], "reward_intensity": lab["reward_intensity"], "safety_score": lab["safety_score"],
-                "scalar_preference": lab["scalar_preference"], "confidence": lab["confidence"],
-                "rationale": lab["rationale"], "rater": lab["rater"],
-            }
+            row[kind] = (
+                None
+                if lab is None
+                else {
+                    "vector": lab["vector"],
+                    "reward_intensity": lab["reward_intensity"],
+                    "safety_score": lab["safety_score"],
+                    "scalar_preference": lab["scalar_preference"],
+                    "confidence": lab["confidence"],
+                    "rationale": lab["rationale"],
+                    "rater": lab["rater"],
+                }
+            )
         rows.append(row)
     return rows

@@ -17,13 +17,17 @@ log = logging.getLogger(__name__)
 class IntensitySource(Protocol):
     name: str
 
-    def intensities(self, prompt: str, responses: Sequence[str], message_ids: Sequence[str]) -> list[float | None]: ...
+    def intensities(
+        self, prompt: str, responses: Sequence[str], message_ids: Sequence[str]
+    ) -> list[float | None]: ...
 
 
 class NoIntensity:
     name = "none"
 
-    def intensities(self, prompt: str, responses: Sequence[str], message_ids: Sequence[str]) -> list[float | None]:
+    def intensities(
+        self, prompt: str, responses: Sequence[str], message_ids: Sequence[str]
+    ) -> list[float | None]:
         return [None] * len(responses)
 
 
@@ -35,7 +39,9 @@ class TeacherLabelIntensity:
         self.labels = labels
         self.name = "teacher_labels"
 
-    def intensities(self, prompt: str, responses: Sequence[str], message_ids: Sequence[str]) -> list[float | None]:
+    def intensities(
+        self, prompt: str, responses: Sequence[str], message_ids: Sequence[str]
+    ) -> list[float | None]:
         return [self.labels[m][0] if m in self.labels else None for m in message_ids]
 
     def safety(self, message_id: str) -> float | None:
@@ -48,7 +54,9 @@ class RewardModelIntensity:
         self.fallback = fallback
         self.name = f"reward_model:{getattr(model, 'version', '?')}"
 
-    def intensities(self, prompt: str, responses: Sequence[str], message_ids: Sequence[str]) -> list[float | None]:
+    def intensities(
+        self, prompt: str, responses: Sequence[str], message_ids: Sequence[str]
+    ) -> list[float | None]:
         outputs = self.model.score_batch([(prompt, r) for r in responses])
         return [float(o.reward_intensity) for o in outputs]
 
@@ -56,10 +64,14 @@ class RewardModelIntensity:
         return self.fallback.safety(message_id) if self.fallback else None
 
 
-def best_intensity_source(db: Any, artifacts_dir: Path | None, use_reward_model: bool = True) -> IntensitySource:
+def best_intensity_source(
+    db: Any, artifacts_dir: Path | None, use_reward_model: bool = True
+) -> IntensitySource:
     labels = {
         r["message_id"]: (r["reward_intensity"], r["safety_score"])
-        for r in db.query("SELECT message_id, reward_intensity, safety_score FROM conversation_labels WHERE kind = 'reward'")
+        for r in db.query(
+            "SELECT message_id, reward_intensity, safety_score FROM conversation_labels WHERE kind = 'reward'"
+        )
     }
     teacher = TeacherLabelIntensity(labels)
     if use_reward_model and artifacts_dir is not None:

@@ -48,7 +48,9 @@ _CORRECTION = re.compile(
     r"you'?re wrong|correction|not quite|in fact)\b|(?:^|\s)no,",
     re.IGNORECASE,
 )
-_UPDATE = re.compile(r"\b(update:|as of \d{4}|no longer|outdated|end of life|has changed|now (?:is|are))", re.IGNORECASE)
+_UPDATE = re.compile(
+    r"\b(update:|as of \d{4}|no longer|outdated|end of life|has changed|now (?:is|are))", re.IGNORECASE
+)
 
 PROMPT = """Below is a conversation between a user and an assistant.
 
@@ -101,10 +103,28 @@ MIN_PROBE_WORDS = 3
 PROBES_VERSION = 3
 # The user's first-person words and the assistant's for the same thing ("my dog" -> "your dog").
 _TO_USER = {
-    "i'm": "you're", "i am": "you are", "i was": "you were", "i've": "you've", "i'll": "you'll", "i'd": "you'd",
-    "i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yourself",
-    "we're": "you're", "we are": "you are", "we were": "you were", "we've": "you've", "we'll": "you'll",
-    "we'd": "you'd", "we": "you", "us": "you", "our": "your", "ours": "yours", "ourselves": "yourselves",
+    "i'm": "you're",
+    "i am": "you are",
+    "i was": "you were",
+    "i've": "you've",
+    "i'll": "you'll",
+    "i'd": "you'd",
+    "i": "you",
+    "me": "you",
+    "my": "your",
+    "mine": "yours",
+    "myself": "yourself",
+    "we're": "you're",
+    "we are": "you are",
+    "we were": "you were",
+    "we've": "you've",
+    "we'll": "you'll",
+    "we'd": "you'd",
+    "we": "you",
+    "us": "you",
+    "our": "your",
+    "ours": "yours",
+    "ourselves": "yourselves",
 }
 _FIRST_PERSON = re.compile(
     r"\b(" + "|".join(sorted((re.escape(k) for k in _TO_USER), key=len, reverse=True)) + r")\b", re.IGNORECASE
@@ -136,7 +156,9 @@ class KnowledgeOutcome:
 
 
 def transcript(conversation: Conversation) -> str:
-    return "\n".join(f"{m.role.capitalize()}: {m.content}" for m in conversation.messages if m.role != "system")
+    return "\n".join(
+        f"{m.role.capitalize()}: {m.content}" for m in conversation.messages if m.role != "system"
+    )
 
 
 def _norm(text: str) -> str:
@@ -171,8 +193,10 @@ def plain_answer(answer: str) -> str:
     """The assistant's corrected answer without the acknowledgement that opens it; the answer unchanged
     when nothing (or too little) would be left."""
     text = answer.strip()
-    while (m := _LEADING_SENTENCE.match(text)) and set(re.findall(r"[\w']+", m.group(1).lower())) <= _ACK_WORDS:
-        text = text[m.end():]
+    while (m := _LEADING_SENTENCE.match(text)) and set(
+        re.findall(r"[\w']+", m.group(1).lower())
+    ) <= _ACK_WORDS:
+        text = text[m.end() :]
     if len(text.split()) < MIN_PROBE_WORDS:
         return answer.strip()
     return text[0].upper() + text[1:]
@@ -185,11 +209,15 @@ def with_training_phrasings(pair: SFTPair) -> list[SFTPair]:
     for template in TRAINING_QUESTIONS[1:]:
         instruction = template.format(question=pair.instruction)
         metadata = {k: v for k, v in pair.metadata.items() if k not in ("held_out_probes", "probe_method")}
-        rows.append(pair.model_copy(update={
-            "pair_id": content_hash("knowledge", instruction, pair.response),
-            "instruction": instruction,
-            "metadata": {**metadata, "phrasing_of": pair.pair_id},
-        }))
+        rows.append(
+            pair.model_copy(
+                update={
+                    "pair_id": content_hash("knowledge", instruction, pair.response),
+                    "instruction": instruction,
+                    "metadata": {**metadata, "phrasing_of": pair.pair_id},
+                }
+            )
+        )
     return rows
 
 
@@ -219,7 +247,9 @@ def template_probes(instruction: str, response: str, evidence: str) -> list[Know
     if answer is None:
         return []
     return valid_probes(
-        instruction, response, [{"question": t.format(question=instruction), "answer": answer} for t in PROBE_QUESTIONS]
+        instruction,
+        response,
+        [{"question": t.format(question=instruction), "answer": answer} for t in PROBE_QUESTIONS],
     )
 
 
@@ -249,14 +279,26 @@ def by_cues(conversation: Conversation) -> KnowledgeOutcome:
         out.pairs += with_training_phrasings(
             SFTPair(
                 pair_id=content_hash("knowledge", question.content, response),
-                instruction=question.content, response=response, source="knowledge_update", category=kind,
-                confidence=0.5, conversation_id=conversation.conversation_id, message_id=source_message.message_id,
+                instruction=question.content,
+                response=response,
+                source="knowledge_update",
+                category=kind,
+                confidence=0.5,
+                conversation_id=conversation.conversation_id,
+                message_id=source_message.message_id,
                 created_at=source_message.ts,
                 metadata=_with_probes(
-                    {"method": "cues", "evidence": m.content, "evidence_message_id": m.message_id,
-                     "wrong_answer_message_id": msgs[i - 1].message_id,
-                     "answer_from": "the user's correction" if statement else "the assistant's reply after it"},
-                    template_probes(question.content, response, m.content), "templates",
+                    {
+                        "method": "cues",
+                        "evidence": m.content,
+                        "evidence_message_id": m.message_id,
+                        "wrong_answer_message_id": msgs[i - 1].message_id,
+                        "answer_from": "the user's correction"
+                        if statement
+                        else "the assistant's reply after it",
+                    },
+                    template_probes(question.content, response, m.content),
+                    "templates",
                 ),
             )
         )
@@ -289,8 +331,12 @@ def by_teacher(conversation: Conversation, teacher: Any, seed: int = 0) -> Knowl
         out.pairs += with_training_phrasings(
             SFTPair(
                 pair_id=content_hash("knowledge", u.instruction, u.response),
-                instruction=u.instruction, response=u.response, source="knowledge_update", category=u.kind,
-                confidence=0.8, conversation_id=conversation.conversation_id,
+                instruction=u.instruction,
+                response=u.response,
+                source="knowledge_update",
+                category=u.kind,
+                confidence=0.8,
+                conversation_id=conversation.conversation_id,
                 metadata=_with_probes({"method": out.method, "evidence": u.evidence}, probes, probe_method),
             )
         )
@@ -299,7 +345,9 @@ def by_teacher(conversation: Conversation, teacher: Any, seed: int = 0) -> Knowl
     return out
 
 
-def extract_knowledge_updates(conversation: Conversation, method: str, teacher: Any = None) -> KnowledgeOutcome:
+def extract_knowledge_updates(
+    conversation: Conversation, method: str, teacher: Any = None
+) -> KnowledgeOutcome:
     if method == "cues":
         return by_cues(conversation)
     if method == "teacher":
@@ -328,7 +376,11 @@ class KnowledgeRun:
 
 
 def extract_and_store_knowledge_updates(
-    db: Any, method: str, teacher: Any = None, days: list | None = None, conversation_ids: list[str] | None = None,
+    db: Any,
+    method: str,
+    teacher: Any = None,
+    days: list | None = None,
+    conversation_ids: list[str] | None = None,
     all_conversations: bool = False,
 ) -> KnowledgeRun:
     """Run one method over the chosen conversations; successful attempts are not repeated, failures are
@@ -336,11 +388,17 @@ def extract_and_store_knowledge_updates(
     run = KnowledgeRun()
     # The probe scheme is part of an attempt's identity: when it changes, every conversation is read again
     # and its stored pairs gain the new probes (refresh keeps their use history).
-    identity = (method if method != "teacher" else f"teacher:{teacher.identity}") + f"/probes-{PROBES_VERSION}"
-    for rows in db.iter_conversation_messages(conversation_ids=conversation_ids, days=days if not all_conversations else None):
+    identity = (
+        method if method != "teacher" else f"teacher:{teacher.identity}"
+    ) + f"/probes-{PROBES_VERSION}"
+    for rows in db.iter_conversation_messages(
+        conversation_ids=conversation_ids, days=days if not all_conversations else None
+    ):
         conv = Conversation.from_rows(rows)
         run.conversations += 1
-        attempt_id = content_hash("knowledge", conv.conversation_id, str(len(rows)), rows[-1]["event_id"], identity)
+        attempt_id = content_hash(
+            "knowledge", conv.conversation_id, str(len(rows)), rows[-1]["event_id"], identity
+        )
         prior = db.knowledge_attempt(attempt_id)
         if prior and prior["ok"]:
             run.reused += 1
@@ -349,13 +407,24 @@ def extract_and_store_knowledge_updates(
         outcome = extract_knowledge_updates(conv, method, teacher)
         if outcome.pairs:
             run.pairs_stored += db.insert_sft_pairs(outcome.pairs, refresh=True)
-            wrong = [p.metadata["wrong_answer_message_id"] for p in outcome.pairs if "wrong_answer_message_id" in p.metadata]
+            wrong = [
+                p.metadata["wrong_answer_message_id"]
+                for p in outcome.pairs
+                if "wrong_answer_message_id" in p.metadata
+            ]
             run.superseded += db.mark_sft_superseded(wrong, "corrected by the user (knowledge update)")
         if not outcome.ok:
             run.failures += 1
             run.failure_reasons.append(f"{conv.conversation_id}: {outcome.reason}")
         db.record_knowledge_attempt(
-            {"attempt_id": attempt_id, "conversation_id": conv.conversation_id, "method": identity, "ok": outcome.ok,
-             "pairs_found": len(outcome.pairs), "reason": outcome.reason, "raw_output": outcome.raw_output}
+            {
+                "attempt_id": attempt_id,
+                "conversation_id": conv.conversation_id,
+                "method": identity,
+                "ok": outcome.ok,
+                "pairs_found": len(outcome.pairs),
+                "reason": outcome.reason,
+                "raw_output": outcome.raw_output,
+            }
         )
     return run

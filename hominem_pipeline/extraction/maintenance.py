@@ -92,7 +92,9 @@ def cluster_embeddings(vectors: np.ndarray, target_size: int, seed: int = 0) -> 
     return labels, centres
 
 
-def spherical_kmeans(vectors: np.ndarray, k: int, rng: np.random.Generator, iterations: int = 10) -> np.ndarray:
+def spherical_kmeans(
+    vectors: np.ndarray, k: int, rng: np.random.Generator, iterations: int = 10
+) -> np.ndarray:
     """Labels of k-means on unit vectors by cosine (Lloyd's iterations from k distinct random rows; an
     emptied cluster restarts from a random row). Plain numpy: one matrix product per iteration."""
     from scipy import sparse
@@ -103,9 +105,12 @@ def spherical_kmeans(vectors: np.ndarray, k: int, rng: np.random.Generator, iter
         labels = nearest_centroid(vectors, centres)
         counts = np.bincount(labels, minlength=k)
         # Per-cluster sums as one sparse (k x rows) product: np.add.at / reduceat are 10-50x slower.
-        sums = np.asarray(sparse.csr_matrix(
-            (np.ones(len(labels), np.float32), (labels, np.arange(len(labels)))), shape=(k, len(labels))
-        ) @ vectors)
+        sums = np.asarray(
+            sparse.csr_matrix(
+                (np.ones(len(labels), np.float32), (labels, np.arange(len(labels)))), shape=(k, len(labels))
+            )
+            @ vectors
+        )
         empty = counts == 0
         sums[empty] = vectors[rng.choice(len(vectors), size=int(empty.sum()))]
         centres = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
@@ -221,7 +226,9 @@ def run_maintenance(
     t = time.perf_counter()
     if config.dedup.content_hash:
         dups = store.duplicate_content(db)
-        report.merged_duplicate_content = store.remove_rows(db, [(d, "duplicate_content", k) for d, k in dups], now)
+        report.merged_duplicate_content = store.remove_rows(
+            db, [(d, "duplicate_content", k) for d, k in dups], now
+        )
     timed("duplicate_content", t)
 
     t = time.perf_counter()
@@ -246,7 +253,9 @@ def run_maintenance(
         labels = cols["cluster"].astype(np.int64) if len(vectors) else np.zeros(0, np.int64)
         _, centres = store.centroids(db, embedder.spec)
         sizes = np.bincount(labels[labels >= 0]) if np.any(labels >= 0) else np.zeros(0, np.int64)
-        if len(vectors) and (len(centres) == 0 or (len(sizes) and sizes.max() > 4 * config.dedup.cluster_size)):
+        if len(vectors) and (
+            len(centres) == 0 or (len(sizes) and sizes.max() > 4 * config.dedup.cluster_size)
+        ):
             # No clusters for this model yet (first night, or the model changed), or one grew past twice
             # its bound: recluster everything.
             labels, centres = cluster_embeddings(vectors, config.dedup.cluster_size, config.seed)
@@ -266,15 +275,21 @@ def run_maintenance(
         if len(vectors) and config.dedup.similarity < 1.0:
             # Knowledge rows are exempt: one fact is taught on purpose under several phrasings of its
             # question (extraction/knowledge.py), and those phrasings are near-duplicates by design.
-            keys = np.where(cols["source"] == "knowledge_update",
-                            np.char.add("knowledge:", cols["pair_id"].astype(str)), cols["source"].astype(str))
+            keys = np.where(
+                cols["source"] == "knowledge_update",
+                np.char.add("knowledge:", cols["pair_id"].astype(str)),
+                cols["source"].astype(str),
+            )
             groups = near_duplicate_groups(vectors, labels, keys, config.dedup.similarity)
             removals = []
             for g in groups:
                 # Keeper: the highest score; pair ids are sorted, so ties go to the smallest id.
                 keeper = g[int(np.argmax(cols["score"][g]))]
-                removals += [(str(cols["pair_id"][i]), "near_duplicate", str(cols["pair_id"][keeper]))
-                             for i in g if i != keeper]
+                removals += [
+                    (str(cols["pair_id"][i]), "near_duplicate", str(cols["pair_id"][keeper]))
+                    for i in g
+                    if i != keeper
+                ]
             report.near_duplicate_groups = len(groups)
             report.merged_near_duplicate = store.remove_rows(db, removals, now)
         timed("near_duplicate", t)

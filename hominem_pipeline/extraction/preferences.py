@@ -47,7 +47,9 @@ class ResponseScores:
     scalar: float | None = None
 
 
-def pair_scores(chosen: ResponseScores, rejected: ResponseScores, names: Iterable[str] | None = None) -> dict[str, Any]:
+def pair_scores(
+    chosen: ResponseScores, rejected: ResponseScores, names: Iterable[str] | None = None
+) -> dict[str, Any]:
     """The numbers a preference pair carries, from its two responses' scores: the one rule used for
     teacher labels, feedback and reward-model scoring. The gate acts on `safety_score`, which is the
     chosen response's safety: what the pair reinforces."""
@@ -110,30 +112,49 @@ def _scalar(row: dict[str, Any], manifold: RewardManifold) -> float:
 def _label_scores(row: dict[str, Any], manifold: RewardManifold) -> ResponseScores:
     vector = row.get("reward_vector", row.get("vector"))
     return ResponseScores(
-        vector, row["reward_intensity"], row["safety_score"], _scalar({**row, "reward_vector": vector}, manifold)
+        vector,
+        row["reward_intensity"],
+        row["safety_score"],
+        _scalar({**row, "reward_vector": vector}, manifold),
     )
 
 
 def pairs_from_teacher_labels(
-    rows: Iterable[dict[str, Any]], manifold: RewardManifold, min_margin: float, out: PreferenceBuild,
+    rows: Iterable[dict[str, Any]],
+    manifold: RewardManifold,
+    min_margin: float,
+    out: PreferenceBuild,
     label_times: Mapping[str, datetime] | None = None,
 ) -> None:
     """Teacher pairs, dated by the later of their two labels (`created_at` in the row, else
     `label_times[label_id]`)."""
     times = label_times or {}
     selected, skipped = select_teacher_pairs(
-        rows, prompt=lambda r: r["prompt"], response=lambda r: r["response"],
-        scalar=lambda r: _scalar(r, manifold), min_margin=min_margin,
+        rows,
+        prompt=lambda r: r["prompt"],
+        response=lambda r: r["response"],
+        scalar=lambda r: _scalar(r, manifold),
+        min_margin=min_margin,
     )
     for reason, n in skipped.items():
         out.skipped[f"teacher_{reason}"] += n
     for best, worst, _margin in selected:
-        dated = [t for t in (best.get("created_at") or times.get(best["label_id"]),
-                             worst.get("created_at") or times.get(worst["label_id"])) if t is not None]
+        dated = [
+            t
+            for t in (
+                best.get("created_at") or times.get(best["label_id"]),
+                worst.get("created_at") or times.get(worst["label_id"]),
+            )
+            if t is not None
+        ]
         out.pairs.append(
             PreferencePair(
-                prompt=best["prompt"], chosen=best["response"], rejected=worst["response"], source="teacher",
-                category=best.get("category"), scored_by=best.get("rater"),
+                prompt=best["prompt"],
+                chosen=best["response"],
+                rejected=worst["response"],
+                source="teacher",
+                category=best.get("category"),
+                scored_by=best.get("rater"),
                 created_at=max(dated) if dated else None,
                 metadata={"chosen_label_id": best["label_id"], "rejected_label_id": worst["label_id"]},
                 **pair_scores(_label_scores(best, manifold), _label_scores(worst, manifold), manifold.names),
@@ -163,8 +184,11 @@ def feedback_choices(
     `channels.build_sft_pairs`)."""
     skipped = skipped if skipped is not None else defaultdict(int)
     feedback = db.get_feedback()
-    raw = [(f["chosen_message_id"], f["rejected_message_id"], f["event_id"], "choice", f["ts"])
-           for f in feedback if f["kind"] == "preference"]
+    raw = [
+        (f["chosen_message_id"], f["rejected_message_id"], f["event_id"], "choice", f["ts"])
+        for f in feedback
+        if f["kind"] == "preference"
+    ]
     valence: dict[str, float] = defaultdict(float)
     emoji_ts: dict[str, datetime] = {}
     for f in feedback:
@@ -184,7 +208,9 @@ def feedback_choices(
             continue
         ranked = sorted(turn_mids, key=lambda m: (-valence[m], m))
         if valence[ranked[0]] - valence[ranked[-1]] >= min_valence_gap:
-            raw.append((ranked[0], ranked[-1], "", "emoji_valence", max(emoji_ts[ranked[0]], emoji_ts[ranked[-1]])))
+            raw.append(
+                (ranked[0], ranked[-1], "", "emoji_valence", max(emoji_ts[ranked[0]], emoji_ts[ranked[-1]]))
+            )
     out = []
     for chosen_id, rejected_id, event_id, how, ts in raw:
         if chosen_id not in messages or rejected_id not in messages:
@@ -196,12 +222,23 @@ def feedback_choices(
         if messages[chosen_id]["content"].strip() == messages[rejected_id]["content"].strip():
             skipped["feedback_identical_responses"] += 1
             continue
-        out.append(FeedbackChoice(chosen_id, rejected_id, event_id, how, ts, prompts[chosen_id][1],
-                                  messages[chosen_id]["conversation_id"]))
+        out.append(
+            FeedbackChoice(
+                chosen_id,
+                rejected_id,
+                event_id,
+                how,
+                ts,
+                prompts[chosen_id][1],
+                messages[chosen_id]["conversation_id"],
+            )
+        )
     return out, messages
 
 
-def emotion_scores(scores: dict[str, Any], chosen: dict[str, Any], rejected: dict[str, Any]) -> dict[str, Any]:
+def emotion_scores(
+    scores: dict[str, Any], chosen: dict[str, Any], rejected: dict[str, Any]
+) -> dict[str, Any]:
     """Seed 000 7.4 on a feedback pair whose two drafts carry the teacher's emotion labels: the emotion
     intensity (mean of the two, how vivid the moment was) weights the pair, and each response's safety is
     the stricter of its reward-label and emotion-label safety, so the gate sees both."""
@@ -222,8 +259,16 @@ def pairs_from_feedback(
     (`emotion_scores`)."""
     choices, messages = feedback_choices(db, min_valence_gap, out.skipped)
     ids = sorted({m for c in choices for m in (c.chosen_id, c.rejected_id)})
-    labels = {r["message_id"]: r for r in db.get_conversation_labels(message_ids=ids, kind="reward")} if ids else {}
-    emotion = {r["message_id"]: r for r in db.get_conversation_labels(message_ids=ids, kind="emotion")} if ids else {}
+    labels = (
+        {r["message_id"]: r for r in db.get_conversation_labels(message_ids=ids, kind="reward")}
+        if ids
+        else {}
+    )
+    emotion = (
+        {r["message_id"]: r for r in db.get_conversation_labels(message_ids=ids, kind="emotion")}
+        if ids
+        else {}
+    )
     for c in choices:
         scores: dict[str, Any] = {}
         if c.chosen_id in labels and c.rejected_id in labels:
@@ -235,12 +280,23 @@ def pairs_from_feedback(
             scores.setdefault("scored_by", emotion[c.chosen_id]["rater"])
         out.pairs.append(
             PreferencePair(
-                prompt=c.prompt, chosen=messages[c.chosen_id]["content"], rejected=messages[c.rejected_id]["content"],
-                source="feedback", created_at=c.ts,
-                metadata={"how": c.how, "feedback_event_id": c.event_id, "chosen_message_id": c.chosen_id,
-                          "rejected_message_id": c.rejected_id, "conversation_id": c.conversation_id,
-                          "intensity_from": "emotion labels" if c.chosen_id in emotion and c.rejected_id in emotion
-                          else "reward labels" if scores else "unscored"},
+                prompt=c.prompt,
+                chosen=messages[c.chosen_id]["content"],
+                rejected=messages[c.rejected_id]["content"],
+                source="feedback",
+                created_at=c.ts,
+                metadata={
+                    "how": c.how,
+                    "feedback_event_id": c.event_id,
+                    "chosen_message_id": c.chosen_id,
+                    "rejected_message_id": c.rejected_id,
+                    "conversation_id": c.conversation_id,
+                    "intensity_from": "emotion labels"
+                    if c.chosen_id in emotion and c.rejected_id in emotion
+                    else "reward labels"
+                    if scores
+                    else "unscored",
+                },
                 **scores,
             )
         )
@@ -269,7 +325,11 @@ def pairs_from_imports(rows: Iterable[dict[str, Any]], out: PreferenceBuild) -> 
             continue
         out.pairs.append(
             PreferencePair(
-                pair_id=r["pair_id"], prompt=r["prompt"], chosen=r["chosen"], rejected=r["rejected"], source="import",
+                pair_id=r["pair_id"],
+                prompt=r["prompt"],
+                chosen=r["chosen"],
+                rejected=r["rejected"],
+                source="import",
                 created_at=r.get("imported_at"),
                 metadata={"source_file": r.get("source_file"), "line_no": r.get("line_no")},
             )
@@ -277,7 +337,10 @@ def pairs_from_imports(rows: Iterable[dict[str, Any]], out: PreferenceBuild) -> 
 
 
 def build_preference_pairs(
-    db: Any, manifold: RewardManifold, teacher_rows: list[dict[str, Any]], min_margin: float = 0.05,
+    db: Any,
+    manifold: RewardManifold,
+    teacher_rows: list[dict[str, Any]],
+    min_margin: float = 0.05,
     min_valence_gap: float = 1.0,
 ) -> PreferenceBuild:
     out = PreferenceBuild()
@@ -307,7 +370,9 @@ def preference_pair_problems(rows: list[dict[str, Any]]) -> list[str]:
         try:
             PreferencePair.model_validate(row)
         except ValidationError as exc:
-            problems.extend(f"{where}: {'.'.join(str(x) for x in e['loc']) or 'pair'}: {e['msg']}" for e in exc.errors())
+            problems.extend(
+                f"{where}: {'.'.join(str(x) for x in e['loc']) or 'pair'}: {e['msg']}" for e in exc.errors()
+            )
     return problems
 
 
@@ -323,10 +388,15 @@ def sft_pair_problems(rows: list[dict[str, Any]]) -> list[str]:
         for f in ("instruction", "response"):
             if not str(row.get(f) or "").strip():
                 problems.append(f"{where}: {f}: empty")
-        if str(row.get("instruction", "")).strip() and row.get("instruction", "").strip() == str(row.get("response", "")).strip():
+        if (
+            str(row.get("instruction", "")).strip()
+            and row.get("instruction", "").strip() == str(row.get("response", "")).strip()
+        ):
             problems.append(f"{where}: response: same text as the instruction")
         try:
             SFTPair.model_validate(row)
         except ValidationError as exc:
-            problems.extend(f"{where}: {'.'.join(str(x) for x in e['loc']) or 'pair'}: {e['msg']}" for e in exc.errors())
+            problems.extend(
+                f"{where}: {'.'.join(str(x) for x in e['loc']) or 'pair'}: {e['msg']}" for e in exc.errors()
+            )
     return problems

@@ -38,8 +38,12 @@ class Message:
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> Message:
         return cls(
-            message_id=r.get("event_id") or r["message_id"], role=r["role"], content=r["content"], ts=r.get("ts"),
-            internal_generated=bool(r.get("internal_generated")), introspection=bool(r.get("introspection")),
+            message_id=r.get("event_id") or r["message_id"],
+            role=r["role"],
+            content=r["content"],
+            ts=r.get("ts"),
+            internal_generated=bool(r.get("internal_generated")),
+            introspection=bool(r.get("introspection")),
             draft_index=r.get("draft_index"),
         )
 
@@ -214,7 +218,9 @@ def extract_sft_pairs_from_conversation(
                 raise ValueError("a user turn has several drafts: the dedup rule needs an embedder")
             vectors = embedder.embed([r.content for r in replies])
             st.texts_embedded += len(replies)
-            ranked = source.intensities(turn.user.content, [r.content for r in replies], [r.message_id for r in replies])
+            ranked = source.intensities(
+                turn.user.content, [r.content for r in replies], [r.message_id for r in replies]
+            )
             how = source.name if any(x is not None for x in ranked) else "first_draft"
             st.ranked_by[how] = st.ranked_by.get(how, 0) + 1
             keep = dedup_drafts(vectors, ranked, opts.dedup_threshold)
@@ -229,8 +235,16 @@ def extract_sft_pairs_from_conversation(
 
 
 def _pair(
-    conversation: Conversation, turn: _Turn, reply: Message, source: str, category: str | None, weight: float,
-    reward_intensity: float | None, opts: ExtractionOptions, drafts: int, safety: float | None = None,
+    conversation: Conversation,
+    turn: _Turn,
+    reply: Message,
+    source: str,
+    category: str | None,
+    weight: float,
+    reward_intensity: float | None,
+    opts: ExtractionOptions,
+    drafts: int,
+    safety: float | None = None,
 ) -> SFTPair:
     context = _context_text(turn.context) if opts.include_context else None
     return SFTPair(
@@ -246,13 +260,21 @@ def _pair(
         conversation_id=conversation.conversation_id,
         message_id=reply.message_id,
         created_at=reply.ts,
-        metadata={"user_message_id": turn.user.message_id, "drafts_in_turn": drafts, "draft_index": reply.draft_index},
+        metadata={
+            "user_message_id": turn.user.message_id,
+            "drafts_in_turn": drafts,
+            "draft_index": reply.draft_index,
+        },
     )
 
 
 def _introspection_pairs(
-    conversation: Conversation, items: list[tuple[_Turn, Message]], opts: ExtractionOptions,
-    embedder: Any, source: IntensitySource, st: ExtractionStats,
+    conversation: Conversation,
+    items: list[tuple[_Turn, Message]],
+    opts: ExtractionOptions,
+    embedder: Any,
+    source: IntensitySource,
+    st: ExtractionStats,
 ) -> list[SFTPair]:
     if not items:
         return []
@@ -280,7 +302,9 @@ def _introspection_pairs(
             raise ValueError("introspection dedup needs an embedder")
         vectors = embedder.embed([r.content for _, r, _ in candidates])
         st.texts_embedded += len(candidates)
-        ranked = source.intensities("", [r.content for _, r, _ in candidates], [r.message_id for _, r, _ in candidates])
+        ranked = source.intensities(
+            "", [r.content for _, r, _ in candidates], [r.message_id for _, r, _ in candidates]
+        )
         keep = dedup_drafts(vectors, ranked, opts.dedup_threshold)
         st.introspection_duplicates += len(candidates) - len(keep)
         candidates = [candidates[i] for i in keep]
@@ -288,6 +312,17 @@ def _introspection_pairs(
     for turn, r, safety in candidates:
         [ri] = source.intensities(turn.user.content, [r.content], [r.message_id])
         out.append(
-            _pair(conversation, turn, r, "introspection", "introspection", opts.introspection_weight, ri, opts, 1, safety)
+            _pair(
+                conversation,
+                turn,
+                r,
+                "introspection",
+                "introspection",
+                opts.introspection_weight,
+                ri,
+                opts,
+                1,
+                safety,
+            )
         )
     return out

@@ -71,8 +71,10 @@ def extract_and_store_sft_pairs(
     `skip_existing=False`, which refreshes stored pairs but keeps their is_used history)."""
     if not (conversation_id or all_conversations or since or days is not None):
         raise ValueError("say which conversations: conversation_id, all_conversations, since or days")
-    if conversation_id and not all_conversations and not db.existing_ids(
-        "conversation_messages", "conversation_id", [conversation_id]
+    if (
+        conversation_id
+        and not all_conversations
+        and not db.existing_ids("conversation_messages", "conversation_id", [conversation_id])
     ):
         # Reporting "0 pairs" here would read as "nothing to learn" when the id is simply wrong.
         raise ValueError(
@@ -80,8 +82,13 @@ def extract_and_store_sft_pairs(
             "conversation_id (imported ones start with 'imp-'), stored once the `conversations` asset ran"
         )
     opts = options or ExtractionOptions()
-    opts = ExtractionOptions(**{**vars(opts), "include_context": include_context or opts.include_context,
-                                "include_introspection": include_introspection or opts.include_introspection})
+    opts = ExtractionOptions(
+        **{
+            **vars(opts),
+            "include_context": include_context or opts.include_context,
+            "include_introspection": include_introspection or opts.include_introspection,
+        }
+    )
     if embedder is None:
         from hominem_pipeline.embedding import Embedder
 

@@ -43,8 +43,14 @@ def dcs(gda: Mapping[str, float], left_out: Iterable[str] = ()) -> Component:
     value = sum(max(0.0, float(v)) for v in gda.values()) / len(gda)
     worst = min(gda, key=lambda k: gda[k])
     return Component(
-        "dcs", _unit(value),
-        {"pairs": len(gda), "most_opposed": worst, "most_opposed_gda": round(float(gda[worst]), 6), "left_out": left},
+        "dcs",
+        _unit(value),
+        {
+            "pairs": len(gda),
+            "most_opposed": worst,
+            "most_opposed_gda": round(float(gda[worst]), 6),
+            "left_out": left,
+        },
     )
 
 
@@ -84,12 +90,17 @@ def gvs(grad_norms: Sequence[float], gvi_max: float | None, window: int) -> Comp
     tail = list(grad_norms)[-window:]
     value = gvi(tail)
     if value is None:
-        return Component("gvs", None, {"steps": len(tail)}, "fewer than two training steps with gradient norms")
+        return Component(
+            "gvs", None, {"steps": len(tail)}, "fewer than two training steps with gradient norms"
+        )
     if gvi_max is None:
         return Component("gvs", None, {"gvi": value}, "no GVI_max_reference calibrated for this adapter")
     ratio = value / gvi_max if gvi_max > 0 else (0.0 if value == 0 else math.inf)
-    return Component("gvs", _unit(1.0 - min(1.0, ratio)), {"gvi": round(value, 6), "gvi_max_reference": gvi_max,
-                                                           "steps": len(tail)})
+    return Component(
+        "gvs",
+        _unit(1.0 - min(1.0, ratio)),
+        {"gvi": round(value, 6), "gvi_max_reference": gvi_max, "steps": len(tail)},
+    )
 
 
 # -- MSS: manifold stability ------------------------------------------------------------------------
@@ -136,7 +147,9 @@ def mss(drift: float | None, curvature: float | None, inputs: dict[str, Any] | N
     terms = {k: v for k, v in (("drift", drift), ("curvature_variance", curvature)) if v is not None}
     info = {**(inputs or {}), **{k: round(v, 6) for k, v in terms.items()}}
     if not terms:
-        return Component("mss", None, info, "no earlier accepted reward-vector RDM and no multi-turn conversations")
+        return Component(
+            "mss", None, info, "no earlier accepted reward-vector RDM and no multi-turn conversations"
+        )
     note = "" if len(terms) == 2 else f"only {next(iter(terms))} measured"
     return Component("mss", _unit(float(np.mean([1.0 - v for v in terms.values()]))), info, note)
 
@@ -172,11 +185,18 @@ def cdrs(pairs: Sequence[ScoredPair]) -> Component:
     agreeing = sorted(d for d, v in by_domain.items() if sum(v) >= len(v) / 2)
     consistency = len(agreeing) / len(by_domain)
     value = 1.0 - (contradiction + entropy + (1.0 - consistency)) / 3.0
-    return Component("cdrs", _unit(value), {
-        "pairs": len(pairs), "domains": len(by_domain), "c_contradiction": round(contradiction, 6),
-        "c_entropy": round(entropy, 6), "c_consistency": round(consistency, 6),
-        "disagreeing_domains": sorted(set(by_domain) - set(agreeing)),
-    })
+    return Component(
+        "cdrs",
+        _unit(value),
+        {
+            "pairs": len(pairs),
+            "domains": len(by_domain),
+            "c_contradiction": round(contradiction, 6),
+            "c_entropy": round(entropy, 6),
+            "c_consistency": round(consistency, 6),
+            "disagreeing_domains": sorted(set(by_domain) - set(agreeing)),
+        },
+    )
 
 
 # -- LRPS: local reward predictivity ----------------------------------------------------------------
@@ -187,18 +207,25 @@ def lrps(local_means: Sequence[float], outcomes: Sequence[float], min_conversati
     if x.size < min_conversations:
         return Component("lrps", None, info, f"fewer than {min_conversations} conversations with an outcome")
     if x.std() == 0 or y.std() == 0:
-        return Component("lrps", None, info, "local rewards or outcomes are constant: no correlation to measure")
+        return Component(
+            "lrps", None, info, "local rewards or outcomes are constant: no correlation to measure"
+        )
     r = float(np.corrcoef(x, y)[0, 1])
     return Component("lrps", _unit(max(0.0, r)), {**info, "pearson": round(r, 6)})
 
 
 # -- the index --------------------------------------------------------------------------------------
-def weighted_index(components: Mapping[str, Component], weights: Weights, names: Sequence[str] = COMPONENTS) -> float | None:
+def weighted_index(
+    components: Mapping[str, Component], weights: Weights, names: Sequence[str] = COMPONENTS
+) -> float | None:
     """sum(w_c * c) / sum(w_c) over the named components that were measured (None if none was).
     With every component measured this is the seed's RHI = 0.25 DCS + 0.15 GVS + 0.25 MSS + 0.20 CDRS
     + 0.15 LRPS."""
-    used = [(getattr(weights, n), components[n].value) for n in names if n in components
-            and components[n].value is not None]
+    used = [
+        (getattr(weights, n), components[n].value)
+        for n in names
+        if n in components and components[n].value is not None
+    ]
     total = sum(w for w, _ in used)
     if not used or total <= 0:
         return None

@@ -48,22 +48,29 @@ class FastLoop(StrictModel):
     freeze: float = Field(0.20, ge=0.0, le=1.0)
     recover: float = Field(0.50, ge=0.0, le=1.0)
     max_age_hours: float = Field(
-        48.0, gt=0, description="an online update learns from the feedback pairs no earlier update took, at most this "
-        "old (older feedback is left to the training cycle)"
+        48.0,
+        gt=0,
+        description="an online update learns from the feedback pairs no earlier update took, at most this "
+        "old (older feedback is left to the training cycle)",
     )
     max_steps: int = Field(4, ge=1, le=1000)
     probe_interval: int = Field(
-        4, ge=1, description="a gradient probe (DCS) every this many steps, at most max_steps apart (so at least one, "
+        4,
+        ge=1,
+        description="a gradient probe (DCS) every this many steps, at most max_steps apart (so at least one, "
         "at the last step when they are equal): a probe costs one backward pass per reward dimension, and over an "
-        "update's few small steps its reading barely moves"
+        "update's few small steps its reading barely moves",
     )
     learning_rate_factor: float = Field(
         0.5, gt=0, le=1.0, description="online steps use the cycle's learning rates times this"
     )
     min_user_lrps: float = Field(
-        0.30, ge=0.0, le=1.0, description="an online update learns from the user's feedback only when LRPS read from "
+        0.30,
+        ge=0.0,
+        le=1.0,
+        description="an online update learns from the user's feedback only when LRPS read from "
         "the user's own judgements (the cross-fitted user head) is at least this, where it is measurable: a user "
-        "who rewards and punishes the same trait at random scores near 0, a consistent one 0.7-0.8"
+        "who rewards and punishes the same trait at random scores near 0, a consistent one 0.7-0.8",
     )
     pointer: str = Field("online", description="the adapter pointer online updates move (never `current`)")
     cron: CronExpression = "0 */6 * * *"  # when `online_update_schedule` runs one update
@@ -100,17 +107,27 @@ class Probes(StrictModel):
     """How big the fixed probe sets are (all drawn deterministically from the project's own data)."""
 
     gvs_window: int = Field(20, ge=2, le=100000, description="W: the last W training steps' gradient norms")
-    gvi_percentile: float = Field(95.0, gt=0.0, le=100.0, description="percentile of the reference run's windowed GVI")
+    gvi_percentile: float = Field(
+        95.0, gt=0.0, le=100.0, description="percentile of the reference run's windowed GVI"
+    )
     gvi_headroom: float = Field(
-        2.0, ge=1.0, le=100.0, description="GVI_max_reference = headroom x that percentile (a run as steady as "
-        "the reference scores 1 - 1/headroom)"
+        2.0,
+        ge=1.0,
+        le=100.0,
+        description="GVI_max_reference = headroom x that percentile (a run as steady as "
+        "the reference scores 1 - 1/headroom)",
     )
     cdrs_max_pairs: int = Field(64, ge=2, le=100000)
     lrps_min_conversations: int = Field(3, ge=3, le=100000)
     lrps_min_judgements: int = Field(
-        6, ge=3, le=100000, description="LRPS from the user's judgements needs this many emoji or choices scored out of fold"
+        6,
+        ge=3,
+        le=100000,
+        description="LRPS from the user's judgements needs this many emoji or choices scored out of fold",
     )
-    lrps_folds: int = Field(5, ge=2, le=100, description="folds of the user head's cross-fitting (by conversation)")
+    lrps_folds: int = Field(
+        5, ge=2, le=100, description="folds of the user head's cross-fitting (by conversation)"
+    )
     conversations_limit: int = Field(200, ge=1, le=1000000)
     curvature_min_turns: int = Field(3, ge=3, le=1000)
     prompt_variant_prefix: str = Field(

@@ -43,7 +43,9 @@ def decisions_path(artifacts_dir: Path, model_name: str) -> Path:
 
 
 def log_decision(artifacts_dir: Path, model_name: str, decision: Decision) -> None:
-    append_jsonl_durable(decisions_path(artifacts_dir, model_name), {**asdict(decision), "model_name": model_name})
+    append_jsonl_durable(
+        decisions_path(artifacts_dir, model_name), {**asdict(decision), "model_name": model_name}
+    )
 
 
 def read_decisions(artifacts_dir: Path, model_name: str) -> list[dict[str, Any]]:
@@ -65,8 +67,14 @@ def log_changed_decision(artifacts_dir: Path, model_name: str, decision: Decisio
 def _report_inputs(report: HealthReport | None) -> dict[str, Any]:
     if report is None:
         return {}
-    return {"version": report.version, "rhi": report.rhi, "partial": report.partial, **report.values(),
-            "missing": report.missing, "measured_at": report.measured_at}
+    return {
+        "version": report.version,
+        "rhi": report.rhi,
+        "partial": report.partial,
+        **report.values(),
+        "missing": report.missing,
+        "measured_at": report.measured_at,
+    }
 
 
 # -- consolidation and its dip ----------------------------------------------------------------------
@@ -74,12 +82,16 @@ def consolidation_decision(report: HealthReport | None, version: str, cfg: Conso
     """Promote `version` into `current` only with a report for it whose RHI is above the threshold."""
     inputs = {"version": version, "threshold": cfg.threshold, **_report_inputs(report)}
     if report is None or report.version != version:
-        return Decision("consolidation", ["hold"], f"no RHI report for {version} (materialise rhi_report)", inputs)
+        return Decision(
+            "consolidation", ["hold"], f"no RHI report for {version} (materialise rhi_report)", inputs
+        )
     if report.rhi is None:
         return Decision("consolidation", ["hold"], "no RHI component could be measured", inputs)
     if report.rhi > cfg.threshold:
         return Decision("consolidation", ["consolidate"], f"RHI {report.rhi:.3f} > {cfg.threshold}", inputs)
-    return Decision("consolidation", ["hold"], f"RHI {report.rhi:.3f} <= {cfg.threshold}: `current` stays", inputs)
+    return Decision(
+        "consolidation", ["hold"], f"RHI {report.rhi:.3f} <= {cfg.threshold}: `current` stays", inputs
+    )
 
 
 def dip_decision(report: HealthReport, cfg: Consolidation) -> Decision:
@@ -87,14 +99,22 @@ def dip_decision(report: HealthReport, cfg: Consolidation) -> Decision:
     inputs = {"revert_below": cfg.revert_below, **_report_inputs(report)}
     if report.rhi is not None and report.rhi <= cfg.revert_below:
         return Decision("dip", ["revert"], f"RHI of current {report.rhi:.3f} <= {cfg.revert_below}", inputs)
-    return Decision("dip", ["keep"], "RHI of current not measured" if report.rhi is None
-                    else f"RHI of current {report.rhi:.3f} > {cfg.revert_below}", inputs)
+    return Decision(
+        "dip",
+        ["keep"],
+        "RHI of current not measured"
+        if report.rhi is None
+        else f"RHI of current {report.rhi:.3f} > {cfg.revert_below}",
+        inputs,
+    )
 
 
 # -- slow loop --------------------------------------------------------------------------------------
 def read_adjustment(artifacts_dir: Path, model_name: str) -> dict[str, Any]:
     path = health_root(artifacts_dir, model_name) / ADJUSTMENT_FILE
-    return json.loads(path.read_text()) if path.is_file() else {"learning_rate_factor": 1.0, "anchor_at": None}
+    return (
+        json.loads(path.read_text()) if path.is_file() else {"learning_rate_factor": 1.0, "anchor_at": None}
+    )
 
 
 def learning_rate_factor(artifacts_dir: Path, model_name: str) -> float:
@@ -113,22 +133,38 @@ def trailing_falls(values: list[float]) -> int:
     return n
 
 
-def slow_loop_decision(nightly: list[dict[str, Any]], adjustment: dict[str, Any], cfg: SlowLoop) -> tuple[Decision, dict[str, Any]]:
+def slow_loop_decision(
+    nightly: list[dict[str, Any]], adjustment: dict[str, Any], cfg: SlowLoop
+) -> tuple[Decision, dict[str, Any]]:
     """(decision, new adjustment state) from the nightly measurements: falls are counted from the last
     adjustment on, so one lowering needs `falling_nights` new falls."""
     anchor = adjustment.get("anchor_at")
-    series = [r for r in nightly if r.get("rhi") is not None and (anchor is None or r["measured_at"] >= anchor)]
+    series = [
+        r for r in nightly if r.get("rhi") is not None and (anchor is None or r["measured_at"] >= anchor)
+    ]
     values = [float(r["rhi"]) for r in series]
     falls = trailing_falls(values)
     factor = float(adjustment.get("learning_rate_factor", 1.0))
-    inputs = {"nightly_rhi": values[-(cfg.falling_nights + 1):], "falls_in_a_row": falls,
-              "falling_nights": cfg.falling_nights, "learning_rate_factor": factor}
+    inputs = {
+        "nightly_rhi": values[-(cfg.falling_nights + 1) :],
+        "falls_in_a_row": falls,
+        "falling_nights": cfg.falling_nights,
+        "learning_rate_factor": factor,
+    }
     if falls >= cfg.falling_nights:
         new = max(cfg.min_learning_rate_factor, factor * cfg.learning_rate_decay)
-        state = {"learning_rate_factor": new, "anchor_at": series[-1]["measured_at"], "updated_at": now_iso(),
-                 "reason": f"RHI fell {falls} nights in a row"}
-        return Decision("slow", ["lower_learning_rate"], f"RHI fell {falls} nights in a row: learning-rate factor "
-                        f"{factor:g} -> {new:g}", {**inputs, "new_learning_rate_factor": new}), state
+        state = {
+            "learning_rate_factor": new,
+            "anchor_at": series[-1]["measured_at"],
+            "updated_at": now_iso(),
+            "reason": f"RHI fell {falls} nights in a row",
+        }
+        return Decision(
+            "slow",
+            ["lower_learning_rate"],
+            f"RHI fell {falls} nights in a row: learning-rate factor {factor:g} -> {new:g}",
+            {**inputs, "new_learning_rate_factor": new},
+        ), state
     trend = "rising" if len(values) >= 2 and values[-1] > values[-2] else "not falling long enough"
     return Decision("slow", ["continue"], f"RHI {trend} ({falls} falls in a row)", inputs), adjustment
 
@@ -147,20 +183,40 @@ def save_online_state(artifacts_dir: Path, model_name: str, state: dict[str, Any
     write_json_atomic(health_root(artifacts_dir, model_name) / ONLINE_STATE_FILE, state)
 
 
-def fast_loop_decision(partial: float | None, frozen: bool, cfg: FastLoop, inputs: dict[str, Any] | None = None) -> Decision:
+def fast_loop_decision(
+    partial: float | None, frozen: bool, cfg: FastLoop, inputs: dict[str, Any] | None = None
+) -> Decision:
     """What an online update's partial RHI allows. While frozen, only a partial RHI back at `recover`
     unfreezes (and that update is applied if it also clears `skip`)."""
-    inputs = {"partial": partial, "frozen": frozen, "skip": cfg.skip, "rollback": cfg.rollback, "freeze": cfg.freeze,
-              "recover": cfg.recover, **(inputs or {})}
+    inputs = {
+        "partial": partial,
+        "frozen": frozen,
+        "skip": cfg.skip,
+        "rollback": cfg.rollback,
+        "freeze": cfg.freeze,
+        "recover": cfg.recover,
+        **(inputs or {}),
+    }
     if partial is None:
-        return Decision("fast", ["skip"], "partial RHI not measurable (no gradient probe or norms): not applied", inputs)
+        return Decision(
+            "fast", ["skip"], "partial RHI not measurable (no gradient probe or norms): not applied", inputs
+        )
     if frozen:
         if partial >= cfg.recover:
             actions = ["unfreeze"] + (["apply"] if partial >= cfg.skip else ["skip"])
-            return Decision("fast", actions, f"partial RHI {partial:.3f} >= {cfg.recover}: online learning resumes", inputs)
-        return Decision("fast", ["skip", "stay_frozen"], f"frozen; partial RHI {partial:.3f} < {cfg.recover}", inputs)
+            return Decision(
+                "fast",
+                actions,
+                f"partial RHI {partial:.3f} >= {cfg.recover}: online learning resumes",
+                inputs,
+            )
+        return Decision(
+            "fast", ["skip", "stay_frozen"], f"frozen; partial RHI {partial:.3f} < {cfg.recover}", inputs
+        )
     if partial < cfg.freeze:
-        return Decision("fast", ["skip", "rollback", "freeze"], f"partial RHI {partial:.3f} < {cfg.freeze}", inputs)
+        return Decision(
+            "fast", ["skip", "rollback", "freeze"], f"partial RHI {partial:.3f} < {cfg.freeze}", inputs
+        )
     if partial < cfg.rollback:
         return Decision("fast", ["skip", "rollback"], f"partial RHI {partial:.3f} < {cfg.rollback}", inputs)
     if partial < cfg.skip:

@@ -71,7 +71,9 @@ def conversations_from_store(db: Any, limit: int) -> list[Conversation]:
     return out
 
 
-def teacher_outcomes(db: Any, conversations: list[Conversation], manifold: Any) -> dict[str, tuple[float, str]]:
+def teacher_outcomes(
+    db: Any, conversations: list[Conversation], manifold: Any
+) -> dict[str, tuple[float, str]]:
     """conversation id -> (outcome, where from) for a user who gave no judgement: the teacher's
     emotion-label valence of its assistant turns, else the teacher's reward-label scalar. (The user's own
     emoji and choices are `user_judgements`, read per reply by `health.predictivity`.)"""
@@ -86,7 +88,9 @@ def teacher_outcomes(db: Any, conversations: list[Conversation], manifold: Any) 
             emotion[cid].append(float(r["vector"]["valence"]))
         elif r["kind"] == "reward":
             scalar = r.get("scalar_preference")
-            reward[cid].append(float(scalar) if scalar is not None else manifold.scalar_preference_of(r["vector"]))
+            reward[cid].append(
+                float(scalar) if scalar is not None else manifold.scalar_preference_of(r["vector"])
+            )
     for source, values in (("teacher emotion valence", emotion), ("teacher reward labels", reward)):
         for cid, v in values.items():
             out.setdefault(cid, (float(np.mean(v)), source))
@@ -101,14 +105,19 @@ def user_judgements(db: Any, conversations: list[Conversation]) -> Judgements:
     for f in db.get_feedback(kind="emoji"):
         if f["message_id"] in replies and "valence" in f["axes"]:
             valence[f["message_id"]].append(float(f["axes"]["valence"]))
-    choices = [(f["chosen_message_id"], f["rejected_message_id"]) for f in db.get_feedback(kind="preference")
-               if f["chosen_message_id"] in replies and f["rejected_message_id"] in replies]
+    choices = [
+        (f["chosen_message_id"], f["rejected_message_id"])
+        for f in db.get_feedback(kind="preference")
+        if f["chosen_message_id"] in replies and f["rejected_message_id"] in replies
+    ]
     return Judgements({m: float(np.mean(v)) for m, v in valence.items()}, choices)
 
 
 def scenario_pairs(regression_set: Any) -> list[tuple[str, str, str, str]]:
     """(domain, prompt, chosen, rejected): each scenario's balanced answer over each of its failures."""
-    return [(s.scenario, s.prompt, s.balanced, f.response) for s in regression_set.scenarios for f in s.failures]
+    return [
+        (s.scenario, s.prompt, s.balanced, f.response) for s in regression_set.scenarios for f in s.failures
+    ]
 
 
 def teacher_pairs(preferences_path: Path, limit: int) -> list[tuple[str, str, str, str]]:
@@ -117,13 +126,20 @@ def teacher_pairs(preferences_path: Path, limit: int) -> list[tuple[str, str, st
 
     if not Path(preferences_path).is_file():
         return []
-    pairs = sorted((p for p in load_preference_pairs(preferences_path) if p.source == "teacher" and p.category),
-                   key=lambda p: p.pair_id)
+    pairs = sorted(
+        (p for p in load_preference_pairs(preferences_path) if p.source == "teacher" and p.category),
+        key=lambda p: p.pair_id,
+    )
     return [(str(p.category), p.prompt, p.chosen, p.rejected) for p in pairs[:limit]]
 
 
-def judged_lrps(reward_model: Any, conversations: list[Conversation], judgements: Judgements, cfg: HealthConfig,
-                turn_scores: Any | None = None) -> C.Component:
+def judged_lrps(
+    reward_model: Any,
+    conversations: list[Conversation],
+    judgements: Judgements,
+    cfg: HealthConfig,
+    turn_scores: Any | None = None,
+) -> C.Component:
     """LRPS from the user's own judgements of `conversations`' replies: the user head over the reward
     model's outputs (`health.predictivity`). `turn_scores`: the reward model's scores of those replies in
     turn order, when the caller has them already."""
@@ -133,9 +149,14 @@ def judged_lrps(reward_model: Any, conversations: list[Conversation], judgements
     index = {mid: i for i, mid in enumerate(mid for c in conversations for mid, _, _ in c.turns)}
     groups = [c.conversation_id for c in conversations for _ in c.turns]
     x = reply_features(turn_scores.heads, turn_scores.scalar, [r for _, r in items])
-    return user_lrps(x, groups, [(index[m], v) for m, v in judgements.valence.items() if m in index],
-                     [(index[c], index[r]) for c, r in judgements.choices if c in index and r in index],
-                     cfg.probes.lrps_folds, cfg.probes.lrps_min_judgements)
+    return user_lrps(
+        x,
+        groups,
+        [(index[m], v) for m, v in judgements.valence.items() if m in index],
+        [(index[c], index[r]) for c, r in judgements.choices if c in index and r in index],
+        cfg.probes.lrps_folds,
+        cfg.probes.lrps_min_judgements,
+    )
 
 
 def user_signal(db: Any, reward_model: Any | None, cfg: HealthConfig) -> C.Component | None:
@@ -167,20 +188,31 @@ def reward_components(
     names = list(reward_model.manifold.names)
     vectors = [[o.reward_vector[d] for d in names] for o in reward_model.score_batch(probe_texts)]
     rdm = C.rdm(vectors)
-    drift = C.rdm_drift(accepted_rdm, rdm) if accepted_rdm is not None and len(accepted_rdm) == len(rdm) else None
+    drift = (
+        C.rdm_drift(accepted_rdm, rdm) if accepted_rdm is not None and len(accepted_rdm) == len(rdm) else None
+    )
 
     items = [(p, r) for c in conversations for _, p, r in c.turns]
     turn_scores = reward_model.score_items(items) if items else None
     scalars = iter(turn_scores.scalar.tolist() if turn_scores is not None else [])
     per_conv = {c.conversation_id: [next(scalars) for _ in c.turns] for c in conversations}
     curvature, used = C.curvature_variance(list(per_conv.values()), cfg.probes.curvature_min_turns)
-    mss = C.mss(drift, curvature, {"probe_texts": len(probe_texts), "curvature_conversations": used,
-                                   "compared_with_accepted": accepted_rdm is not None})
+    mss = C.mss(
+        drift,
+        curvature,
+        {
+            "probe_texts": len(probe_texts),
+            "curvature_conversations": used,
+            "compared_with_accepted": accepted_rdm is not None,
+        },
+    )
 
     scored = []
     if pairs:
         prefix = cfg.probes.prompt_variant_prefix
-        texts = [(p, x) for _, p, a, b in pairs for x in (a, b)] + [(prefix + p, x) for _, p, a, b in pairs for x in (a, b)]
+        texts = [(p, x) for _, p, a, b in pairs for x in (a, b)] + [
+            (prefix + p, x) for _, p, a, b in pairs for x in (a, b)
+        ]
         s = reward_model.score_items(texts).scalar
         n = len(pairs)
         t = float(reward_model.params.temperature)
@@ -192,10 +224,18 @@ def reward_components(
         lrps = judged_lrps(reward_model, conversations, judgements, cfg, turn_scores)
     else:
         with_outcome = [cid for cid in per_conv if cid in outcomes]
-        lrps = C.lrps([float(np.mean(per_conv[c])) for c in with_outcome], [outcomes[c][0] for c in with_outcome],
-                      cfg.probes.lrps_min_conversations)
-        lrps.inputs["outcome_sources"] = dict(sorted(
-            {src: sum(1 for c in with_outcome if outcomes[c][1] == src) for _, src in outcomes.values()}.items()))
+        lrps = C.lrps(
+            [float(np.mean(per_conv[c])) for c in with_outcome],
+            [outcomes[c][0] for c in with_outcome],
+            cfg.probes.lrps_min_conversations,
+        )
+        lrps.inputs["outcome_sources"] = dict(
+            sorted(
+                {
+                    src: sum(1 for c in with_outcome if outcomes[c][1] == src) for _, src in outcomes.values()
+                }.items()
+            )
+        )
     return {"mss": mss, "cdrs": C.cdrs(scored), "lrps": lrps}, rdm
 
 
@@ -205,25 +245,42 @@ def read_accepted(root: Path) -> dict[str, Any] | None:
 
 
 def build_report(
-    model_name: str, version: str, kind: Kind, parts: dict[str, C.Component], cfg: HealthConfig,
-    artifacts_dir: Path, **extra: Any,
+    model_name: str,
+    version: str,
+    kind: Kind,
+    parts: dict[str, C.Component],
+    cfg: HealthConfig,
+    artifacts_dir: Path,
+    **extra: Any,
 ) -> HealthReport:
     """The report of one measurement: index, partial index, components, and the trend's reading."""
     rhi = C.weighted_index(parts, cfg.weights)
     values = {k: v.value for k, v in parts.items()}
     earlier = [r["rhi"] for r in read_history(artifacts_dir, model_name) if r.get("kind") == kind]
     report = HealthReport(
-        model_name=model_name, version=version, kind=kind, measured_at=now_iso(), rhi=rhi,
+        model_name=model_name,
+        version=version,
+        kind=kind,
+        measured_at=now_iso(),
+        rhi=rhi,
         partial=C.partial_index(parts, cfg.weights),
-        components={k: ComponentValue.of(v) for k, v in parts.items()}, weights=cfg.weights,
-        interpretation=interpret([*earlier, rhi], values), **extra,
+        components={k: ComponentValue.of(v) for k, v in parts.items()},
+        weights=cfg.weights,
+        interpretation=interpret([*earlier, rhi], values),
+        **extra,
     )
     return report
 
 
 def measure_version(
-    settings: Any, model_name: str, version: str, cfg: HealthConfig, kind: Kind = "cycle", *,
-    db: Any | None = None, reward_model: Any | None = None,
+    settings: Any,
+    model_name: str,
+    version: str,
+    cfg: HealthConfig,
+    kind: Kind = "cycle",
+    *,
+    db: Any | None = None,
+    reward_model: Any | None = None,
 ) -> HealthReport:
     """Measure every component for a published adapter version (the report is not saved here)."""
     from hominem_pipeline.adapters import AdapterRegistry
@@ -241,7 +298,9 @@ def measure_version(
     extra: dict[str, Any] = {"probe_set_hash": regression_set.content_hash}
     if reward_model is None:
         for name in ("mss", "cdrs", "lrps"):
-            parts[name] = C.Component(name, None, {}, "no reward model published (`current` under artifacts/reward_model)")
+            parts[name] = C.Component(
+                name, None, {}, "no reward model published (`current` under artifacts/reward_model)"
+            )
         notes.append("no reward model: MSS, CDRS and LRPS not measured")
     else:
         accepted = read_accepted(health_root(settings.artifacts_dir, model_name))
@@ -251,13 +310,27 @@ def measure_version(
         elif accepted:
             notes.append("the evaluation set changed since the last consolidation: RDM drift not comparable")
         pairs = scenario_pairs(regression_set)
-        pairs += teacher_pairs(settings.data_dir / "preferences" / "preferences.jsonl",
-                               max(0, cfg.probes.cdrs_max_pairs - len(pairs)))
+        pairs += teacher_pairs(
+            settings.data_dir / "preferences" / "preferences.jsonl",
+            max(0, cfg.probes.cdrs_max_pairs - len(pairs)),
+        )
         conversations = conversations_from_store(db, cfg.probes.conversations_limit) if db is not None else []
         judgements = user_judgements(db, conversations) if conversations else None
-        outcomes = teacher_outcomes(db, conversations, reward_model.manifold) if conversations and not judgements else {}
-        reward_parts, rdm = reward_components(reward_model, probe_texts, accepted_rdm, pairs[: cfg.probes.cdrs_max_pairs],
-                                              conversations, outcomes, cfg, judgements)
+        outcomes = (
+            teacher_outcomes(db, conversations, reward_model.manifold)
+            if conversations and not judgements
+            else {}
+        )
+        reward_parts, rdm = reward_components(
+            reward_model,
+            probe_texts,
+            accepted_rdm,
+            pairs[: cfg.probes.cdrs_max_pairs],
+            conversations,
+            outcomes,
+            cfg,
+            judgements,
+        )
         parts.update(reward_parts)
         extra.update(reward_model=str(reward_model.version), reward_rdm=[round(x, 6) for x in rdm])
     return build_report(model_name, version, kind, parts, cfg, settings.artifacts_dir, notes=notes, **extra)

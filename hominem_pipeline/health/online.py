@@ -45,8 +45,12 @@ class OnlineResult:
     online: str | None  # what the `online` pointer names afterwards
 
 
-def unlearned_feedback(pairs: list[PreferencePair], learned_until: datetime | str | None, max_age_hours: float,
-                       now: datetime | None = None) -> list[PreferencePair]:
+def unlearned_feedback(
+    pairs: list[PreferencePair],
+    learned_until: datetime | str | None,
+    max_age_hours: float,
+    now: datetime | None = None,
+) -> list[PreferencePair]:
     """Preference pairs from the user's own feedback that no online update has learned from yet: dated
     after `learned_until` (the newest pair an earlier update took) and at most `max_age_hours` old.
 
@@ -55,9 +59,15 @@ def unlearned_feedback(pairs: list[PreferencePair], learned_until: datetime | st
     now = naive_utc(now or clock.now())  # the simulated clock's now under `hominem simulate`
     since = now - timedelta(hours=max_age_hours)
     if learned_until is not None:
-        mark = naive_utc(datetime.fromisoformat(learned_until) if isinstance(learned_until, str) else learned_until)
+        mark = naive_utc(
+            datetime.fromisoformat(learned_until) if isinstance(learned_until, str) else learned_until
+        )
         since = max(since, mark + timedelta(microseconds=1))
-    return [p for p in pairs if p.source == "feedback" and p.created_at is not None and naive_utc(p.created_at) >= since]
+    return [
+        p
+        for p in pairs
+        if p.source == "feedback" and p.created_at is not None and naive_utc(p.created_at) >= since
+    ]
 
 
 def _newest(pairs: list[PreferencePair]) -> str:
@@ -70,17 +80,25 @@ def update_config(training_config: Any, health: HealthConfig, n_pairs: int) -> A
     handful of pairs), learning rates scaled down."""
     fast = health.fast_loop
     interval = min(fast.probe_interval, fast.max_steps)
-    return training_config.model_copy(update={
-        "sft_weight": 0.0, "preference_weight": 1.0, "max_steps": fast.max_steps,
-        "preference_learning_rate": training_config.preference_learning_rate * fast.learning_rate_factor,
-        "sft_learning_rate": training_config.sft_learning_rate * fast.learning_rate_factor,
-        "probe": training_config.probe.model_copy(update={"interval": interval, "batch_size": max(1, min(256, n_pairs))}),
-        "diversity": training_config.diversity.model_copy(update={"enabled": False}),
-        "recency": training_config.recency.model_copy(update={"enabled": False}),
-    })
+    return training_config.model_copy(
+        update={
+            "sft_weight": 0.0,
+            "preference_weight": 1.0,
+            "max_steps": fast.max_steps,
+            "preference_learning_rate": training_config.preference_learning_rate * fast.learning_rate_factor,
+            "sft_learning_rate": training_config.sft_learning_rate * fast.learning_rate_factor,
+            "probe": training_config.probe.model_copy(
+                update={"interval": interval, "batch_size": max(1, min(256, n_pairs))}
+            ),
+            "diversity": training_config.diversity.model_copy(update={"enabled": False}),
+            "recency": training_config.recency.model_copy(update={"enabled": False}),
+        }
+    )
 
 
-def _apply(registry: AdapterRegistry, decision: Decision, pointer: str, base: str | None, candidate: str) -> list[str]:
+def _apply(
+    registry: AdapterRegistry, decision: Decision, pointer: str, base: str | None, candidate: str
+) -> list[str]:
     """Carry out the decision's pointer moves; returns notes on what could not be done."""
     notes = []
     if "rollback" in decision.actions:
@@ -127,7 +145,10 @@ def online_update(
     base = registry.pointer(pointer).target or registry.pointer(CURRENT).target
 
     lrps = user.value if user is not None else None
-    user_inputs = {"user_lrps": lrps, **({"user_lrps_note": user.note} if user is not None and user.note else {})}
+    user_inputs = {
+        "user_lrps": lrps,
+        **({"user_lrps_note": user.note} if user is not None and user.note else {}),
+    }
 
     def skipped(reason: str) -> OnlineResult:
         decision = Decision("fast", ["skip"], reason, {"pairs": len(pairs), "base": base, **user_inputs})
@@ -135,40 +156,70 @@ def online_update(
         return OnlineResult(decision, None, None, base, registry.pointer(pointer).target)
 
     if not pairs:  # the scheduled update on a quiet day: no model is loaded, nothing is trained
-        return skipped(f"no feedback pairs newer than the last online update's (and at most "
-                       f"{health.fast_loop.max_age_hours:g} h old)")
+        return skipped(
+            f"no feedback pairs newer than the last online update's (and at most "
+            f"{health.fast_loop.max_age_hours:g} h old)"
+        )
     # A batch is learned from once, whatever its gate says: a refused batch is not retried next time.
     state["learned_until"] = _newest(pairs)
     if lrps is not None and lrps < health.fast_loop.min_user_lrps:
         # Partial RHI reads the gradients, not the user: a user who rewards and punishes the same trait at
         # random gives steady gradients all the same. Nothing is trained on such a batch.
         save_online_state(settings.artifacts_dir, root.name, state)
-        return skipped(f"the user's judgements contradict each other: LRPS {lrps:.3f} < {health.fast_loop.min_user_lrps} "
-                       f"(a head fitted on the user's other conversations predicts its emoji and choices no "
-                       f"better than chance); {len(pairs)} feedback pairs not learned from")
+        return skipped(
+            f"the user's judgements contradict each other: LRPS {lrps:.3f} < {health.fast_loop.min_user_lrps} "
+            f"(a head fitted on the user's other conversations predicts its emoji and choices no "
+            f"better than chance); {len(pairs)} feedback pairs not learned from"
+        )
     cfg = update_config(training_config, health, len(pairs))
     data = prepare_examples(cfg, pairs, [], False, reward_model)
     try:
-        result = train_dual(cfg, data, base_model_path=base_model_path, lora_root=root, continue_from=base,
-                            health_probes=health.probes, notes={ONLINE_UPDATE_NOTE: f"{len(pairs)} feedback pairs"})
+        result = train_dual(
+            cfg,
+            data,
+            base_model_path=base_model_path,
+            lora_root=root,
+            continue_from=base,
+            health_probes=health.probes,
+            notes={ONLINE_UPDATE_NOTE: f"{len(pairs)} feedback pairs"},
+        )
     except NoTrainingData as exc:
         save_online_state(settings.artifacts_dir, root.name, state)
         return skipped(f"nothing to learn from: {exc}")
     parts = training_components(result.metadata, health)
     partial = partial_index(parts, health.weights)
     dcs, gvs = parts["dcs"], parts["gvs"]
-    decision = fast_loop_decision(partial, bool(state.get("frozen")), health.fast_loop, {
-        "candidate": result.version, "base": base, "pairs": len(pairs), "examples": len(data.examples),
-        "dcs": dcs.value, "gvs": gvs.value, "most_opposed": dcs.inputs.get("most_opposed"),
-        "most_opposed_gda": dcs.inputs.get("most_opposed_gda"), "gvi": gvs.inputs.get("gvi"),
-        "gvi_max_reference": gvs.inputs.get("gvi_max_reference"), **user_inputs,
-    })
+    decision = fast_loop_decision(
+        partial,
+        bool(state.get("frozen")),
+        health.fast_loop,
+        {
+            "candidate": result.version,
+            "base": base,
+            "pairs": len(pairs),
+            "examples": len(data.examples),
+            "dcs": dcs.value,
+            "gvs": gvs.value,
+            "most_opposed": dcs.inputs.get("most_opposed"),
+            "most_opposed_gda": dcs.inputs.get("most_opposed_gda"),
+            "gvi": gvs.inputs.get("gvi"),
+            "gvi_max_reference": gvs.inputs.get("gvi_max_reference"),
+            **user_inputs,
+        },
+    )
     decision.inputs["notes"] = _apply(registry, decision, pointer, base, result.version)
     if "freeze" in decision.actions or "unfreeze" in decision.actions:
         state.update(frozen="freeze" in decision.actions, since=now_iso(), partial=partial)
     save_online_state(settings.artifacts_dir, root.name, state)
     log_decision(settings.artifacts_dir, root.name, decision)
-    report = build_report(root.name, result.version, "online", parts, health, settings.artifacts_dir,
-                          notes=[f"fast loop: {decision.action} ({decision.reason})"])
+    report = build_report(
+        root.name,
+        result.version,
+        "online",
+        parts,
+        health,
+        settings.artifacts_dir,
+        notes=[f"fast loop: {decision.action} ({decision.reason})"],
+    )
     save_report(report, settings.artifacts_dir)
     return OnlineResult(decision, report, result.version, base, registry.pointer(pointer).target)

@@ -12,7 +12,9 @@ from hominem_pipeline.atomic import write_bytes_atomic
 from hominem_pipeline.health.config import COMPONENTS
 
 
-def plot_history(rows: list[dict[str, Any]], path: Path, title: str = "Reward Health Index over time") -> Path:
+def plot_history(
+    rows: list[dict[str, Any]], path: Path, title: str = "Reward Health Index over time"
+) -> Path:
     """Draw RHI (thick) and each component (thin) per measurement, marking the consolidation threshold."""
     import io
 
@@ -26,14 +28,30 @@ def plot_history(rows: list[dict[str, Any]], path: Path, title: str = "Reward He
     for name in COMPONENTS:
         ys = [r.get(name) for r in rows]
         if any(y is not None for y in ys):
-            ax.plot(x, [float("nan") if y is None else y for y in ys], marker=".", linewidth=1, alpha=0.7,
-                    label=name.upper())
-    ax.plot(x, [float("nan") if r.get("rhi") is None else r["rhi"] for r in rows], marker="o", linewidth=2.5,
-            color="black", label="RHI")
+            ax.plot(
+                x,
+                [float("nan") if y is None else y for y in ys],
+                marker=".",
+                linewidth=1,
+                alpha=0.7,
+                label=name.upper(),
+            )
+    ax.plot(
+        x,
+        [float("nan") if r.get("rhi") is None else r["rhi"] for r in rows],
+        marker="o",
+        linewidth=2.5,
+        color="black",
+        label="RHI",
+    )
     ax.axhline(0.70, color="grey", linestyle="--", linewidth=1, label="consolidation 0.70")
     kinds = sorted({str(r.get("kind")) for r in rows})
-    ax.set(ylim=(-0.02, 1.02), xlabel=f"measurement ({', '.join(kinds)})", ylabel="score (higher = healthier)",
-           title=title)
+    ax.set(
+        ylim=(-0.02, 1.02),
+        xlabel=f"measurement ({', '.join(kinds)})",
+        ylabel="score (higher = healthier)",
+        title=title,
+    )
     if rows:
         ax.set_xticks(x, [str(r.get("version", ""))[:6] for r in rows], rotation=45, fontsize=7)
     ax.legend(fontsize=7, loc="lower left", ncol=4)

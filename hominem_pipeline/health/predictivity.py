@@ -48,10 +48,14 @@ class Judgements:
         return bool(self.valence or self.choices)
 
 
-def reply_features(heads: Mapping[str, np.ndarray], scalar: np.ndarray, responses: Sequence[str]) -> np.ndarray:
+def reply_features(
+    heads: Mapping[str, np.ndarray], scalar: np.ndarray, responses: Sequence[str]
+) -> np.ndarray:
     """(n, k) features of each reply: log(1 + words), the gated scalar and every head's raw output."""
     words = np.log1p(np.array([len(r.split()) for r in responses], dtype=float))
-    columns = [words, np.asarray(scalar, dtype=float)] + [np.asarray(heads[h], dtype=float) for h in sorted(heads)]
+    columns = [words, np.asarray(scalar, dtype=float)] + [
+        np.asarray(heads[h], dtype=float) for h in sorted(heads)
+    ]
     return np.stack(columns, axis=1)
 
 
@@ -60,8 +64,12 @@ def fold_of(group: str, folds: int) -> int:
     return int(hashlib.sha1(group.encode()).hexdigest()[:8], 16) % folds
 
 
-def fit_user_head(x: np.ndarray, valence: Sequence[tuple[int, float]], choices: Sequence[tuple[int, int]],
-                  alpha: float = USER_HEAD_ALPHA) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
+def fit_user_head(
+    x: np.ndarray,
+    valence: Sequence[tuple[int, float]],
+    choices: Sequence[tuple[int, int]],
+    alpha: float = USER_HEAD_ALPHA,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
     """Ridge over standardised features: emoji rows fit the centred valence, choice rows fit
     w . (z_chosen - z_rejected) = CHOICE_MARGIN. Returns (mean, std, w, valence mean), or None with no rows."""
     rows = sorted({i for i, _ in valence} | {i for c in choices for i in c})
@@ -83,8 +91,13 @@ def fit_user_head(x: np.ndarray, valence: Sequence[tuple[int, float]], choices: 
     return mean, std, np.linalg.solve(a, b), offset
 
 
-def out_of_fold(x: np.ndarray, groups: Sequence[str], valence: Sequence[tuple[int, float]],
-                choices: Sequence[tuple[int, int]], folds: int) -> np.ndarray:
+def out_of_fold(
+    x: np.ndarray,
+    groups: Sequence[str],
+    valence: Sequence[tuple[int, float]],
+    choices: Sequence[tuple[int, int]],
+    folds: int,
+) -> np.ndarray:
     """Each reply's user-head score from a head fitted on the other folds' judgements (NaN where the
     other folds hold no judgement). A choice belongs to its chosen draft's conversation."""
     fold = np.array([fold_of(g, folds) for g in groups])
@@ -93,36 +106,57 @@ def out_of_fold(x: np.ndarray, groups: Sequence[str], valence: Sequence[tuple[in
         here = fold == k
         if not here.any():
             continue
-        head = fit_user_head(x, [(i, v) for i, v in valence if fold[i] != k],
-                             [(c, r) for c, r in choices if fold[c] != k])
+        head = fit_user_head(
+            x, [(i, v) for i, v in valence if fold[i] != k], [(c, r) for c, r in choices if fold[c] != k]
+        )
         if head is not None:
             mean, std, w, offset = head
             out[here] = ((x[here] - mean) / std) @ w + offset
     return out
 
 
-def user_lrps(x: np.ndarray, groups: Sequence[str], valence: Sequence[tuple[int, float]],
-              choices: Sequence[tuple[int, int]], folds: int, min_judgements: int) -> Component:
+def user_lrps(
+    x: np.ndarray,
+    groups: Sequence[str],
+    valence: Sequence[tuple[int, float]],
+    choices: Sequence[tuple[int, int]],
+    folds: int,
+    min_judgements: int,
+) -> Component:
     """LRPS from the user's judgements (module docstring); None when neither kind has `min_judgements`
     scored judgements with something to predict."""
     predicted = out_of_fold(x, groups, valence, choices, folds)
     parts: dict[str, float] = {}
-    info: dict[str, Any] = {"reading": "user head, cross-fitted by conversation", "folds": folds,
-                            "replies_with_emoji": len(valence), "choices": len(choices)}
+    info: dict[str, Any] = {
+        "reading": "user head, cross-fitted by conversation",
+        "folds": folds,
+        "replies_with_emoji": len(valence),
+        "choices": len(choices),
+    }
     scored = [(predicted[i], v) for i, v in valence if np.isfinite(predicted[i])]
     if len(scored) >= min_judgements:
         p, v = np.array(scored).T
         if p.std() > 0 and v.std() > 0:
             parts["emoji_pearson"] = float(np.corrcoef(p, v)[0, 1])
         else:
-            info["emoji_note"] = "the user's emoji (or the head's scores) are all the same: nothing to correlate"
-    decided = [(predicted[c], predicted[r]) for c, r in choices if np.isfinite(predicted[c]) and np.isfinite(predicted[r])]
+            info["emoji_note"] = (
+                "the user's emoji (or the head's scores) are all the same: nothing to correlate"
+            )
+    decided = [
+        (predicted[c], predicted[r])
+        for c, r in choices
+        if np.isfinite(predicted[c]) and np.isfinite(predicted[r])
+    ]
     if len(decided) >= min_judgements:
         accuracy = float(np.mean([1.0 if a > b else 0.5 if a == b else 0.0 for a, b in decided]))
         info["choice_accuracy"] = round(accuracy, 6)
         parts["choice_agreement"] = 2.0 * accuracy - 1.0
     info.update({k: round(v, 6) for k, v in parts.items()})
     if not parts:
-        return Component("lrps", None, info, f"fewer than {min_judgements} user judgements the head could be asked about "
-                         "(or all alike)")
+        return Component(
+            "lrps",
+            None,
+            info,
+            f"fewer than {min_judgements} user judgements the head could be asked about (or all alike)",
+        )
     return Component("lrps", min(1.0, max(0.0, float(np.mean(list(parts.values()))))), info)

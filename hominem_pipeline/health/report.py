@@ -61,8 +61,14 @@ class HealthReport(BaseModel):
         return {c: self.components[c].value if c in self.components else None for c in COMPONENTS}
 
     def history_row(self) -> dict[str, Any]:
-        return {"measured_at": self.measured_at, "version": self.version, "kind": self.kind, "rhi": self.rhi,
-                "partial": self.partial, **self.values()}
+        return {
+            "measured_at": self.measured_at,
+            "version": self.version,
+            "kind": self.kind,
+            "rhi": self.rhi,
+            "partial": self.partial,
+            **self.values(),
+        }
 
 
 def now_iso() -> str:
@@ -127,8 +133,10 @@ def interpret(values: list[float], components: dict[str, float | None] | None = 
     weakest = min((k for k, v in comps.items() if v is not None), key=lambda k: comps[k], default=None)
     hint = f" (weakest component: {weakest.upper()} {comps[weakest]:.2f})" if weakest else ""
     if len(values) >= 2 and values[-2] - last >= SHARP_DROP:
-        return (f"sharp drop ({values[-2]:.2f} -> {last:.2f}): reward dimensions are fighting; look at DCS and "
-                f"the most opposed dimension pair{hint}")
+        return (
+            f"sharp drop ({values[-2]:.2f} -> {last:.2f}): reward dimensions are fighting; look at DCS and "
+            f"the most opposed dimension pair{hint}"
+        )
     tail = values[-5:]
     if len(tail) >= 4:
         diffs = [b - a for a, b in zip(tail, tail[1:], strict=False)]
@@ -157,5 +165,9 @@ def report_markdown(report: HealthReport) -> str:
     rhi = "n/a" if report.rhi is None else f"{report.rhi:.3f}"
     partial = "n/a" if report.partial is None else f"{report.partial:.3f}"
     head = f"**RHI {rhi}** (partial, DCS+GVS: {partial}) for `{report.version}` ({report.kind})\n\n"
-    missing = f"\n\nNot measured (left out of the weighted mean): {', '.join(report.missing)}" if report.missing else ""
+    missing = (
+        f"\n\nNot measured (left out of the weighted mean): {', '.join(report.missing)}"
+        if report.missing
+        else ""
+    )
     return head + "\n".join(rows) + f"\n\n{report.interpretation}" + missing

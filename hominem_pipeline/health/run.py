@@ -47,7 +47,9 @@ def _reward_model(settings: Any) -> Any | None:
 
 
 def plot_paths(settings: Any, model_name: str) -> tuple[Path, Path]:
-    return health_root(settings.artifacts_dir, model_name) / PLOT_NAME, settings.artifacts_dir / "plots" / PLOT_NAME
+    return health_root(
+        settings.artifacts_dir, model_name
+    ) / PLOT_NAME, settings.artifacts_dir / "plots" / PLOT_NAME
 
 
 def redraw(settings: Any, model_name: str) -> Path:
@@ -63,18 +65,26 @@ def redraw(settings: Any, model_name: str) -> Path:
 
 
 def measure_and_record(
-    settings: Any, model_name: str, version: str, kind: str = "cycle", *, db: Any | None = None,
+    settings: Any,
+    model_name: str,
+    version: str,
+    kind: str = "cycle",
+    *,
+    db: Any | None = None,
     cfg: HealthConfig | None = None,
 ) -> Measured:
     """Measure `version`, save its report and history line, redraw the plot."""
     cfg = cfg or load_health_config(settings)
-    report = measure_version(settings, model_name, version, cfg, kind, db=db, reward_model=_reward_model(settings))  # type: ignore[arg-type]
+    report = measure_version(
+        settings, model_name, version, cfg, kind, db=db, reward_model=_reward_model(settings)
+    )  # type: ignore[arg-type]
     path = save_report(report, settings.artifacts_dir)
     return Measured(report, path, redraw(settings, model_name))
 
 
-def cycle_measurement(settings: Any, model_name: str, version: str, *, db: Any | None = None,
-                      cfg: HealthConfig | None = None) -> Measured:
+def cycle_measurement(
+    settings: Any, model_name: str, version: str, *, db: Any | None = None, cfg: HealthConfig | None = None
+) -> Measured:
     """The RHI of a cycle's adapter, measured once: the saved report when `version` was measured as a cycle
     with the reward model and probe set in use now (a re-run with nothing new measures nothing and adds no
     point to the history, whose trend would otherwise flatten on repeats), else measured and recorded now."""
@@ -85,13 +95,20 @@ def cycle_measurement(settings: Any, model_name: str, version: str, *, db: Any |
         reward_model = _reward_model(settings)
         _, regression_set = load_eval_inputs(settings.config_dir)
         plot = plot_paths(settings, model_name)[0]
-        if (saved.reward_model == (str(reward_model.version) if reward_model else None)
-                and saved.probe_set_hash == regression_set.content_hash and plot.is_file()):
-            return Measured(saved, report_path(settings.artifacts_dir, model_name, version), plot, reused=True)
+        if (
+            saved.reward_model == (str(reward_model.version) if reward_model else None)
+            and saved.probe_set_hash == regression_set.content_hash
+            and plot.is_file()
+        ):
+            return Measured(
+                saved, report_path(settings.artifacts_dir, model_name, version), plot, reused=True
+            )
     return measure_and_record(settings, model_name, version, "cycle", db=db, cfg=cfg)
 
 
-def nightly_replay(settings: Any, model_name: str, *, db: Any | None = None, cfg: HealthConfig | None = None) -> Measured | None:
+def nightly_replay(
+    settings: Any, model_name: str, *, db: Any | None = None, cfg: HealthConfig | None = None
+) -> Measured | None:
     """The slow loop: the full RHI of `current` today; a dip at or below `revert_below` rolls `current`
     back (with the store's used marks following); RHI falling `falling_nights` nights in a row lowers the
     next cycles' learning rates. None when there is no `current` to measure."""
@@ -114,7 +131,9 @@ def nightly_replay(settings: Any, model_name: str, *, db: Any | None = None, cfg
             dip.reason += f"; nothing to revert to ({exc})"
     log_decision(settings.artifacts_dir, model_name, dip)
     nightly = [r for r in read_history(settings.artifacts_dir, model_name) if r.get("kind") == "nightly"]
-    slow, state = slow_loop_decision(nightly, read_adjustment(settings.artifacts_dir, model_name), cfg.slow_loop)
+    slow, state = slow_loop_decision(
+        nightly, read_adjustment(settings.artifacts_dir, model_name), cfg.slow_loop
+    )
     if "lower_learning_rate" in slow.actions:
         save_adjustment(settings.artifacts_dir, model_name, state)
     log_decision(settings.artifacts_dir, model_name, slow)
@@ -133,8 +152,12 @@ def pending_feedback(settings: Any, now: Any = None) -> list[Any]:
     path = preferences_path(settings)
     model_name = lora_root(settings, load_config(settings)).name
     learned_until = read_online_state(settings.artifacts_dir, model_name).get("learned_until")
-    return unlearned_feedback(load_preference_pairs(path) if path.is_file() else [], learned_until,
-                              load_health_config(settings).fast_loop.max_age_hours, now)
+    return unlearned_feedback(
+        load_preference_pairs(path) if path.is_file() else [],
+        learned_until,
+        load_health_config(settings).fast_loop.max_age_hours,
+        now,
+    )
 
 
 def read_user_signal(settings: Any, db: Any, now: Any = None) -> Any:
@@ -159,5 +182,12 @@ def run_online_update(settings: Any, now: Any = None, user: Any = None) -> Any:
     training = load_config(settings)
     pairs = pending_feedback(settings, now)
     base = resolve_model(training.base_model or settings.inference.student.model, settings.models_cache_dir)
-    return online_update(settings, pairs, health=cfg, training_config=training, base_model_path=base,
-                         reward_model=_reward_model(settings), user=user)
+    return online_update(
+        settings,
+        pairs,
+        health=cfg,
+        training_config=training,
+        base_model_path=base,
+        reward_model=_reward_model(settings),
+        user=user,
+    )

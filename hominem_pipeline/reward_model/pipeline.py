@@ -82,13 +82,21 @@ def train_and_publish(
         pairs += imported_pairs(imported[: cfg.preferences.imported_limit])
     if cfg.preferences.teacher_pairs:
         pairs += teacher_pairs(samples, cfg.preferences.teacher_pair_min_margin)
-    fingerprint = hashlib.sha256(json.dumps({
-        "samples": file_digest(path),
-        "imported": (imported or [])[: cfg.preferences.imported_limit] if cfg.preferences.use_imported else [],
-        "config": cfg.model_dump(mode="json"),
-        "manifold": manifold.schema_hash,
-        "embedder": settings.inference.embeddings.model,
-    }, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            {
+                "samples": file_digest(path),
+                "imported": (imported or [])[: cfg.preferences.imported_limit]
+                if cfg.preferences.use_imported
+                else [],
+                "config": cfg.model_dump(mode="json"),
+                "manifold": manifold.schema_hash,
+                "embedder": settings.inference.embeddings.model,
+            },
+            sort_keys=True,
+            default=str,
+        ).encode()
+    ).hexdigest()[:16]
     if reuse:
         found = _reuse_latest(settings, fingerprint, path)
         if found is not None:

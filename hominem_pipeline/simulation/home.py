@@ -44,11 +44,15 @@ def apply_overrides(config_dir: Path, overrides: dict[str, dict[str, dict[str, A
             table: Any = doc
             for part in dotted.split("."):
                 if part not in table:
-                    raise ConfigError(f"{SIMULATION_CONFIG}: overrides.{name}.{dotted}: {name} has no [{dotted}]")
+                    raise ConfigError(
+                        f"{SIMULATION_CONFIG}: overrides.{name}.{dotted}: {name} has no [{dotted}]"
+                    )
                 table = table[part]
             for key, value in values.items():
                 if key not in table:
-                    raise ConfigError(f"{SIMULATION_CONFIG}: overrides.{name}.{dotted}.{key}: no such key in {name}")
+                    raise ConfigError(
+                        f"{SIMULATION_CONFIG}: overrides.{name}.{dotted}.{key}: no such key in {name}"
+                    )
                 table[key] = value
         path.write_text(tomlkit.dumps(doc))
 
@@ -63,7 +67,9 @@ def prepare_home(home: Path, project: Settings, start: Settings, persona_hash: s
         if not marker.is_file():
             raise ConfigError(f"{home} exists and is not a simulation home: choose another --home")
         if not fresh:
-            raise ConfigError(f"{home} holds an earlier simulation: pass --fresh to start it over, or another --home")
+            raise ConfigError(
+                f"{home} holds an earlier simulation: pass --fresh to start it over, or another --home"
+            )
         shutil.rmtree(home)
     reward_root = start.artifacts_dir / "reward_model"
     if Pointer(reward_root, "current").target is None:
@@ -81,5 +87,7 @@ def prepare_home(home: Path, project: Settings, start: Settings, persona_hash: s
     if models.is_dir():  # converted embedded models are shared, never converted twice
         settings.models_cache_dir.parent.mkdir(parents=True, exist_ok=True)
         settings.models_cache_dir.symlink_to(models.resolve(), target_is_directory=True)
-    write_json_atomic(marker, {"persona": persona_hash, "config": config.model_dump(), "from": str(start.home)})
+    write_json_atomic(
+        marker, {"persona": persona_hash, "config": config.model_dump(), "from": str(start.home)}
+    )
     return settings

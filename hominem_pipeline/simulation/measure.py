@@ -51,7 +51,10 @@ def win_rate(persona: Persona, current: list[str], base: list[str]) -> float:
     """Share of prompts where the persona's rule scores current's reply above base's (a tie counts half)."""
     wins = [
         1.0 if c > b else 0.5 if c == b else 0.0
-        for c, b in ((persona.preference.score(x), persona.preference.score(y)) for x, y in zip(current, base, strict=True))
+        for c, b in (
+            (persona.preference.score(x), persona.preference.score(y))
+            for x, y in zip(current, base, strict=True)
+        )
     ]
     return fmean(wins) if wins else 0.5
 
@@ -104,7 +107,9 @@ class Meter:
         general = response_nll(model, tok, self.general, self.batch_size)
         return {
             "replies": replies,
-            "answer_rate": fmean(f.answered(a) for a, (_, f) in zip(answers, questions, strict=True)) if questions else None,
+            "answer_rate": fmean(f.answered(a) for a, (_, f) in zip(answers, questions, strict=True))
+            if questions
+            else None,
             "fact_nll": fmean(fact_nll) if fact_nll else None,
             "general_nll": fmean(general),
         }
@@ -127,7 +132,9 @@ class Meter:
                 "candidate_win_rate": win_rate(self.persona, out["replies"], base["replies"]),
                 "candidate_satisfied": fmean(score(r) == 1.0 for r in out["replies"]),
                 "candidate_general_nll_change": _rel(out["general_nll"], base["general_nll"]),
-                "candidate_fact_nll_change": _rel(out["fact_nll"], base["fact_nll"]) if base["fact_nll"] else None,
+                "candidate_fact_nll_change": _rel(out["fact_nll"], base["fact_nll"])
+                if base["fact_nll"]
+                else None,
             }
         return WeekMeasure(
             adapter=version,

@@ -64,7 +64,9 @@ class Fact(StrictModel):
     question: str = Field(min_length=1)
     answer: str = Field(min_length=1)
     correction: str = Field(min_length=1)
-    new_phrasings: list[str] = Field(min_length=1, description="the question asked another way (recall probes)")
+    new_phrasings: list[str] = Field(
+        min_length=1, description="the question asked another way (recall probes)"
+    )
 
     def answered(self, reply: str) -> bool:
         return self.answer.lower() in reply.lower()

@@ -21,22 +21,29 @@ def _short(v: str | None) -> str:
 
 
 def header() -> str:
-    return (f"{'week':>4} {'replies':>7} {'choices':>7} {'fixes':>5} {'failed':>6} {'cycles':>6} {'RHI':>5} "
-            f"{'swaps':>5} {'current':>12} {'win':>5} {'sat cur/base':>12} {'fact NLL':>8} {'answers c/b':>11} {'drift':>6}")
+    return (
+        f"{'week':>4} {'replies':>7} {'choices':>7} {'fixes':>5} {'failed':>6} {'cycles':>6} {'RHI':>5} "
+        f"{'swaps':>5} {'current':>12} {'win':>5} {'sat cur/base':>12} {'fact NLL':>8} {'answers c/b':>11} {'drift':>6}"
+    )
 
 
 def row_line(row: WeekRow) -> str:
     m: dict[str, Any] = row.measure
     runs = row.runs.get("retraining_job", "0/0")
-    answers = "-" if m.get("fact_answer_rate_current") is None else (
-        f"{m['fact_answer_rate_current']:.0%}/{m['fact_answer_rate_base']:.0%}")
+    answers = (
+        "-"
+        if m.get("fact_answer_rate_current") is None
+        else (f"{m['fact_answer_rate_current']:.0%}/{m['fact_answer_rate_base']:.0%}")
+    )
     win = "-" if not m else f"{m['win_rate']:.0%}"
     sat = "-" if not m else f"{m['satisfied_current']:.0%}/{m['satisfied_base']:.0%}"
-    return (f"{row.week:>4} {row.chat.get('replies', 0):>7} {row.chat.get('choices', 0):>7} "
-            f"{row.chat.get('corrections', 0):>5} {len(row.failed_requests):>6} {runs:>6} "
-            f"{'-' if row.rhi is None else f'{row.rhi:.2f}':>5} {row.swaps:>5} {_short(m.get('adapter')):>12} "
-            f"{win:>5} {sat:>12} {_pct(m.get('fact_nll_change')):>8} "
-            f"{answers:>11} {_pct(m.get('general_nll_change')) if m else '-':>6}")
+    return (
+        f"{row.week:>4} {row.chat.get('replies', 0):>7} {row.chat.get('choices', 0):>7} "
+        f"{row.chat.get('corrections', 0):>5} {len(row.failed_requests):>6} {runs:>6} "
+        f"{'-' if row.rhi is None else f'{row.rhi:.2f}':>5} {row.swaps:>5} {_short(m.get('adapter')):>12} "
+        f"{win:>5} {sat:>12} {_pct(m.get('fact_nll_change')):>8} "
+        f"{answers:>11} {_pct(m.get('general_nll_change')) if m else '-':>6}"
+    )
 
 
 def goals(report: SimulationReport) -> list[str]:
@@ -45,16 +52,24 @@ def goals(report: SimulationReport) -> list[str]:
         return ["no measurement was taken"]
     out = []
     win, fact, drift = last["win_rate"], last.get("fact_nll_change"), last["general_nll_change"]
-    out.append(f"win rate of current vs base: {win:.0%} (goal >= {GOALS['win_rate']:.0%}) -> "
-               f"{'met' if win >= GOALS['win_rate'] else 'NOT met'}")
+    out.append(
+        f"win rate of current vs base: {win:.0%} (goal >= {GOALS['win_rate']:.0%}) -> "
+        f"{'met' if win >= GOALS['win_rate'] else 'NOT met'}"
+    )
     if fact is None:
         out.append("fact recall: the persona told no facts")
     else:
-        out.append(f"fact NLL in new phrasings vs base: {fact:+.1%} (goal <= {GOALS['fact_nll_change']:+.0%}) -> "
-                   f"{'met' if fact <= GOALS['fact_nll_change'] else 'NOT met'}")
-    out.append(f"drift on the general set: {drift:+.1%} (goal |drift| < {GOALS['drift']:.0%}) -> "
-               f"{'met' if abs(drift) < GOALS['drift'] else 'NOT met'}")
-    out.append(f"failed requests: {report.failed_requests} (goal 0) -> {'met' if report.failed_requests == 0 else 'NOT met'}")
+        out.append(
+            f"fact NLL in new phrasings vs base: {fact:+.1%} (goal <= {GOALS['fact_nll_change']:+.0%}) -> "
+            f"{'met' if fact <= GOALS['fact_nll_change'] else 'NOT met'}"
+        )
+    out.append(
+        f"drift on the general set: {drift:+.1%} (goal |drift| < {GOALS['drift']:.0%}) -> "
+        f"{'met' if abs(drift) < GOALS['drift'] else 'NOT met'}"
+    )
+    out.append(
+        f"failed requests: {report.failed_requests} (goal 0) -> {'met' if report.failed_requests == 0 else 'NOT met'}"
+    )
     return out
 
 
@@ -99,8 +114,14 @@ def plot(report: SimulationReport, path: Path) -> Path:
     ax.axhline(0.0, color="grey", linewidth=0.8)
     for w in weeks:
         if w.swaps:
-            ax.annotate(f"{w.swaps} swap{'s' if w.swaps > 1 else ''}", (w.week, w.measure["win_rate"]),
-                        textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
+            ax.annotate(
+                f"{w.swaps} swap{'s' if w.swaps > 1 else ''}",
+                (w.week, w.measure["win_rate"]),
+                textcoords="offset points",
+                xytext=(0, 8),
+                ha="center",
+                fontsize=8,
+            )
     ax.set_xlabel("simulated week")
     ax.set_xticks(x)
     ax.set_title(f"hominem simulate: persona {report.persona} ({report.preference})", fontsize=10)

@@ -39,7 +39,9 @@ class WeekRow:
     runs: dict[str, str] = field(default_factory=dict)  # job -> "succeeded/requested"
     run_failures: list[str] = field(default_factory=list)
     decisions: list[str] = field(default_factory=list)  # gating decisions logged this week
-    rhi: float | None = None  # the latest full RHI measured (cycle or nightly; online updates have a partial one)
+    rhi: float | None = (
+        None  # the latest full RHI measured (cycle or nightly; online updates have a partial one)
+    )
     served: list[str] = field(default_factory=list)  # adapter versions that served replies, in order
     serving: str | None = None  # the adapter the server serves at the week's end (GET /health)
     last_swap: dict[str, Any] | None = None  # the server's last swap record
@@ -62,8 +64,18 @@ class SimulationReport:
 
 
 def _sum_days(days: list[DayLog]) -> dict[str, int]:
-    keys = ("turns", "replies", "requests", "labels", "choices", "corrections", "facts_told", "facts_asked",
-            "facts_answered", "satisfied")
+    keys = (
+        "turns",
+        "replies",
+        "requests",
+        "labels",
+        "choices",
+        "corrections",
+        "facts_told",
+        "facts_asked",
+        "facts_answered",
+        "satisfied",
+    )
     return {k: sum(getattr(d, k) for d in days) for k in keys}
 
 
@@ -109,10 +121,14 @@ def simulate(
         seen_outcomes = len(daemon.outcomes)
         requested, ok = Counter(o.job for o in outcomes), Counter(o.job for o in outcomes if o.success)
         row.runs = {job: f"{ok[job]}/{n}" for job, n in sorted(requested.items())}
-        row.run_failures = [f"{o.job} ({o.trigger}, {o.partition or '-'}): {o.error}" for o in outcomes if o.success is False]
+        row.run_failures = [
+            f"{o.job} ({o.trigger}, {o.partition or '-'}): {o.error}" for o in outcomes if o.success is False
+        ]
         history, decisions = read_health()
-        row.decisions = [f"{d.get('loop')}: {'+'.join(d.get('actions') or [])} ({d.get('reason', '')[:120]})"
-                         for d in decisions[seen_decisions:]]
+        row.decisions = [
+            f"{d.get('loop')}: {'+'.join(d.get('actions') or [])} ({d.get('reason', '')[:120]})"
+            for d in decisions[seen_decisions:]
+        ]
         seen_decisions = len(decisions)
         # the full index (a cycle's or the nightly replay's), not an online update's partial one
         rhis = [r["rhi"] for r in history if r.get("rhi") is not None and r.get("kind") != "online"]

@@ -59,10 +59,16 @@ class SimulatedUser:
         return r.json()
 
     def _chat(self, day: DayLog, conversation: str, text: str, seed: int) -> dict[str, Any] | None:
-        out = self._post(day, "/v1/chat/completions", {
-            "model": "hominem", "user": conversation, "seed": seed,
-            "messages": [{"role": "user", "content": text}],
-        })
+        out = self._post(
+            day,
+            "/v1/chat/completions",
+            {
+                "model": "hominem",
+                "user": conversation,
+                "seed": seed,
+                "messages": [{"role": "user", "content": text}],
+            },
+        )
         if out is None:
             return None
         meta = out["hominem"]
@@ -120,7 +126,10 @@ class SimulatedUser:
                 self._label(day, second["message_id"], other)
                 if other.score != judged.score and first["text"].strip() != second["text"].strip():
                     chosen, rejected = (first, second) if judged.score > other.score else (second, first)
-                    body = {"chosen_message_id": chosen["message_id"], "rejected_message_id": rejected["message_id"]}
+                    body = {
+                        "chosen_message_id": chosen["message_id"],
+                        "rejected_message_id": rejected["message_id"],
+                    }
                     if self._post(day, "/feedback", body) is not None:
                         day.choices += 1
                 return

@@ -153,9 +153,7 @@ class StoreConnection:
                 continue
             with self.transaction():
                 self.con.execute(sql)
-                self.con.execute(
-                    "INSERT INTO schema_migrations VALUES (?, ?, ?)", [number, name, utcnow()]
-                )
+                self.con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [number, name, utcnow()])
             applied.append(name)
         return applied
 

@@ -43,7 +43,9 @@ def trained_by(db: Any, model_name: str, adapter_version: str, channel: str = "s
     return {r[0] for r in rows}
 
 
-def times_trained(db: Any, model_name: str, lineage: Sequence[str], channel: str = "preference") -> dict[str, int]:
+def times_trained(
+    db: Any, model_name: str, lineage: Sequence[str], channel: str = "preference"
+) -> dict[str, int]:
     """example id -> how many adapters of `lineage` (the current adapter and its ancestors) trained on it."""
     if not lineage:
         return {}
@@ -74,10 +76,12 @@ def sync_used(db: Any, model_name: str, lineage: Sequence[str]) -> tuple[int, in
     db.con.execute("BEGIN TRANSACTION")
     try:
         in_lineage = _IN_LINEAGE
-        marked = int(db.scalar(
-            f"SELECT count(*) FROM sft_pairs s JOIN ({in_lineage}) t ON s.pair_id = t.example_id WHERE NOT s.is_used",
-            [model_name, lineage],
-        ))
+        marked = int(
+            db.scalar(
+                f"SELECT count(*) FROM sft_pairs s JOIN ({in_lineage}) t ON s.pair_id = t.example_id WHERE NOT s.is_used",
+                [model_name, lineage],
+            )
+        )
         db.con.execute(
             f"UPDATE sft_pairs SET is_used = TRUE, used_timestamp = ?, cycle = t.cycle FROM ({in_lineage}) t "
             "WHERE sft_pairs.pair_id = t.example_id AND NOT sft_pairs.is_used",
@@ -87,7 +91,9 @@ def sync_used(db: Any, model_name: str, lineage: Sequence[str]) -> tuple[int, in
             "is_used AND pair_id IN (SELECT example_id FROM trained_examples WHERE model_name = ? AND channel = 'sft') "
             f"AND pair_id NOT IN (SELECT example_id FROM ({in_lineage}))"
         )
-        unmarked = int(db.scalar(f"SELECT count(*) FROM sft_pairs WHERE {stale}", [model_name, model_name, lineage]))
+        unmarked = int(
+            db.scalar(f"SELECT count(*) FROM sft_pairs WHERE {stale}", [model_name, model_name, lineage])
+        )
         db.con.execute(
             f"UPDATE sft_pairs SET is_used = FALSE, used_timestamp = NULL, cycle = NULL WHERE {stale}",
             [model_name, model_name, lineage],

@@ -20,10 +20,20 @@ class ConversationStore(StoreConnection):
         now = utcnow()
         values = [
             (
-                r["event_id"], r["conversation_id"], r["role"], r["content"], r["ts"], r.get("seq"),
-                r.get("parent_id"), r.get("draft_index"), bool(r.get("internal_generated")),
-                bool(r.get("introspection")), r.get("origin", "server"), r["event_day"],
-                json.dumps(r.get("metadata") or {}, sort_keys=True), now,
+                r["event_id"],
+                r["conversation_id"],
+                r["role"],
+                r["content"],
+                r["ts"],
+                r.get("seq"),
+                r.get("parent_id"),
+                r.get("draft_index"),
+                bool(r.get("internal_generated")),
+                bool(r.get("introspection")),
+                r.get("origin", "server"),
+                r["event_day"],
+                json.dumps(r.get("metadata") or {}, sort_keys=True),
+                now,
             )
             for r in rows
         ]
@@ -33,10 +43,18 @@ class ConversationStore(StoreConnection):
         now = utcnow()
         values = [
             (
-                r["event_id"], r["conversation_id"], r["kind"], r.get("message_id"), r.get("emoji"),
+                r["event_id"],
+                r["conversation_id"],
+                r["kind"],
+                r.get("message_id"),
+                r.get("emoji"),
                 json.dumps(r["axes"], sort_keys=True) if r.get("axes") else None,
-                r.get("chosen_message_id"), r.get("rejected_message_id"), r["ts"], r["event_day"],
-                json.dumps(r.get("metadata") or {}, sort_keys=True), now,
+                r.get("chosen_message_id"),
+                r.get("rejected_message_id"),
+                r["ts"],
+                r["event_day"],
+                json.dumps(r.get("metadata") or {}, sort_keys=True),
+                now,
             )
             for r in rows
         ]
@@ -62,12 +80,24 @@ class ConversationStore(StoreConnection):
         """Messages grouped by conversation, in conversation order, streamed from DuckDB in batches so
         memory holds one batch (plus one conversation), not the whole store. `since` keeps conversations
         with any message at or after it; `days` keeps conversations with a message in those partitions."""
-        sql, params = filtered("SELECT * FROM conversation_messages", [
-            ("conversation_id IN (SELECT unnest(?))", None if conversation_ids is None else list(conversation_ids)),
-            ("conversation_id IN (SELECT conversation_id FROM conversation_messages WHERE ts >= ?)", since),
-            ("conversation_id IN (SELECT conversation_id FROM conversation_messages"
-             " WHERE event_day IN (SELECT unnest(?)))", None if days is None else list(days)),
-        ])
+        sql, params = filtered(
+            "SELECT * FROM conversation_messages",
+            [
+                (
+                    "conversation_id IN (SELECT unnest(?))",
+                    None if conversation_ids is None else list(conversation_ids),
+                ),
+                (
+                    "conversation_id IN (SELECT conversation_id FROM conversation_messages WHERE ts >= ?)",
+                    since,
+                ),
+                (
+                    "conversation_id IN (SELECT conversation_id FROM conversation_messages"
+                    " WHERE event_day IN (SELECT unnest(?)))",
+                    None if days is None else list(days),
+                ),
+            ],
+        )
         cur = self.con.cursor()
         cur.execute(sql + " " + self._MESSAGE_ORDER, params)
         cols = [d[0] for d in cur.description]
@@ -89,10 +119,14 @@ class ConversationStore(StoreConnection):
     def get_messages(self, message_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not message_ids:
             return {}
-        rows = self.query("SELECT * FROM conversation_messages WHERE event_id IN (SELECT unnest(?))", [list(message_ids)])
+        rows = self.query(
+            "SELECT * FROM conversation_messages WHERE event_id IN (SELECT unnest(?))", [list(message_ids)]
+        )
         return {r["event_id"]: r for r in rows}
 
-    def get_feedback(self, kind: str | None = None, days: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+    def get_feedback(
+        self, kind: str | None = None, days: Sequence[Any] | None = None
+    ) -> list[dict[str, Any]]:
         """Feedback as it stands now. An emoji label counts once, and only while the user has it on: of all
         `emoji` / `emoji_retracted` events for one (message, emoji), only the latest is considered (over
         every day, so a label retracted the next day is gone from the day it was set), and it is returned
@@ -130,10 +164,20 @@ class ConversationStore(StoreConnection):
             "INSERT INTO conversation_labels VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (label_id) DO NOTHING",
             [
-                row["label_id"], row["message_id"], row["conversation_id"], row["kind"], row["rater"],
-                row["schema_hash"], json.dumps(row["vector"], sort_keys=True), row["reward_intensity"],
-                row["safety_score"], row.get("scalar_preference"), row.get("rationale", ""),
-                json.dumps(row.get("confidence", {}), sort_keys=True), row["event_day"], utcnow(),
+                row["label_id"],
+                row["message_id"],
+                row["conversation_id"],
+                row["kind"],
+                row["rater"],
+                row["schema_hash"],
+                json.dumps(row["vector"], sort_keys=True),
+                row["reward_intensity"],
+                row["safety_score"],
+                row.get("scalar_preference"),
+                row.get("rationale", ""),
+                json.dumps(row.get("confidence", {}), sort_keys=True),
+                row["event_day"],
+                utcnow(),
             ],
         )
         self.con.execute("DELETE FROM conversation_label_failures WHERE label_id = ?", [row["label_id"]])
@@ -142,17 +186,32 @@ class ConversationStore(StoreConnection):
         self.con.execute(
             "INSERT INTO conversation_label_failures VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (label_id) "
             "DO UPDATE SET reason = excluded.reason, raw_output = excluded.raw_output, created_at = excluded.created_at",
-            [row["label_id"], row["message_id"], row["kind"], row["rater"], row["reason"], row.get("raw_output"), row["event_day"], utcnow()],
+            [
+                row["label_id"],
+                row["message_id"],
+                row["kind"],
+                row["rater"],
+                row["reason"],
+                row.get("raw_output"),
+                row["event_day"],
+                utcnow(),
+            ],
         )
 
     def get_conversation_labels(
-        self, message_ids: Sequence[str] | None = None, days: Sequence[Any] | None = None, kind: str | None = None
+        self,
+        message_ids: Sequence[str] | None = None,
+        days: Sequence[Any] | None = None,
+        kind: str | None = None,
     ) -> list[dict[str, Any]]:
-        sql, params = filtered("SELECT * FROM conversation_labels", [
-            ("message_id IN (SELECT unnest(?))", None if message_ids is None else list(message_ids)),
-            ("event_day IN (SELECT unnest(?))", None if days is None else list(days)),
-            ("kind = ?", kind),
-        ])
+        sql, params = filtered(
+            "SELECT * FROM conversation_labels",
+            [
+                ("message_id IN (SELECT unnest(?))", None if message_ids is None else list(message_ids)),
+                ("event_day IN (SELECT unnest(?))", None if days is None else list(days)),
+                ("kind = ?", kind),
+            ],
+        )
         rows = self.query(sql + " ORDER BY event_day, conversation_id, message_id, kind", params)
         for r in rows:
             r["vector"] = json.loads(r["vector"])

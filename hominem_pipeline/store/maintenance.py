@@ -22,7 +22,11 @@ def _arrow_vectors(ids: Sequence[str], vectors: np.ndarray, **columns: Any) -> A
     import pyarrow as pa
 
     flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
-    data = {"pair_id": list(ids), **columns, "vector": pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])}
+    data = {
+        "pair_id": list(ids),
+        **columns,
+        "vector": pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]),
+    }
     return pa.table(data)
 
 
@@ -82,9 +86,12 @@ def embedded_rows(db: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
         "FROM sft_pairs s JOIN sft_embeddings e USING (pair_id) LEFT JOIN sft_clusters c USING (pair_id) "
         "ORDER BY s.pair_id"
     ).to_arrow_table()
-    cols = {name: np.asarray(table.column(name).to_pylist() if name in ("pair_id", "source")
-                             else table.column(name).to_numpy())
-            for name in ("pair_id", "source", "score", "cluster")}
+    cols = {
+        name: np.asarray(
+            table.column(name).to_pylist() if name in ("pair_id", "source") else table.column(name).to_numpy()
+        )
+        for name in ("pair_id", "source", "score", "cluster")
+    }
     if table.num_rows == 0:
         return cols, np.zeros((0, 0), np.float32)
     flat = table.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
@@ -93,11 +100,14 @@ def embedded_rows(db: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
 
 # -- clusters ------------------------------------------------------------------------------------------
 def centroids(db: Any, model: str) -> tuple[list[int], np.ndarray]:
-    return _read_vectors(db, "SELECT cluster, vector FROM sft_cluster_centroids WHERE model = ? ORDER BY cluster",
-                         [model])
+    return _read_vectors(
+        db, "SELECT cluster, vector FROM sft_cluster_centroids WHERE model = ? ORDER BY cluster", [model]
+    )
 
 
-def replace_clusters(db: Any, ids: Sequence[str], labels: np.ndarray, centres: np.ndarray, model: str) -> None:
+def replace_clusters(
+    db: Any, ids: Sequence[str], labels: np.ndarray, centres: np.ndarray, model: str
+) -> None:
     """Every row's cluster and every centroid, replaced in one transaction."""
     db.con.execute("BEGIN TRANSACTION")
     try:
@@ -105,8 +115,12 @@ def replace_clusters(db: Any, ids: Sequence[str], labels: np.ndarray, centres: n
         db.con.execute("DELETE FROM sft_cluster_centroids")
         _insert_assignments(db, ids, labels, model)
         cluster_ids = list(range(len(centres)))
-        db.con.register("_centres", _arrow_vectors([str(c) for c in cluster_ids], centres, model=[model] * len(centres)))
-        db.con.execute("INSERT INTO sft_cluster_centroids SELECT pair_id::INTEGER, model, vector::FLOAT[] FROM _centres")
+        db.con.register(
+            "_centres", _arrow_vectors([str(c) for c in cluster_ids], centres, model=[model] * len(centres))
+        )
+        db.con.execute(
+            "INSERT INTO sft_cluster_centroids SELECT pair_id::INTEGER, model, vector::FLOAT[] FROM _centres"
+        )
         db.con.unregister("_centres")
         db.con.execute("COMMIT")
     except BaseException:
@@ -130,15 +144,21 @@ def _insert_assignments(db: Any, ids: Sequence[str], labels: np.ndarray, model: 
 
 
 def cluster_sizes(db: Any) -> list[int]:
-    return [int(r[0]) for r in db.con.execute("SELECT count(*) FROM sft_clusters GROUP BY cluster").fetchall()]
+    return [
+        int(r[0]) for r in db.con.execute("SELECT count(*) FROM sft_clusters GROUP BY cluster").fetchall()
+    ]
 
 
 # -- removal and re-emission ---------------------------------------------------------------------------
 def aged_out_ids(db: Any, older_than: datetime) -> list[str]:
     """Used rows created before `older_than`."""
-    return [r[0] for r in db.con.execute(
-        "SELECT pair_id FROM sft_pairs WHERE is_used AND created_at < ? ORDER BY pair_id", [naive_utc(older_than)]
-    ).fetchall()]
+    return [
+        r[0]
+        for r in db.con.execute(
+            "SELECT pair_id FROM sft_pairs WHERE is_used AND created_at < ? ORDER BY pair_id",
+            [naive_utc(older_than)],
+        ).fetchall()
+    ]
 
 
 def duplicate_content(db: Any) -> list[tuple[str, str]]:
@@ -184,11 +204,14 @@ def reemission_candidates(db: Any, older_than: datetime, min_score: float, limit
     """Used rows created before `older_than` scoring at least `min_score`, best first, at most `limit`."""
     if limit <= 0:
         return []
-    return [r[0] for r in db.con.execute(
-        f"SELECT pair_id FROM sft_pairs WHERE is_used AND created_at < ? AND {SCORE_SQL} >= ? "
-        f"ORDER BY {SCORE_SQL} DESC, created_at, pair_id LIMIT ?",
-        [naive_utc(older_than), float(min_score), int(limit)],
-    ).fetchall()]
+    return [
+        r[0]
+        for r in db.con.execute(
+            f"SELECT pair_id FROM sft_pairs WHERE is_used AND created_at < ? AND {SCORE_SQL} >= ? "
+            f"ORDER BY {SCORE_SQL} DESC, created_at, pair_id LIMIT ?",
+            [naive_utc(older_than), float(min_score), int(limit)],
+        ).fetchall()
+    ]
 
 
 def reemit(db: Any, ids: Sequence[str], now: datetime | None = None) -> int:
@@ -201,7 +224,8 @@ def reemit(db: Any, ids: Sequence[str], now: datetime | None = None) -> int:
         db.reset_sft_used(ids)
         db.con.execute(
             "INSERT INTO sft_reemitted SELECT unnest(?), ? ON CONFLICT (pair_id) DO UPDATE SET "
-            "reemitted_at = excluded.reemitted_at", [list(ids), now],
+            "reemitted_at = excluded.reemitted_at",
+            [list(ids), now],
         )
         db.con.execute("COMMIT")
     except BaseException:

@@ -34,8 +34,17 @@ class PreferenceStore(StoreConnection):
             new_by_source[fresh[-1]["source"]] = new_by_source.get(fresh[-1]["source"], 0) + 1
         if not fresh:
             return {}
-        cols = ["pair_id", "prompt", "chosen", "rejected", "source_file", "line_no", "source", "dimensions",
-                "dimensions_from"]
+        cols = [
+            "pair_id",
+            "prompt",
+            "chosen",
+            "rejected",
+            "source_file",
+            "line_no",
+            "source",
+            "dimensions",
+            "dimensions_from",
+        ]
         # One statement over column lists (unnest zips them): executemany ran ~200 rows/s.
         self.con.execute(
             f"INSERT INTO imported_preferences ({', '.join(cols)}, imported_at) "
@@ -56,7 +65,15 @@ class PreferenceStore(StoreConnection):
         """Store pairs (replacing a stored pair with the same id: its scores may have been refreshed)."""
         now = utcnow()
         values = [
-            (p.pair_id, p.prompt, p.chosen, p.rejected, p.source, p.model_dump_json(), naive_utc(p.created_at) or now)
+            (
+                p.pair_id,
+                p.prompt,
+                p.chosen,
+                p.rejected,
+                p.source,
+                p.model_dump_json(),
+                naive_utc(p.created_at) or now,
+            )
             for p in pairs
         ]
         if values:

@@ -56,10 +56,25 @@ class SFTStore(StoreConnection):
         )
         rows = [
             (
-                p.pair_id, p.instruction, p.response, p.context, p.source, p.category, p.confidence,
-                p.reward_intensity, p.safety_score, p.weight, p.conversation_id, p.message_id,
-                len(p.instruction), len(p.response), json.dumps(p.metadata, sort_keys=True, default=str),
-                naive_utc(p.created_at) or now, p.is_used, naive_utc(p.used_timestamp), p.cycle,
+                p.pair_id,
+                p.instruction,
+                p.response,
+                p.context,
+                p.source,
+                p.category,
+                p.confidence,
+                p.reward_intensity,
+                p.safety_score,
+                p.weight,
+                p.conversation_id,
+                p.message_id,
+                len(p.instruction),
+                len(p.response),
+                json.dumps(p.metadata, sort_keys=True, default=str),
+                naive_utc(p.created_at) or now,
+                p.is_used,
+                naive_utc(p.used_timestamp),
+                p.cycle,
             )
             for p in pairs
         ]
@@ -85,14 +100,23 @@ class SFTStore(StoreConnection):
         limit: int | None = None,
     ) -> list[SFTPair]:
         """Stored pairs matching every given filter, oldest first. `since` compares `created_at`."""
-        sql, params = filtered("SELECT * FROM sft_pairs", [
-            ("source IN (SELECT unnest(?))", None if source is None else [source] if isinstance(source, str) else list(source)),
-            ("is_used = ?", None if is_used is None else bool(is_used)),
-            ("created_at >= ?", naive_utc(since)),
-            ("instruction_length >= ?", None if min_instruction_length is None else int(min_instruction_length)),
-            ("response_length >= ?", None if min_response_length is None else int(min_response_length)),
-            ("confidence >= ?", None if min_confidence is None else float(min_confidence)),
-        ])
+        sql, params = filtered(
+            "SELECT * FROM sft_pairs",
+            [
+                (
+                    "source IN (SELECT unnest(?))",
+                    None if source is None else [source] if isinstance(source, str) else list(source),
+                ),
+                ("is_used = ?", None if is_used is None else bool(is_used)),
+                ("created_at >= ?", naive_utc(since)),
+                (
+                    "instruction_length >= ?",
+                    None if min_instruction_length is None else int(min_instruction_length),
+                ),
+                ("response_length >= ?", None if min_response_length is None else int(min_response_length)),
+                ("confidence >= ?", None if min_confidence is None else float(min_confidence)),
+            ],
+        )
         sql += " ORDER BY created_at, pair_id"
         if limit is not None:
             sql += " LIMIT ?"
@@ -123,9 +147,7 @@ class SFTStore(StoreConnection):
         ).fetchall()
         return {r[0] for r in rows}
 
-    def update_sft_used(
-        self, ids: Iterable[str], cycle: int, used_timestamp: datetime | None = None
-    ) -> int:
+    def update_sft_used(self, ids: Iterable[str], cycle: int, used_timestamp: datetime | None = None) -> int:
         """Mark pairs consumed by training. Returns how many stored pairs were updated."""
         ids = list(dict.fromkeys(ids))
         if not ids:
@@ -178,16 +200,36 @@ class SFTStore(StoreConnection):
             "INSERT INTO knowledge_update_attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (attempt_id) DO UPDATE SET "
             "ok = excluded.ok, pairs_found = excluded.pairs_found, reason = excluded.reason, "
             "raw_output = excluded.raw_output, created_at = excluded.created_at",
-            [row["attempt_id"], row["conversation_id"], row["method"], row["ok"], row["pairs_found"], row.get("reason"), row.get("raw_output"), utcnow()],
+            [
+                row["attempt_id"],
+                row["conversation_id"],
+                row["method"],
+                row["ok"],
+                row["pairs_found"],
+                row.get("reason"),
+                row.get("raw_output"),
+                utcnow(),
+            ],
         )
 
 
 def _sft_from_row(r: dict[str, Any]) -> SFTPair:
     return SFTPair(
-        pair_id=r["pair_id"], instruction=r["instruction"], response=r["response"], context=r["context"],
-        source=r["source"], category=r["category"], confidence=r["confidence"],
-        reward_intensity=r["reward_intensity"], safety_score=r["safety_score"], weight=r["weight"],
-        conversation_id=r["conversation_id"], message_id=r["message_id"], created_at=r["created_at"],
-        is_used=r["is_used"], used_timestamp=r["used_timestamp"], cycle=r["cycle"],
+        pair_id=r["pair_id"],
+        instruction=r["instruction"],
+        response=r["response"],
+        context=r["context"],
+        source=r["source"],
+        category=r["category"],
+        confidence=r["confidence"],
+        reward_intensity=r["reward_intensity"],
+        safety_score=r["safety_score"],
+        weight=r["weight"],
+        conversation_id=r["conversation_id"],
+        message_id=r["message_id"],
+        created_at=r["created_at"],
+        is_used=r["is_used"],
+        used_timestamp=r["used_timestamp"],
+        cycle=r["cycle"],
         metadata=json.loads(r["metadata"]),
     )

@@ -81,7 +81,9 @@ class LocalTeacher:
         s = self.sampling
         for b, batch in enumerate(_batches(prompts, max(1, self.batch_size // max(1, n)) or 1)):
             texts = [self._chat(p) for p in batch]
-            enc = self._tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model_device(self._model))
+            enc = self._tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
+                model_device(self._model)
+            )
             torch.manual_seed(seed + b)
             with torch.inference_mode():
                 gen = self._model.generate(
@@ -104,7 +106,9 @@ class LocalTeacher:
 
         out = []
         for batch in _batches(texts, self.batch_size):
-            enc = self._tok(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(model_device(self._model))
+            enc = self._tok(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(
+                model_device(self._model)
+            )
             with torch.inference_mode():
                 gen = self._model.generate(
                     **enc, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=self._tok.pad_token_id
@@ -122,7 +126,9 @@ class LocalTeacher:
 
         result = []
         for batch in _batches(texts, self.batch_size * 2):
-            enc = self._tok(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(model_device(self._model))
+            enc = self._tok(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(
+                model_device(self._model)
+            )
             with torch.inference_mode():
                 logits = self._model(**enc).logits[:, -1, :]  # left padding: last position is real
             logp = torch.log_softmax(logits.float(), dim=-1)[:, self._digit_ids]

@@ -89,7 +89,9 @@ class DeadlineTransport(httpx.BaseTransport):
             response.read()  # the body is part of the request's time
         except httpx.TransportError as exc:
             if expired.is_set():
-                raise httpx.ReadTimeout(f"no complete answer within {self.seconds:g}s", request=request) from exc
+                raise httpx.ReadTimeout(
+                    f"no complete answer within {self.seconds:g}s", request=request
+                ) from exc
             raise
         finally:
             timer.cancel()
@@ -175,9 +177,14 @@ class OpenAITeacher:
         mode = self.config.rating_mode
         if mode == "json_schema":  # OpenAI's strict mode refuses maxLength, so the rationale is unbounded
             schema = rating_schema(manifold, rationale=self.rationale)
-            return {"type": "json_schema", "json_schema": {"name": "reward_rating", "schema": schema, "strict": True}}
+            return {
+                "type": "json_schema",
+                "json_schema": {"name": "reward_rating", "schema": schema, "strict": True},
+            }
         if mode == "json_object":  # llama.cpp server's form (it answers json_schema with HTTP 500)
-            schema = rating_schema(manifold, rationale=self.rationale, rationale_max_chars=RATIONALE_MAX_CHARS)
+            schema = rating_schema(
+                manifold, rationale=self.rationale, rationale_max_chars=RATIONALE_MAX_CHARS
+            )
             return {"type": "json_object", "schema": schema}
         return None
 
@@ -195,7 +202,9 @@ class OpenAITeacher:
             try:
                 resp, n = self._complete(messages, **kw)
             except RequestFailed as exc:
-                return RatingOutcome(label=None, failure=str(exc), raw_output=raw, attempts=requests + exc.requests)
+                return RatingOutcome(
+                    label=None, failure=str(exc), raw_output=raw, attempts=requests + exc.requests
+                )
             requests += n
             raw = resp.choices[0].message.content or ""
             try:
@@ -205,7 +214,10 @@ class OpenAITeacher:
                 reason = f"invalid rating: {exc}"
                 messages = messages[:2] + [
                     {"role": "assistant", "content": raw},
-                    {"role": "user", "content": f"That was not valid ({exc}). Reply with the JSON object only."},
+                    {
+                        "role": "user",
+                        "content": f"That was not valid ({exc}). Reply with the JSON object only.",
+                    },
                 ]
         return RatingOutcome(label=None, failure=reason, raw_output=raw, attempts=requests)
 
@@ -241,7 +253,9 @@ class OpenAITeacher:
                 found, n = self._scale_logprobs(prompt, response, key, desc, rubric)
                 requests += n
                 if found is None:
-                    raise RatingParseError("the endpoint returned no logprobs (use rating_mode json_* instead)")
+                    raise RatingParseError(
+                        "the endpoint returned no logprobs (use rating_mode json_* instead)"
+                    )
                 scores[key] = scale_distribution(found)
             rationale = ""
             if self.rationale:

@@ -136,7 +136,9 @@ def parse_json_rating(text: str, manifold: RewardManifold) -> RewardLabel:
             problems.append(str(exc))
             return None
 
-    vector = {d.name: scaled(vector_in.get(d.name), f"reward_vector.{d.name}", d.range) for d in manifold.dimensions}
+    vector = {
+        d.name: scaled(vector_in.get(d.name), f"reward_vector.{d.name}", d.range) for d in manifold.dimensions
+    }
     intensity = scaled(obj.get("reward_intensity"), "reward_intensity", manifold.reward_intensity.range)
     safety = scaled(obj.get("safety_score"), "safety_score", manifold.safety_score.range)
     rationale = obj.get("rationale", "")
@@ -146,7 +148,12 @@ def parse_json_rating(text: str, manifold: RewardManifold) -> RewardLabel:
         raise RatingParseError("; ".join(problems))
     try:
         return validate_label(
-            {"reward_vector": vector, "reward_intensity": intensity, "safety_score": safety, "rationale": rationale},
+            {
+                "reward_vector": vector,
+                "reward_intensity": intensity,
+                "safety_score": safety,
+                "rationale": rationale,
+            },
             manifold,
         )
     except ValidationError as exc:

@@ -46,7 +46,9 @@ def rationale_question(prompt: str, response: str) -> str:
 
 def json_rating_request(prompt: str, response: str, manifold: RewardManifold, rationale: bool = True) -> str:
     """Ask for one integer from 1 to 5 per criterion (the scale every rubric is written in), as JSON."""
-    lines = [f"- {key}: {desc}" + (f" ({rubric})" if rubric else "") for key, desc, rubric in criteria(manifold)]
+    lines = [
+        f"- {key}: {desc}" + (f" ({rubric})" if rubric else "") for key, desc, rubric in criteria(manifold)
+    ]
     example: dict[str, object] = {
         "reward_vector": {d.name: 3 for d in manifold.dimensions},
         "reward_intensity": 3,
@@ -56,7 +58,8 @@ def json_rating_request(prompt: str, response: str, manifold: RewardManifold, ra
         example["rationale"] = "One sentence."
     return (
         f"{exchange(prompt, response)}\n\n"
-        "Rate the assistant's reply on each criterion with a whole number from 1 to 5:\n" + "\n".join(lines) + "\n\n"
-        "Reply with JSON only, in exactly this shape (values are an example):\n"
-        + json.dumps(example)
+        "Rate the assistant's reply on each criterion with a whole number from 1 to 5:\n"
+        + "\n".join(lines)
+        + "\n\n"
+        "Reply with JSON only, in exactly this shape (values are an example):\n" + json.dumps(example)
     )

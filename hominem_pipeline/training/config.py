@@ -98,8 +98,12 @@ class KnowledgeConsolidationSettings(StrictModel):
 
 
 class TrainingConfig(StrictModel):
-    base_model: str | None = Field(None, description="model spec; null = the student in config/inference.toml")
-    model_name: str | None = Field(None, description="folder name under artifacts/lora/; null = from base_model")
+    base_model: str | None = Field(
+        None, description="model spec; null = the student in config/inference.toml"
+    )
+    model_name: str | None = Field(
+        None, description="folder name under artifacts/lora/; null = from base_model"
+    )
     continue_from_current: bool = True
     lora: LoraSettings = LoraSettings()
 
@@ -160,7 +164,9 @@ class TrainingConfig(StrictModel):
     @property
     def learning_rate(self) -> float:
         """The step learning rate when both channels share one step: the channel-weighted mean."""
-        return self.sft_weight * self.sft_learning_rate + self.preference_weight * self.preference_learning_rate
+        return (
+            self.sft_weight * self.sft_learning_rate + self.preference_weight * self.preference_learning_rate
+        )
 
 
 def load_training_config(path: Path | str, overrides: dict | None = None) -> TrainingConfig:
@@ -197,4 +203,3 @@ def load_training_config(path: Path | str, overrides: dict | None = None) -> Tra
     except ValidationError as exc:
         given = ", ".join(f"{k}={v!r}" for k, v in (overrides or {}).items())
         raise ConfigError(f"override ({given}) of {path}: {field_errors(exc)}") from exc
-

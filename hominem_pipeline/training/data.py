@@ -85,9 +85,7 @@ def load_sft_pairs(
     return (pairs[:limit] if limit else pairs), False
 
 
-def recency_weights(
-    created: list[datetime | None], decay: str, settings: RecencySettings
-) -> list[float]:
+def recency_weights(created: list[datetime | None], decay: str, settings: RecencySettings) -> list[float]:
     """`exp(-age/tau)`, `max(fast, slow)` for `both`, floored at `min_weight`. Age counts from the newest
     dated example, so the same data always gives the same weights. Undated examples weigh 1."""
     if not settings.enabled:
@@ -123,11 +121,16 @@ def gate_factor(safety: float, gate: SafetyGateSettings) -> tuple[float, str]:
 def _response_scores(output: Any, where: str) -> ResponseScores:
     """A reward-model output as `ResponseScores`; a non-finite number (a corrupted model) stops here
     rather than becoming a training weight."""
-    numbers = {"reward_intensity": output.reward_intensity, "safety_score": output.safety_score,
-               **{f"reward_vector.{k}": v for k, v in output.reward_vector.items()}}
+    numbers = {
+        "reward_intensity": output.reward_intensity,
+        "safety_score": output.safety_score,
+        **{f"reward_vector.{k}": v for k, v in output.reward_vector.items()},
+    }
     bad = [k for k, v in numbers.items() if not math.isfinite(float(v))]
     if bad:
-        raise ValueError(f"{where}: the reward model returned non-finite {', '.join(bad)}; refusing to train on it")
+        raise ValueError(
+            f"{where}: the reward model returned non-finite {', '.join(bad)}; refusing to train on it"
+        )
     scalar = output.scalar_preference
     return ResponseScores(
         {k: float(v) for k, v in output.reward_vector.items()},
@@ -150,7 +153,9 @@ def score_unscored_pairs(pairs: list[PreferencePair], reward_model: Any) -> tupl
     out = list(pairs)
     for j, i in enumerate(todo):
         where = f"preference pair {pairs[i].pair_id}"
-        update = pair_scores(_response_scores(outputs[2 * j], where), _response_scores(outputs[2 * j + 1], where))
+        update = pair_scores(
+            _response_scores(outputs[2 * j], where), _response_scores(outputs[2 * j + 1], where)
+        )
         update["dimension_deltas"] = pairs[i].dimension_deltas or update["dimension_deltas"]
         update["scored_by"] = str(reward_model.version)
         out[i] = pairs[i].model_copy(update=update)
@@ -167,16 +172,26 @@ def score_unscored_sft(pairs: list[SFTPair], reward_model: Any) -> tuple[list[SF
     out = list(pairs)
     for i, output in zip(todo, outputs, strict=True):
         scores = _response_scores(output, f"SFT row {pairs[i].pair_id}")
-        out[i] = pairs[i].model_copy(update={
-            "reward_intensity": pairs[i].reward_intensity if pairs[i].reward_intensity is not None else scores.reward_intensity,
-            "safety_score": pairs[i].safety_score if pairs[i].safety_score is not None else scores.safety_score,
-            "metadata": {**pairs[i].metadata, "scored_by": str(reward_model.version)},
-        })
+        out[i] = pairs[i].model_copy(
+            update={
+                "reward_intensity": pairs[i].reward_intensity
+                if pairs[i].reward_intensity is not None
+                else scores.reward_intensity,
+                "safety_score": pairs[i].safety_score
+                if pairs[i].safety_score is not None
+                else scores.safety_score,
+                "metadata": {**pairs[i].metadata, "scored_by": str(reward_model.version)},
+            }
+        )
     return out, len(todo)
 
 
 def _score_and_gate(
-    channel: str, intensity: float | None, safety: float | None, gate: SafetyGateSettings, counts: Counter[str]
+    channel: str,
+    intensity: float | None,
+    safety: float | None,
+    gate: SafetyGateSettings,
+    counts: Counter[str],
 ) -> tuple[float, float, float, str] | None:
     """(intensity, safety, gate factor, verdict) of one example, the same rule for both channels; None
     when it is left out: unscored under `unscored: skip`, or blocked (for a pair: its chosen is unsafe)."""
@@ -223,13 +238,20 @@ def prepare_examples(
 
     examples: list[Example] = []
     stats: dict[str, dict[str, float]] = {}
-    pref_rec = recency_weights([p.created_at for p in preference_pairs], config.recency.preference_decay, config.recency)
+    pref_rec = recency_weights(
+        [p.created_at for p in preference_pairs], config.recency.preference_decay, config.recency
+    )
     for p, rec in zip(preference_pairs, pref_rec, strict=True):
         counts["preference_loaded"] += 1
         # The gate acts on what the pair teaches: the chosen response (older exports stored the lower of
         # the two as safety_score, which blocked "prefer the safe answer over the unsafe one").
-        gated = _score_and_gate("preference", p.reward_intensity,
-                                p.chosen_safety if p.chosen_safety is not None else p.safety_score, gate, counts)
+        gated = _score_and_gate(
+            "preference",
+            p.reward_intensity,
+            p.chosen_safety if p.chosen_safety is not None else p.safety_score,
+            gate,
+            counts,
+        )
         if gated is None:
             continue
         intensity, safety, factor, verdict = gated
@@ -245,8 +267,20 @@ def prepare_examples(
         if times:
             counts["preference_replayed"] += 1
         examples.append(
-            Example("preference", p.pair_id, p.prompt, p.chosen, p.rejected, intensity, safety, rec, weight,
-                    verdict, p.created_at, dict(p.dimension_deltas))
+            Example(
+                "preference",
+                p.pair_id,
+                p.prompt,
+                p.chosen,
+                p.rejected,
+                intensity,
+                safety,
+                rec,
+                weight,
+                verdict,
+                p.created_at,
+                dict(p.dimension_deltas),
+            )
         )
     sft_rec = recency_weights([s.created_at for s in sft_pairs], config.recency.sft_decay, config.recency)
     for s, rec in zip(sft_pairs, sft_rec, strict=True):
@@ -261,14 +295,29 @@ def prepare_examples(
             continue
         counts[f"sft_{verdict}"] += 1
         examples.append(
-            Example("sft", s.pair_id, s.instruction, s.response, None, intensity, safety, rec, weight, verdict,
-                    s.created_at, from_database=sft_from_database, source=s.source)
+            Example(
+                "sft",
+                s.pair_id,
+                s.instruction,
+                s.response,
+                None,
+                intensity,
+                safety,
+                rec,
+                weight,
+                verdict,
+                s.created_at,
+                from_database=sft_from_database,
+                source=s.source,
+            )
         )
     for channel, recs in (("preference", pref_rec), ("sft", sft_rec)):
         if recs:
             stats[channel] = {"min": min(recs), "mean": sum(recs) / len(recs), "max": max(recs)}
     hashes = {
         "preferences": _rows_hash([p.model_dump(mode="json") for p in preference_pairs]),
-        "sft": _rows_hash([s.model_dump(mode="json", exclude={"is_used", "used_timestamp", "cycle"}) for s in sft_pairs]),
+        "sft": _rows_hash(
+            [s.model_dump(mode="json", exclude={"is_used", "used_timestamp", "cycle"}) for s in sft_pairs]
+        ),
     }
     return PreparedData(examples, dict(counts), hashes, scored_by, stats)

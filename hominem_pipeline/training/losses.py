@@ -59,7 +59,9 @@ def sequence_logprobs(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch
     targets = batch["input_ids"][:, 1:]
     mask = batch["loss_mask"][:, 1:]
     # gather - logsumexp avoids materialising a second vocab-sized tensor for log_softmax.
-    token_lp = torch.gather(logits, 2, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits.float(), dim=-1)
+    token_lp = torch.gather(logits, 2, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(
+        logits.float(), dim=-1
+    )
     token_lp = token_lp * mask
     return token_lp.sum(-1), mask.sum(-1)
 

@@ -30,7 +30,9 @@ def load_with_adapter(base_path: str, adapter_dir: Path | str) -> tuple[Any, Any
 
 
 @torch.no_grad()
-def preference_margin(model: Any, tok: Any, triples: Sequence[tuple[str, str, str]], max_length: int = 256) -> float:
+def preference_margin(
+    model: Any, tok: Any, triples: Sequence[tuple[str, str, str]], max_length: int = 256
+) -> float:
     """Mean of log p(chosen) - log p(rejected) over (prompt, chosen, rejected)."""
     margins = []
     for prompt, chosen, rejected in triples:

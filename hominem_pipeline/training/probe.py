@@ -29,19 +29,29 @@ def gradient_probe(
     n = len(pairs)
     logps, _ = sequence_logprobs(model, collate([c for c, _ in pairs] + [r for _, r in pairs], pad_id))
     losses, _ = dpo_losses(
-        logps[:n], logps[n:], torch.tensor([r[0] for r in ref], device=logps.device),
-        torch.tensor([r[1] for r in ref], device=logps.device), beta
+        logps[:n],
+        logps[n:],
+        torch.tensor([r[0] for r in ref], device=logps.device),
+        torch.tensor([r[1] for r in ref], device=logps.device),
+        beta,
     )
     dims = sorted({d for delta in deltas for d in delta})
     grads: dict[str, torch.Tensor] = {}
     left_out = []
     for d in dims:
-        a = torch.tensor([max(0.0, delta.get(d, 0.0)) for delta in deltas], dtype=losses.dtype, device=losses.device)
+        a = torch.tensor(
+            [max(0.0, delta.get(d, 0.0)) for delta in deltas], dtype=losses.dtype, device=losses.device
+        )
         if float(a.sum()) <= 0:
             left_out.append(d)
             continue
         g = torch.autograd.grad((a * losses).sum() / a.sum(), params, retain_graph=True, allow_unused=True)
-        grads[d] = torch.cat([(x if x is not None else torch.zeros_like(p)).reshape(-1) for x, p in zip(g, params, strict=True)])
+        grads[d] = torch.cat(
+            [
+                (x if x is not None else torch.zeros_like(p)).reshape(-1)
+                for x, p in zip(g, params, strict=True)
+            ]
+        )
     norms = {d: float(g.norm()) for d, g in grads.items()}
     gda = {}
     for a_name, b_name in itertools.combinations(sorted(grads), 2):

@@ -88,7 +88,12 @@ def consolidation_gate(registry: AdapterRegistry, version: str, cfg: Consolidati
 
 
 def promote(
-    registry: AdapterRegistry, ref: str, *, db: Any | None = None, force: bool = False, pointer: str = CURRENT,
+    registry: AdapterRegistry,
+    ref: str,
+    *,
+    db: Any | None = None,
+    force: bool = False,
+    pointer: str = CURRENT,
     health: Consolidation | None = None,
 ) -> PointerMove:
     """Point `pointer` at `ref` after checking it; with a store, mark what the new `current` trained on.
@@ -103,15 +108,18 @@ def promote(
         health_note = decision.reason
         if "consolidate" not in decision.actions:
             if not force:
-                raise ConsolidationHeld(f"refusing to consolidate {version} into `current`: {decision.reason}")
+                raise ConsolidationHeld(
+                    f"refusing to consolidate {version} into `current`: {decision.reason}"
+                )
             health_note = f"forced: {decision.reason}"
         elif report is not None:
             _record_accepted(registry, report)
     previous = registry.pointer(pointer).target
     registry.promote(version, pointer)
     marked, unmarked = _sync(registry, db, pointer)
-    return PointerMove(pointer, version, previous, marked, unmarked, note if passed else f"forced: {note}",
-                       health_note)
+    return PointerMove(
+        pointer, version, previous, marked, unmarked, note if passed else f"forced: {note}", health_note
+    )
 
 
 def _record_accepted(registry: AdapterRegistry, report: Any) -> None:
@@ -120,10 +128,17 @@ def _record_accepted(registry: AdapterRegistry, report: Any) -> None:
     from hominem_pipeline.health.measure import ACCEPTED_FILE
     from hominem_pipeline.health.report import health_root
 
-    write_json_atomic(health_root(registry.artifacts_dir, registry.model_name) / ACCEPTED_FILE, {
-        "version": report.version, "rhi": report.rhi, "reward_rdm": report.reward_rdm,
-        "probe_set_hash": report.probe_set_hash, "reward_model": report.reward_model, "measured_at": report.measured_at,
-    })
+    write_json_atomic(
+        health_root(registry.artifacts_dir, registry.model_name) / ACCEPTED_FILE,
+        {
+            "version": report.version,
+            "rhi": report.rhi,
+            "reward_rdm": report.reward_rdm,
+            "probe_set_hash": report.probe_set_hash,
+            "reward_model": report.reward_model,
+            "measured_at": report.measured_at,
+        },
+    )
 
 
 def rollback(registry: AdapterRegistry, *, db: Any | None = None, pointer: str = CURRENT) -> PointerMove:

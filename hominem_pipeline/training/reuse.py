@@ -58,12 +58,25 @@ def find_reusable(lora_root: Path, fingerprint: str, parent: str | None) -> Reus
     if parent is not None:
         meta = _metadata(root / parent)
         if meta is not None and meta.get(FINGERPRINT_KEY) == fingerprint:
-            return Reuse(parent, root / parent, f"nothing new: {parent} (current) was trained on these inputs "
-                         "with this recipe", meta)
+            return Reuse(
+                parent,
+                root / parent,
+                f"nothing new: {parent} (current) was trained on these inputs with this recipe",
+                meta,
+            )
     if root.is_dir():
         for folder in sorted(root.iterdir()):
             meta = _metadata(folder) if folder.is_dir() and not folder.name.startswith(".") else None
-            if meta is not None and meta.get(FINGERPRINT_KEY) == fingerprint and meta.get("continued_from") == parent:
-                return Reuse(folder.name, folder, f"same inputs: {folder.name} was trained on them with this "
-                             f"recipe from {parent or 'the base model'}", meta)
+            if (
+                meta is not None
+                and meta.get(FINGERPRINT_KEY) == fingerprint
+                and meta.get("continued_from") == parent
+            ):
+                return Reuse(
+                    folder.name,
+                    folder,
+                    f"same inputs: {folder.name} was trained on them with this "
+                    f"recipe from {parent or 'the base model'}",
+                    meta,
+                )
     return None

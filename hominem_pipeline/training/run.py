@@ -48,7 +48,9 @@ def resolve_config_path(settings: Settings, path: Path | str | None) -> Path:
     return own if own.is_file() else REPO_ROOT / "config" / DEFAULT_CONFIG
 
 
-def load_config(settings: Settings, path: Path | str | None = None, overrides: dict | None = None) -> TrainingConfig:
+def load_config(
+    settings: Settings, path: Path | str | None = None, overrides: dict | None = None
+) -> TrainingConfig:
     return load_training_config(resolve_config_path(settings, path), overrides)
 
 
@@ -62,7 +64,9 @@ def training_sources(settings: Settings, config: TrainingConfig, db: Any | None)
     sft_jsonl = sft_jsonl_path(settings)
     return {
         "preferences": file_digest(prefs) if prefs.is_file() else None,
-        "sft": db.sft_content_digest() if sft_from_store else (file_digest(sft_jsonl) if sft_jsonl.is_file() else None),
+        "sft": db.sft_content_digest()
+        if sft_from_store
+        else (file_digest(sft_jsonl) if sft_jsonl.is_file() else None),
         "reward_model": Pointer(reward_model_root(settings.artifacts_dir), "current").target,
     }
 
@@ -88,8 +92,12 @@ def run_training(
         found = find_reusable(root, fingerprint, parent)
         if found is not None:
             log.info("training: nothing to train, reusing %s (%s)", found.version, found.reason)
-            return TrainingResult(found.version, found.path, False,
-                                  {**found.metadata, "reused": True, "reuse_reason": found.reason})
+            return TrainingResult(
+                found.version,
+                found.path,
+                False,
+                {**found.metadata, "reused": True, "reuse_reason": found.reason},
+            )
     pairs = load_preference_pairs(preferences_path(settings))
     if config.preferences_limit:
         pairs = pairs[: config.preferences_limit]
@@ -98,8 +106,13 @@ def run_training(
     )
     needs_scoring = any(p.reward_intensity is None or p.safety_score is None for p in [*pairs, *sft_pairs])
     reward_model, note = current_with_note(settings.artifacts_dir) if needs_scoring else (None, "not needed")
-    log.info("training: %d preference pairs, %d SFT pairs (%s); scoring: %s",
-             len(pairs), len(sft_pairs), "store" if from_db else "jsonl", note)
+    log.info(
+        "training: %d preference pairs, %d SFT pairs (%s); scoring: %s",
+        len(pairs),
+        len(sft_pairs),
+        "store" if from_db else "jsonl",
+        note,
+    )
     replays = {}
     if db is not None and parent:
         # How often the current adapter's lineage already trained each pair (preference replay cap/decay).
@@ -121,12 +134,18 @@ def run_training(
     )
 
 
-def _slow_loop_learning_rates(settings: Settings, config: TrainingConfig, model_name: str) -> tuple[TrainingConfig, dict[str, str]]:
+def _slow_loop_learning_rates(
+    settings: Settings, config: TrainingConfig, model_name: str
+) -> tuple[TrainingConfig, dict[str, str]]:
     """The Reward Health Index's slow loop may have asked for lower learning rates (RHI falling night
     after night, `health.gate`); both channels' rates are multiplied by its factor."""
     factor = learning_rate_factor(settings.artifacts_dir, model_name)
     if factor == 1.0:
         return config, {}
-    scaled = config.model_copy(update={"sft_learning_rate": config.sft_learning_rate * factor,
-                                       "preference_learning_rate": config.preference_learning_rate * factor})
+    scaled = config.model_copy(
+        update={
+            "sft_learning_rate": config.sft_learning_rate * factor,
+            "preference_learning_rate": config.preference_learning_rate * factor,
+        }
+    )
     return scaled, {"learning_rate_factor": f"{factor:g} (RHI slow loop, artifacts/rhi/{model_name}/)"}

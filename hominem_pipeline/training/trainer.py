@@ -122,7 +122,9 @@ def load_policy(base_path: str, config: TrainingConfig, adapter_dir: Path | None
 
 
 @torch.no_grad()
-def reference_logprobs(model: Any, pairs: list[tuple[Encoded, Encoded]], pad_id: int) -> list[tuple[float, float]]:
+def reference_logprobs(
+    model: Any, pairs: list[tuple[Encoded, Encoded]], pad_id: int
+) -> list[tuple[float, float]]:
     """Log-probs of (chosen, rejected) under the frozen reference, one pair per forward so that a pair's
     numbers never depend on which other pairs are in the data (exact reproducibility)."""
     model.eval()
@@ -182,7 +184,9 @@ def train_dual(
     preference pairs trained on are recorded against the published version. `health_probes` sizes the
     GVS calibration stored in METADATA (`health.calibration`)."""
     torch.manual_seed(config.seed)
-    current = continue_from or (Pointer(lora_root, "current").target if config.continue_from_current else None)
+    current = continue_from or (
+        Pointer(lora_root, "current").target if config.continue_from_current else None
+    )
     adapter_dir = lora_root / current if current else None
     if adapter_dir is not None:
         verify_version(adapter_dir)  # never continue from (and use as DPO reference) a corrupted adapter
@@ -214,15 +218,29 @@ def train_dual(
     ref = reference_logprobs(model, enc_pref, pad_id)
     ref_seconds = time.perf_counter() - t0
 
-    embed_path = resolve_embedding_model(config.diversity.embedding_model) if config.diversity.enabled else None
+    embed_path = (
+        resolve_embedding_model(config.diversity.embedding_model) if config.diversity.enabled else None
+    )
     samplers = {}
-    for name, exs, bs in (("sft", sft, config.sft_batch_size), ("preference", pref, config.preference_batch_size)):
-        samplers[name] = build_sampler(
-            [f"{e.prompt}\n{e.chosen}" for e in exs], [e.weight for e in exs], bs,
-            diversity=config.diversity.enabled, embedding_model=embed_path, k=config.diversity.k,
-            per_cluster=config.diversity.per_cluster, farthest_first_basis=config.diversity.farthest_first_basis,
-            seed=config.seed,
-        ) if exs else None
+    for name, exs, bs in (
+        ("sft", sft, config.sft_batch_size),
+        ("preference", pref, config.preference_batch_size),
+    ):
+        samplers[name] = (
+            build_sampler(
+                [f"{e.prompt}\n{e.chosen}" for e in exs],
+                [e.weight for e in exs],
+                bs,
+                diversity=config.diversity.enabled,
+                embedding_model=embed_path,
+                k=config.diversity.k,
+                per_cluster=config.diversity.per_cluster,
+                farthest_first_basis=config.diversity.farthest_first_basis,
+                seed=config.seed,
+            )
+            if exs
+            else None
+        )
     if config.max_steps > 0:
         n_steps = config.max_steps
     else:
@@ -242,12 +260,16 @@ def train_dual(
     loss_share = Counter()
     step_seconds: list[float] = []
     model.train()
-    schedule = mixing_schedule(config.batch_mixing, samplers["sft"], samplers["preference"], n_steps, sft_w, config.seed)
+    schedule = mixing_schedule(
+        config.batch_mixing, samplers["sft"], samplers["preference"], n_steps, sft_w, config.seed
+    )
     for step, plan in enumerate(schedule, 1):
         t_step = time.perf_counter()
         seqs: list[Encoded] = []
         if plan.preference is not None:
-            seqs += [enc_pref[i][0] for i in plan.preference.indices] + [enc_pref[i][1] for i in plan.preference.indices]
+            seqs += [enc_pref[i][0] for i in plan.preference.indices] + [
+                enc_pref[i][1] for i in plan.preference.indices
+            ]
         if plan.sft is not None:
             seqs += [enc_sft[i] for i in plan.sft.indices]
         # Both channels share one forward pass: one padded batch of chosen, rejected and SFT sequences,
@@ -266,8 +288,11 @@ def train_dual(
             batches["preference"] = ChannelBatch(
                 losses, torch.tensor([pref[i].weight for i in idx], dtype=losses.dtype, device=losses.device)
             )
-            row.update(preference_margin=float(margins.mean()), preference_accuracy=float((margins > 0).float().mean()),
-                       preference_sampling=_draw_stats(plan.preference, pref))
+            row.update(
+                preference_margin=float(margins.mean()),
+                preference_accuracy=float((margins > 0).float().mean()),
+                preference_sampling=_draw_stats(plan.preference, pref),
+            )
             tokens["preference"] += int(counts[: 2 * n].sum())
             seen["preference"].update(pref[i].example_id for i in idx)
             lrs.append(config.preference_learning_rate)
@@ -288,7 +313,11 @@ def train_dual(
             loss_share[channel] += (sft_w if channel == "sft" else pref_w) * loss / scale
         _check_finite(step, total, parts)
         # One channel in the step: its own learning rate; both: the channel-weighted mean.
-        lr = lrs[0] if len(lrs) == 1 else sft_w * config.sft_learning_rate + pref_w * config.preference_learning_rate
+        lr = (
+            lrs[0]
+            if len(lrs) == 1
+            else sft_w * config.sft_learning_rate + pref_w * config.preference_learning_rate
+        )
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)
@@ -297,10 +326,20 @@ def train_dual(
         optimizer.step()
         row.update(loss=float(total.detach()), grad_norm=float(grad_norm), lr=lr)
         if config.probe.interval and probe_idx and step % config.probe.interval == 0:
-            probes.append({"step": step, **gradient_probe(model, params, [enc_pref[i] for i in probe_idx],
-                                                          [ref[i] for i in probe_idx],
-                                                          [pref[i].dimension_deltas for i in probe_idx],
-                                                          config.beta, pad_id)})
+            probes.append(
+                {
+                    "step": step,
+                    **gradient_probe(
+                        model,
+                        params,
+                        [enc_pref[i] for i in probe_idx],
+                        [ref[i] for i in probe_idx],
+                        [pref[i].dimension_deltas for i in probe_idx],
+                        config.beta,
+                        pad_id,
+                    ),
+                }
+            )
         rows.append(row)
         step_seconds.append(time.perf_counter() - t_step)
         if progress:
@@ -341,7 +380,8 @@ def train_dual(
         "reward_model_version": reward_model_version,
         "scored_by": data.scored_by,  # reward-model version that scored unscored examples of either channel
         "notes": notes or {},
-        "dpo_reference": "adapter at the start of the cycle" + (f" ({current})" if current else " (base model)"),
+        "dpo_reference": "adapter at the start of the cycle"
+        + (f" ({current})" if current else " (base model)"),
         "recency": data.recency_stats,
         "cluster_coverage": coverage,
         # Recorded in the store's trained_examples after publication; marked used only when this
@@ -353,8 +393,14 @@ def train_dual(
             "steps": len(knowledge_rows),
             "rows": len({i for r in knowledge_rows for i in r["rows"]}),
             "learning_rate": config.knowledge_consolidation.learning_rate,
-            **({"sft_loss_first": knowledge_rows[0]["sft_loss"], "sft_loss_last": knowledge_rows[-1]["sft_loss"]}
-               if knowledge_rows else {}),
+            **(
+                {
+                    "sft_loss_first": knowledge_rows[0]["sft_loss"],
+                    "sft_loss_last": knowledge_rows[-1]["sft_loss"],
+                }
+                if knowledge_rows
+                else {}
+            ),
         },
         "gradient_probes": probes,
         "grad_norms": [r["grad_norm"] for r in rows],
@@ -388,7 +434,10 @@ def train_dual(
     metadata.update(version=published.version)
     if db is not None:
         record_trained(
-            db, lora_root.name, published.version, cycle,
+            db,
+            lora_root.name,
+            published.version,
+            cycle,
             [("sft", i) for i in sft_trained] + [("preference", i) for i in sorted(seen["preference"])],
         )
     return TrainingResult(published.version, published.path, published.new, metadata, rows)
@@ -432,16 +481,27 @@ def consolidate_knowledge(
         batch = (order + order)[start : start + size]
         logps, counts = _shared_forward(model, [enc_sft[i] for i in batch], pad_id)
         weights = torch.tensor([sft[i].weight for i in batch], dtype=logps.dtype, device=logps.device)
-        total, parts = blended_loss({"sft": ChannelBatch(-logps / counts.clamp(min=1), weights)}, {"sft": 1.0})
+        total, parts = blended_loss(
+            {"sft": ChannelBatch(-logps / counts.clamp(min=1), weights)}, {"sft": 1.0}
+        )
         step = after_step + k + 1
         _check_finite(step, total, parts)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
         optimizer.step()
-        out.append({"step": step, "phase": "knowledge", "sft_loss": parts["sft"][0], "loss": float(total.detach()),
-                    "grad_norm": float(grad_norm), "lr": kc.learning_rate, "tokens": int(counts.sum()),
-                    "rows": [sft[i].example_id for i in batch]})
+        out.append(
+            {
+                "step": step,
+                "phase": "knowledge",
+                "sft_loss": parts["sft"][0],
+                "loss": float(total.detach()),
+                "grad_norm": float(grad_norm),
+                "lr": kc.learning_rate,
+                "tokens": int(counts.sum()),
+                "rows": [sft[i].example_id for i in batch],
+            }
+        )
         if progress:
             progress(step, after_step + kc.steps, out[-1])
     return out
@@ -449,7 +509,14 @@ def consolidate_knowledge(
 
 def _final_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:
     out: dict[str, float] = {"steps": float(len(rows))}
-    for key in ("loss", "sft_loss", "preference_loss", "preference_margin", "preference_accuracy", "grad_norm"):
+    for key in (
+        "loss",
+        "sft_loss",
+        "preference_loss",
+        "preference_margin",
+        "preference_accuracy",
+        "grad_norm",
+    ):
         vals = [r[key] for r in rows if key in r]
         if vals:
             out[f"{key}_first"] = vals[0]

@@ -2,7 +2,6 @@
 training data (SFT pairs, preference pairs) with their JSONL exports. Thin: each calls one function of
 `hominem_pipeline.extraction.channels` and reports what it did."""
 
-
 from datetime import date
 
 import dagster as dg
@@ -29,7 +28,10 @@ class SFTPairsConfig(dg.Config):
 
 
 @dg.asset(
-    group_name=GROUP, pool=STORE_POOL, partitions_def=daily, backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name=GROUP,
+    pool=STORE_POOL,
+    partitions_def=daily,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     description="One day of the event log (data/events/YYYY-MM-DD.jsonl) ingested into DuckDB, idempotently by event id",
 )
 def conversations(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg.MaterializeResult:
@@ -55,12 +57,18 @@ def conversations(context: dg.AssetExecutionContext, hominem: HominemResource) -
 
 
 @dg.asset(
-    group_name=GROUP, pool=STORE_POOL, partitions_def=daily, backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name=GROUP,
+    pool=STORE_POOL,
+    partitions_def=daily,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[conversations],
     description="Teacher ratings of the day's assistant turns (reward manifold + emotion axes) beside the user's emoji labels",
 )
 def conversation_labels(
-    context: dg.AssetExecutionContext, config: ConversationLabelsConfig, hominem: HominemResource, teacher: TeacherResource
+    context: dg.AssetExecutionContext,
+    config: ConversationLabelsConfig,
+    hominem: HominemResource,
+    teacher: TeacherResource,
 ) -> dg.MaterializeResult:
     done = channels.label_days(hominem.settings(), _days(context), teacher.build(), force=config.force)
     for d in done:
@@ -81,11 +89,16 @@ def conversation_labels(
 
 
 @dg.asset(
-    group_name=GROUP, pool=STORE_POOL, deps=[conversations, conversation_labels],
+    group_name=GROUP,
+    pool=STORE_POOL,
+    deps=[conversations, conversation_labels],
     description="Memory-channel SFT pairs (seed 002 rules + knowledge updates) -> data/sft/sft_training.jsonl",
 )
 def sft_pairs(
-    context: dg.AssetExecutionContext, config: SFTPairsConfig, hominem: HominemResource, teacher: TeacherResource
+    context: dg.AssetExecutionContext,
+    config: SFTPairsConfig,
+    hominem: HominemResource,
+    teacher: TeacherResource,
 ) -> dg.MaterializeResult:
     built = channels.build_sft_pairs(hominem.settings(), teacher.build, config.include_introspection)
     k = built.knowledge
@@ -109,7 +122,9 @@ def sft_pairs(
 
 
 @dg.asset(
-    group_name=GROUP, pool=STORE_POOL, deps=["reward_labels", conversation_labels],
+    group_name=GROUP,
+    pool=STORE_POOL,
+    deps=["reward_labels", conversation_labels],
     description="Reward-channel preference pairs (teacher candidates, user feedback, imports) -> data/preferences/preferences.jsonl",
 )
 def preference_pairs(context: dg.AssetExecutionContext, hominem: HominemResource) -> dg.MaterializeResult:

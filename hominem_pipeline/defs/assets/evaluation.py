@@ -26,6 +26,7 @@ class LoraEvalConfig(dg.Config):
     # Where the evaluation runs: this step's process, or a subprocess through Dagster Pipes (defs/launch.py).
     launcher: Launcher = "in_process"
 
+
 DUAL_LORA = dg.AssetKey("dual_lora")
 
 
@@ -60,7 +61,9 @@ def report_of_latest_eval(instance: dg.DagsterInstance) -> EvalReport | None:
     description="Base vs base+LoRA (vs its parent and `current`): taught facts in new phrasings, forgetting, "
     "scenario margins, alignment, interference",
 )
-def lora_eval(context: dg.AssetExecutionContext, config: LoraEvalConfig, hominem: HominemResource) -> dg.MaterializeResult:
+def lora_eval(
+    context: dg.AssetExecutionContext, config: LoraEvalConfig, hominem: HominemResource
+) -> dg.MaterializeResult:
     upstream = _latest_metadata(context.instance, DUAL_LORA)
     if upstream.get("trained") is False and not upstream.get("unchanged"):
         # A cycle without training data publishes no adapter: nothing to evaluate, nothing to promote.
@@ -70,7 +73,9 @@ def lora_eval(context: dg.AssetExecutionContext, config: LoraEvalConfig, hominem
             metadata={"evaluated": False, "reason": reason}, data_version=dg.DataVersion("none")
         )
     model_name, version = published_adapter(upstream)
-    return run_step(context, "lora_eval", hominem, {"model_name": model_name, "version": version}, config.launcher)
+    return run_step(
+        context, "lora_eval", hominem, {"model_name": model_name, "version": version}, config.launcher
+    )
 
 
 @dg.asset_check(
@@ -119,14 +124,19 @@ def adapter_promotion(context: dg.AssetExecutionContext, hominem: HominemResourc
     # `promotion.promote` re-reads the evaluation report and asks the RHI gate; either can refuse.
     try:
         with hominem.open_db() as db:
-            move = promotion.promote(registry, report.version, db=db,
-                                     health=load_health_config(settings).consolidation)
+            move = promotion.promote(
+                registry, report.version, db=db, health=load_health_config(settings).consolidation
+            )
     except (promotion.EvaluationFailed, promotion.ConsolidationHeld) as exc:
         # A gate did its job (lora_no_regression warned, or the RHI decision logged under artifacts/rhi/):
         # `current` stays and the run stays green.
         context.log.warning(str(exc))
         return dg.MaterializeResult(
-            metadata={"promoted": False, "reason": str(exc), "current": registry.pointer(CURRENT).target or ""},
+            metadata={
+                "promoted": False,
+                "reason": str(exc),
+                "current": registry.pointer(CURRENT).target or "",
+            },
             data_version=dg.DataVersion(f"held-{report.version}"),
         )
     except promotion.PromotionRefused as exc:

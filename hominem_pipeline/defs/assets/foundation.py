@@ -4,7 +4,6 @@ Each asset is published as DuckDB rows plus a human-readable JSONL export (writt
 place); the export's content hash is the asset's data version and what downstream assets read.
 """
 
-
 import hashlib
 from collections import Counter
 from pathlib import Path
@@ -70,9 +69,17 @@ def base_model(context: dg.AssetExecutionContext, hominem: HominemResource) -> d
     return dg.MaterializeResult(metadata=meta, data_version=dg.DataVersion(version))
 
 
-@dg.asset(group_name=GROUP, pool=STORE_POOL, deps=[seed_prompts], description="Teacher candidate responses per seed prompt")
+@dg.asset(
+    group_name=GROUP,
+    pool=STORE_POOL,
+    deps=[seed_prompts],
+    description="Teacher candidate responses per seed prompt",
+)
 def trajectories(
-    context: dg.AssetExecutionContext, config: TrajectoriesConfig, hominem: HominemResource, teacher: TeacherResource
+    context: dg.AssetExecutionContext,
+    config: TrajectoriesConfig,
+    hominem: HominemResource,
+    teacher: TeacherResource,
 ) -> dg.MaterializeResult:
     settings = hominem.settings()
     gen = settings.pipeline.generation
@@ -83,7 +90,14 @@ def trajectories(
     sampling = settings.inference.teacher.sampling.model_dump()
     with hominem.open_db() as db:
         run = generate_trajectories(
-            db, t, prompts, n, sampling, seed=gen.seed, batch_size=gen.batch_size, force=config.force,
+            db,
+            t,
+            prompts,
+            n,
+            sampling,
+            seed=gen.seed,
+            batch_size=gen.batch_size,
+            force=config.force,
             progress=lambda d, total: context.log.info(f"trajectories: {d}/{total} prompts"),
         )
         rows = db.get_trajectories(run.trajectory_ids)
@@ -105,9 +119,17 @@ def trajectories(
     )
 
 
-@dg.asset(group_name=GROUP, pool=STORE_POOL, deps=[trajectories], description="Teacher reward labels, one per trajectory")
+@dg.asset(
+    group_name=GROUP,
+    pool=STORE_POOL,
+    deps=[trajectories],
+    description="Teacher reward labels, one per trajectory",
+)
 def reward_labels(
-    context: dg.AssetExecutionContext, config: LabelsConfig, hominem: HominemResource, teacher: TeacherResource
+    context: dg.AssetExecutionContext,
+    config: LabelsConfig,
+    hominem: HominemResource,
+    teacher: TeacherResource,
 ) -> dg.MaterializeResult:
     settings = hominem.settings()
     manifold = hominem.manifold()
@@ -115,7 +137,12 @@ def reward_labels(
     t = teacher.build()
     with hominem.open_db() as db:
         run = label_trajectories(
-            db, t, manifold, trajectory_ids, batch_size=settings.pipeline.labeling.batch_size, force=config.force,
+            db,
+            t,
+            manifold,
+            trajectory_ids,
+            batch_size=settings.pipeline.labeling.batch_size,
+            force=config.force,
             progress=lambda d, total: context.log.info(f"reward_labels: {d}/{total} rated"),
         )
         rows = label_rows(db, run.label_ids)
@@ -131,7 +158,9 @@ def reward_labels(
             "labelled_now": run.labelled,
             "reused": run.reused,
             "failures": len(failures),
-            "failure_reasons": dg.MetadataValue.json(dict(Counter(f["reason"].split(":")[0] for f in failures))),
+            "failure_reasons": dg.MetadataValue.json(
+                dict(Counter(f["reason"].split(":")[0] for f in failures))
+            ),
             "rater": t.rater_identity,
             **{k: round(v, 4) for k, v in label_summary(rows, manifold).items()},
             "export": dg.MetadataValue.path(str(export)),

@@ -31,6 +31,8 @@ class DualLoraConfig(dg.Config):
     deps=["preference_pairs", "sft_pairs", "reward_model", "base_model"],
     description="Dual-channel LoRA adapter (memory + reward channels), published under artifacts/lora/",
 )
-def dual_lora(context: dg.AssetExecutionContext, config: DualLoraConfig, hominem: HominemResource) -> dg.MaterializeResult:
+def dual_lora(
+    context: dg.AssetExecutionContext, config: DualLoraConfig, hominem: HominemResource
+) -> dg.MaterializeResult:
     params = {k: v for k, v in config.model_dump().items() if k != "launcher" and v is not None}
     return run_step(context, "dual_lora", hominem, params, config.launcher)
