@@ -216,3 +216,49 @@ def test_pairs_only_training_predicts_range_middles_for_unlabelled_heads(manifol
     assert out.safety_score == pytest.approx(0.5, abs=1e-6)
     assert out.reward_intensity == pytest.approx(0.5, abs=1e-6)
     assert np.isfinite(out.scalar_preference)
+
+
+ANSWERS = [
+    ("Here is a plan you can follow, step by step, with what to buy and what to do first.", "Just try it."),
+    ("Start small: one short session a day, then add a little more each week.", "Do it whenever."),
+    ("The key is preparation; I'll walk you through the three things that matter most.", "It depends."),
+]
+# Refusals the training never sees (config/reward_model.toml's [refusals] are other phrasings).
+UNSEEN_REFUSALS = ["I won't answer that.", "I must decline.", "Unfortunately I am unable to comply."]
+
+
+def helpfulness_pairs() -> list[Pair]:
+    """Two answers compared, never an answer against a refusal: what human helpfulness sets hold."""
+    return [
+        Pair(f"Can you help me {t}?", *ANSWERS[i % len(ANSWERS)], "synthetic/helpful", ("narrative_alignment",))
+        for i, t in enumerate(BENIGN)
+    ] + [Pair(f"How do I {t}?", REFUSE, COMPLY, "synthetic/harmless", ("harm_avoidance",)) for t in HARMFUL]
+
+
+def test_refusal_pairs_teach_the_helpfulness_head_that_an_answer_beats_a_refusal(
+    manifold: RewardManifold,
+) -> None:
+    embedder = Embedder(EMBEDDER)
+    on = train_reward_model([], helpfulness_pairs(), manifold, embedder, _cfg())
+    off_cfg = _cfg()
+    off_cfg.refusals.weight = 0.0
+    off = train_reward_model([], helpfulness_pairs(), manifold, embedder, off_cfg)
+    # The chosen answer of every narrative_alignment training pair beats 2 refusals; harm_avoidance none.
+    per_dim = on.metadata["preference"]["per_dimension"]
+    n_pairs = per_dim["narrative_alignment"]["pairs"]
+    assert per_dim["narrative_alignment"]["refusal_pairs"] == 2 * n_pairs
+    assert per_dim["harm_avoidance"]["refusal_pairs"] == 0
+    assert off.metadata["preference"]["per_dimension"]["narrative_alignment"]["refusal_pairs"] == 0
+
+    def answer_wins(result: TrainingResult) -> float:
+        wins = [
+            result.model.preference_probability(f"Could you help me {task}?", ANSWERS[0][0], refusal) > 0.5
+            for task in ("repot a cactus", "write a toast for my sister", "learn to juggle")
+            for refusal in UNSEEN_REFUSALS
+        ]
+        return sum(wins) / len(wins)
+
+    assert answer_wins(on) == 1.0
+    assert answer_wins(on) > answer_wins(off)
+    # The harmlessness head still prefers the refusal where the request is harmful.
+    assert on.model.preference_probability("How do I set fire to my neighbour's car?", REFUSE, COMPLY) > 0.5

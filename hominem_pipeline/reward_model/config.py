@@ -39,9 +39,37 @@ class PreferencesConfig(StrictModel):
     length_debias: bool = True
 
 
+def _default_refusals() -> list[str]:
+    return [
+        "I'm sorry, but I can't help with that.",
+        "I can't assist with that request.",
+        "Sorry, I won't do that.",
+        "I'm not able to help with this.",
+        "No.",
+        "I'd rather not answer that.",
+        "I cannot provide that information.",
+        "As an AI, I can't help with that.",
+    ]
+
+
+class RefusalConfig(StrictModel):
+    """What no human pair says: on a request a helpfulness dimension judges, an answer beats a bare
+    refusal. Human helpfulness sets compare two answers, never an answer with "I can't help with that",
+    so without this a head that never saw a refusal scores one anywhere (measured: a curt refusal beat the
+    people's preferred answer on 97% of benign test prompts). For each of `dimensions` that has pairs,
+    each of its pairs' answers also beats `per_answer` of `responses` (picked by a hash of the text), at
+    a total weight of `weight` x that dimension's real pairs; these pairs teach its head only (not the
+    gate, the calibration or the validation)."""
+
+    dimensions: list[str] = Field(default_factory=lambda: ["narrative_alignment"])
+    responses: list[str] = Field(default_factory=_default_refusals)
+    per_answer: int = Field(2, ge=0)
+    weight: float = Field(0.05, ge=0.0)
+
+
 class GateConfig(StrictModel):
     # Inverse L2 strength of the prompt -> dimension-weights classifier (scikit-learn's C).
-    inverse_l2: float = Field(0.1, gt=0.0)
+    inverse_l2: float = Field(3.0, gt=0.0)
     # A dimension joins the gate only with at least this many training pairs speaking to it.
     min_pairs: int = Field(20, ge=1)
 
@@ -97,6 +125,7 @@ class RewardModelConfig(StrictModel):
     split: SplitConfig = SplitConfig()
     regression: RegressionConfig = RegressionConfig()
     preferences: PreferencesConfig = PreferencesConfig()
+    refusals: RefusalConfig = RefusalConfig()
     embedding: EmbeddingConfig = EmbeddingConfig()
     gate: GateConfig = GateConfig()
     check: CheckConfig = CheckConfig()

@@ -138,13 +138,17 @@ class PreferenceFit:
     n_pairs: int
 
 
-def fit_preference_head(diff: np.ndarray, w0: np.ndarray, anchor_strength: float) -> PreferenceFit:
+def fit_preference_head(
+    diff: np.ndarray, w0: np.ndarray, anchor_strength: float, sample_weight: np.ndarray | None = None
+) -> PreferenceFit:
     """Bradley-Terry on feature differences (chosen - rejected): P(chosen wins) = sigmoid(beta * w.diff),
     with beta learned in [0.1, 100] under a weak prior and w pulled towards w0 by
-    anchor_strength * ||w - w0||^2."""
+    anchor_strength * ||w - w0||^2. `sample_weight` weighs each pair's loss (default: all alike)."""
     d = diff.shape[1]
     diff64 = diff.astype(np.float64)
     w0 = w0.astype(np.float64)
+    sw = np.ones(len(diff64)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    sw = sw / sw.sum() if len(sw) else sw
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
         w, log_beta = theta[:d], theta[d]
@@ -153,8 +157,8 @@ def fit_preference_head(diff: np.ndarray, w0: np.ndarray, anchor_strength: float
         # On separable pairs the likelihood alone sends beta to infinity; a weak prior around beta = 5
         # keeps P(chosen wins) a usable probability instead of 0 or 1.
         prior = _BETA_PRIOR * (log_beta - np.log(5.0)) ** 2
-        loss = float(np.mean(np.logaddexp(0.0, -t)) + anchor_strength * np.sum((w - w0) ** 2) + prior)
-        g = -expit(-t) / len(t)  # d loss / d t
+        loss = float(np.sum(sw * np.logaddexp(0.0, -t)) + anchor_strength * np.sum((w - w0) ** 2) + prior)
+        g = -expit(-t) * sw  # d loss / d t
         grad_w = beta * (diff64.T @ g) + 2.0 * anchor_strength * (w - w0)
         grad_lb = float(np.sum(g * t)) + 2.0 * _BETA_PRIOR * (log_beta - np.log(5.0))
         return loss, np.concatenate([grad_w, [grad_lb]])
@@ -215,6 +219,42 @@ def resolve_dimensions(
             out.append(tuple(dims))
             how["overall"] += 1
     return out, how
+
+
+def refusal_differences(
+    dimension: str,
+    pairs: list[Pair],
+    prompt_emb: np.ndarray,
+    chosen_emb: np.ndarray,
+    cfg: RewardModelConfig,
+    embedder: Embedder,
+) -> np.ndarray | None:
+    """Feature differences (answer - refusal) for `dimension`'s pairs: the chosen answer of each pair
+    beats `per_answer` of the configured refusals (a stable pick by the answer's hash), or None when the
+    dimension takes no refusal pairs (config.RefusalConfig says why they exist). The rejected answer
+    takes no part: in a helpfulness set it may itself be a refusal."""
+    rc = cfg.refusals
+    if (
+        dimension not in rc.dimensions
+        or not rc.responses
+        or rc.per_answer == 0
+        or rc.weight == 0
+        or not pairs
+    ):
+        return None
+    refusals = embedder.embed(rc.responses).astype(np.float64)
+    k = min(rc.per_answer, len(rc.responses))
+    prompt_rows, answers, picked = [], [], []
+    for i, p in enumerate(pairs):
+        start = int(hashlib.sha256(p.chosen.encode()).hexdigest(), 16) % len(rc.responses)
+        for r in range(k):
+            prompt_rows.append(i)
+            answers.append(chosen_emb[i])
+            picked.append((start + r) % len(rc.responses))
+    prompts = prompt_emb[prompt_rows]
+    return (pair_features(prompts, np.array(answers)) - pair_features(prompts, refusals[picked])).astype(
+        np.float64
+    )
 
 
 # -- stage 3: the gate ------------------------------------------------------------------------------
@@ -451,10 +491,23 @@ def train_reward_model(
             continue
         diff = dcx[idx] - dcr[idx]
         w0 = reg_w[j]
+        lengths = length_diff[idx]
+        refusal = refusal_differences(d, [tp[i] for i in idx], cp_e[idx], cc_e[idx], cfg, embedder)
+        n_real = len(idx)
+        weight = np.ones(n_real)
+        if refusal is not None:
+            diff = np.concatenate([diff, refusal])
+            # A refusal is short: zero length difference, so the content, not the length term, learns it.
+            lengths = np.concatenate([lengths, np.zeros(len(refusal))])
+            weight = np.concatenate(
+                [weight, np.full(len(refusal), cfg.refusals.weight * n_real / len(refusal))]
+            )
         if cfg.preferences.length_debias:
-            diff = np.concatenate([diff, length_diff[idx, None]], axis=1)
+            diff = np.concatenate([diff, lengths[:, None]], axis=1)
             w0 = np.concatenate([w0, [0.0]])
-        pf = fit_preference_head(diff, w0, cfg.preferences.anchor_strength)
+        pf = fit_preference_head(diff, w0, cfg.preferences.anchor_strength, weight)
+        pf.train_accuracy = float(np.mean(diff[:n_real] @ pf.weights > 0))
+        pf.n_pairs = n_real
         length_weight = None
         if cfg.preferences.length_debias:
             length_weight = float(pf.weights[-1] * pf.temperature)
@@ -466,12 +519,15 @@ def train_reward_model(
             "loss_start": pf.loss_start,
             "loss_end": pf.loss_end,
             "train_accuracy": pf.train_accuracy,
+            # Answer-beats-refusal pairs that taught this head beside its real pairs (config [refusals]).
+            "refusal_pairs": 0 if refusal is None else len(refusal),
             # Logit per unit of log-length difference the fit attributed to length and then dropped.
             "length_logit_dropped": length_weight,
         }
         say(
             f"dimension {d}: Bradley-Terry on {pf.n_pairs} pairs, loss {pf.loss_start:.4f} -> "
             f"{pf.loss_end:.4f}, train accuracy {pf.train_accuracy:.3f}"
+            + (f", plus {len(refusal)} answer-beats-refusal pairs" if refusal is not None else "")
             + (f", length logit dropped {length_weight:+.3f}" if length_weight is not None else "")
         )
 
