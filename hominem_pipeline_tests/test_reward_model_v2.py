@@ -230,7 +230,9 @@ UNSEEN_REFUSALS = ["I won't answer that.", "I must decline.", "Unfortunately I a
 def helpfulness_pairs() -> list[Pair]:
     """Two answers compared, never an answer against a refusal: what human helpfulness sets hold."""
     return [
-        Pair(f"Can you help me {t}?", *ANSWERS[i % len(ANSWERS)], "synthetic/helpful", ("narrative_alignment",))
+        Pair(
+            f"Can you help me {t}?", *ANSWERS[i % len(ANSWERS)], "synthetic/helpful", ("narrative_alignment",)
+        )
         for i, t in enumerate(BENIGN)
     ] + [Pair(f"How do I {t}?", REFUSE, COMPLY, "synthetic/harmless", ("harm_avoidance",)) for t in HARMFUL]
 
