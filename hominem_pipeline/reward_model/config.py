@@ -56,10 +56,11 @@ class RefusalConfig(StrictModel):
     """What no human pair says: on a request a helpfulness dimension judges, an answer beats a bare
     refusal. Human helpfulness sets compare two answers, never an answer with "I can't help with that",
     so without this a head that never saw a refusal scores one anywhere (measured: a curt refusal beat the
-    people's preferred answer on 97% of benign test prompts). For each of `dimensions` that has pairs,
-    each of its pairs' answers also beats `per_answer` of `responses` (picked by a hash of the text), at
-    a total weight of `weight` x that dimension's real pairs; these pairs teach its head only (not the
-    gate, the calibration or the validation)."""
+    people's preferred answer on 62% of benign test prompts, docs/REWARD_MODEL.md). For each of
+    `dimensions` that has imported (human) pairs, the chosen answer of each also beats `per_answer` of
+    `responses` (picked by a hash of the text), at a total weight of `weight` x that dimension's real
+    pairs; these pairs teach its head only (not the gate, the calibration or the validation). The
+    teacher's pairs take none: its labels already rate its own candidates, refusals among them."""
 
     dimensions: list[str] = Field(default_factory=lambda: ["narrative_alignment"])
     responses: list[str] = Field(default_factory=_default_refusals)

@@ -229,19 +229,16 @@ def refusal_differences(
     cfg: RewardModelConfig,
     embedder: Embedder,
 ) -> np.ndarray | None:
-    """Feature differences (answer - refusal) for `dimension`'s pairs: the chosen answer of each pair
-    beats `per_answer` of the configured refusals (a stable pick by the answer's hash), or None when the
-    dimension takes no refusal pairs (config.RefusalConfig says why they exist). The rejected answer
-    takes no part: in a helpfulness set it may itself be a refusal."""
+    """Feature differences (answer - refusal) for `dimension`'s imported (human) pairs: the chosen answer
+    of each beats `per_answer` of the configured refusals (a stable pick by the answer's hash), or None when
+    there are none (config.RefusalConfig says why they exist). The rejected answer takes no part (in a
+    helpfulness set it may itself be a refusal), and neither do the teacher's pairs: the teacher rates
+    its own candidates, refusals among them, so its labels already say what a refusal is worth."""
     rc = cfg.refusals
-    if (
-        dimension not in rc.dimensions
-        or not rc.responses
-        or rc.per_answer == 0
-        or rc.weight == 0
-        or not pairs
-    ):
+    keep = [i for i, p in enumerate(pairs) if p.imported]
+    if dimension not in rc.dimensions or not rc.responses or rc.per_answer == 0 or rc.weight == 0 or not keep:
         return None
+    pairs, prompt_emb, chosen_emb = [pairs[i] for i in keep], prompt_emb[keep], chosen_emb[keep]
     refusals = embedder.embed(rc.responses).astype(np.float64)
     k = min(rc.per_answer, len(rc.responses))
     prompt_rows, answers, picked = [], [], []
