@@ -57,6 +57,9 @@ def test_asset_publishes_version_with_metrics_and_check_gates_current(tmp_path: 
                     "rejected": "No.",
                     "source_file": "x.jsonl",
                     "line_no": i,
+                    "source": "chores/helpful",
+                    "dimensions": ["narrative_alignment"],
+                    "dimensions_from": "source",
                 }
                 for i in range(1, 6)
             ]
@@ -81,7 +84,13 @@ def test_asset_publishes_version_with_metrics_and_check_gates_current(tmp_path: 
     assert "pairs/accuracy" in meta and "length_bias/empathy/model" in meta
     root = reward_model_root(settings.artifacts_dir)
     assert Pointer(root, "current").target == version
-    assert json.loads((root / version / "METADATA.json").read_text())["training_data"]["pairs_imported"] == 5
+    stored = json.loads((root / version / "METADATA.json").read_text())
+    assert stored["training_data"]["pairs_imported"] == 5
+    # The helpfulness head also learned that the chosen answer of each imported pair it trained on (4: the
+    # fifth is held out, above) beats 2 bare refusals (config [refusals]); no other head takes any.
+    per_dimension = stored["preference"]["per_dimension"]
+    assert per_dimension["narrative_alignment"]["refusal_pairs"] == 2 * 4
+    assert all(d["refusal_pairs"] == 0 for name, d in per_dimension.items() if name != "narrative_alignment")
 
     # Labels with nothing to learn: a new version is published, the check fails, `current` stays put.
     write_jsonl(settings.reward_samples_export, constant_rows(manifold))

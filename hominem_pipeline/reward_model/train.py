@@ -139,11 +139,17 @@ class PreferenceFit:
 
 
 def fit_preference_head(
-    diff: np.ndarray, w0: np.ndarray, anchor_strength: float, sample_weight: np.ndarray | None = None
+    diff: np.ndarray,
+    w0: np.ndarray,
+    anchor_strength: float,
+    sample_weight: np.ndarray | None = None,
+    real: int | None = None,
 ) -> PreferenceFit:
     """Bradley-Terry on feature differences (chosen - rejected): P(chosen wins) = sigmoid(beta * w.diff),
     with beta learned in [0.1, 100] under a weak prior and w pulled towards w0 by
-    anchor_strength * ||w - w0||^2. `sample_weight` weighs each pair's loss (default: all alike)."""
+    anchor_strength * ||w - w0||^2. `sample_weight` weighs each pair's loss (default: all alike). The
+    first `real` rows (default: all) are the data's own pairs, which `n_pairs` and `train_accuracy`
+    report; rows after them are extra evidence (the refusal pairs)."""
     d = diff.shape[1]
     diff64 = diff.astype(np.float64)
     w0 = w0.astype(np.float64)
@@ -174,8 +180,9 @@ def fit_preference_head(
         options={"maxiter": 500},
     )
     w, beta = res.x[:d], float(np.exp(res.x[d]))
-    acc = float(np.mean(diff64 @ w > 0)) if len(diff64) else 0.0
-    return PreferenceFit(w, beta, float(start), float(res.fun), acc, len(diff))
+    own = diff64[: len(diff64) if real is None else real]
+    acc = float(np.mean(own @ w > 0)) if len(own) else 0.0
+    return PreferenceFit(w, beta, float(start), float(res.fun), acc, len(own))
 
 
 def log_length(texts: list[str]) -> np.ndarray:
@@ -502,9 +509,7 @@ def train_reward_model(
         if cfg.preferences.length_debias:
             diff = np.concatenate([diff, lengths[:, None]], axis=1)
             w0 = np.concatenate([w0, [0.0]])
-        pf = fit_preference_head(diff, w0, cfg.preferences.anchor_strength, weight)
-        pf.train_accuracy = float(np.mean(diff[:n_real] @ pf.weights > 0))
-        pf.n_pairs = n_real
+        pf = fit_preference_head(diff, w0, cfg.preferences.anchor_strength, weight, real=n_real)
         length_weight = None
         if cfg.preferences.length_debias:
             length_weight = float(pf.weights[-1] * pf.temperature)
