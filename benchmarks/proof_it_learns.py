@@ -15,6 +15,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -74,6 +75,24 @@ def cold(s: str) -> str:
     return "That's your problem. Deal with it."
 
 
+def warm_over_cold(situations: list[str]) -> list[Any]:
+    """One full-intensity teacher pair per situation (`records.PreferencePair`): the warm answer chosen
+    over the cold one."""
+    from hominem_pipeline.records import PreferencePair
+
+    return [
+        PreferencePair(
+            prompt=s,
+            chosen=warm(s),
+            rejected=cold(s),
+            source="teacher",
+            reward_intensity=1.0,
+            safety_score=1.0,
+        )
+        for s in situations
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="embedded:smollm2-135m-instruct")
@@ -85,7 +104,7 @@ def main() -> None:
 
     from hominem_pipeline.evaluation.scoring import response_nll
     from hominem_pipeline.models import resolve_model
-    from hominem_pipeline.records import PreferencePair, SFTPair
+    from hominem_pipeline.records import SFTPair
     from hominem_pipeline.settings import Settings
     from hominem_pipeline.training.config import TrainingConfig
     from hominem_pipeline.training.data import prepare_examples
@@ -99,17 +118,7 @@ def main() -> None:
 
     torch.set_num_threads(2)
     base = resolve_model(args.model, Settings().models_cache_dir)
-    pairs = [
-        PreferencePair(
-            prompt=s,
-            chosen=warm(s),
-            rejected=cold(s),
-            source="teacher",
-            reward_intensity=1.0,
-            safety_score=1.0,
-        )
-        for s in SITUATIONS
-    ]
+    pairs = warm_over_cold(SITUATIONS)
     sft = [SFTPair(instruction=q, response=a, source="knowledge_update") for q, a in TRAIN]
     common = {
         "lora": {

@@ -101,21 +101,10 @@ def main() -> None:
     settings = Settings()
     prefs_path = settings.data_dir / "preferences" / "preferences.jsonl"
     if not prefs_path.is_file() and args.stand_in_preferences:
-        from benchmarks.proof_it_learns import SITUATIONS, cold, warm
+        from benchmarks.proof_it_learns import SITUATIONS, warm_over_cold
         from hominem_pipeline.atomic import write_jsonl_atomic
-        from hominem_pipeline.records import PreferencePair
 
-        pairs = [
-            PreferencePair(
-                prompt=s,
-                chosen=warm(s),
-                rejected=cold(s),
-                source="teacher",
-                reward_intensity=1.0,
-                safety_score=1.0,
-            )
-            for s in SITUATIONS[: args.stand_in_preferences]
-        ]
+        pairs = warm_over_cold(SITUATIONS[: args.stand_in_preferences])
         write_jsonl_atomic(prefs_path, [p.model_dump(mode="json") for p in pairs])
         print(f"preference pairs: {len(pairs)} stand-ins (no preference export under --from-home)")
     log = EventLog(events_dir(settings))
